@@ -1,0 +1,24 @@
+//! `iot-core`: the domain, the engines and the use cases of the IoT platform.
+//!
+//! This crate knows no AWS, no SQLite and no HTTP server. Everything outside the process is reached
+//! through the traits in [`ports`]; adapters live in other crates (`iot-aws`, `iot-embedded`).
+//!
+//! - [`model`]: tenants, products, devices and the uniform [`model::Record`].
+//! - [`script`]: the sandboxed rhai engine every user script runs in.
+//! - [`parse`]: payload to records, by product script or native JSON mapping.
+//! - [`alarm`]: graded threshold bands, joint rules and the alarm state machine.
+//! - [`stats`]: scheduled statistics (CRON, lead time, calculation script).
+//! - [`template`] and [`notify`]: `${var}` templates and notification channels.
+//! - [`usecase`]: ingest, alarm evaluation, notification, statistics run, dry-run.
+
+pub mod alarm;
+pub mod model;
+pub mod notify;
+pub mod parse;
+pub mod ports;
+pub mod repo;
+pub mod script;
+pub mod stats;
+pub mod template;
+pub mod time;
+pub mod usecase;

@@ -1,0 +1,7 @@
+//! The domain model: who owns what, and the uniform record every payload becomes.
+
+mod catalog;
+mod record;
+
+pub use catalog::{Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange};
+pub use record::{Datum, Record, Value, raw_payload_text};
