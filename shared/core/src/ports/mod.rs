@@ -1,1 +1,25 @@
+//! Ports: what the core needs from the outside world, as traits. Adapters implement them on AWS
+//! (`iot-aws`) and on one machine (`iot-embedded`); [`memory`] has in-memory versions for tests.
+//! Use cases take the narrowest port they need.
 
+mod blob;
+mod clock;
+mod gateway;
+mod meta;
+pub mod memory;
+mod messaging;
+mod notifier;
+mod scheduler;
+mod telemetry;
+
+pub use blob::{BlobError, BlobStore};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
+pub use meta::{Condition, Item, Key, MetaStore, Page, Query, SortKey, StoreError, Write};
+pub use messaging::{BusEvent, EventBus, QueueError, QueueMessage, MessageQueue};
+pub use notifier::{DeliveryError, Notifier};
+pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError};
+pub use telemetry::{
+    AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport, aggregate,
+    points_of,
+};

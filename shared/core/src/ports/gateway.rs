@@ -1,0 +1,49 @@
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::Device;
+
+/// A device's identity, returned once at registration and never stored by the platform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCredentials {
+    pub certificate_id: String,
+    pub certificate_pem: String,
+    pub private_key_pem: String,
+    /// The MQTT endpoint the device connects to.
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtaJob {
+    pub id: String,
+    pub tenant_id: String,
+    pub device_uids: Vec<String>,
+    /// Blob key of the firmware image.
+    pub firmware_key: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum GatewayError {
+    #[error("device {0:?} is not registered")]
+    UnknownDevice(String),
+    #[error("device {0:?} is already registered")]
+    AlreadyRegistered(String),
+    #[error("device gateway unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The device side of the platform: registry and credentials, commands and desired state, jobs
+/// (AWS IoT Core, or the embedded broker).
+#[async_trait]
+pub trait DeviceGateway: Send + Sync {
+    async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError>;
+    async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError>;
+    /// Publishes a command to `things/{uid}/down/command`.
+    async fn send_command(&self, device_uid: &str, command: &serde_json::Value) -> Result<(), GatewayError>;
+    /// Sets the desired state of the device shadow.
+    async fn set_desired(&self, device_uid: &str, desired: &serde_json::Value) -> Result<(), GatewayError>;
+    /// Starts a firmware update; returns the job id.
+    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError>;
+}

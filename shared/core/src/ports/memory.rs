@@ -1,0 +1,532 @@
+//! In-memory adapters of every port, for unit tests of the core and as a reference for what
+//! each adapter must do. They keep state in a mutex and never hold it across an await.
+
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::*;
+use crate::model::{Device, Record};
+use crate::notify::Delivery;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// ---------------------------------------------------------------- metadata
+
+pub struct MemoryMetaStore {
+    items: Mutex<BTreeMap<Key, Item>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryMetaStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+}
+
+impl MemoryMetaStore {
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            items: Mutex::new(BTreeMap::new()),
+            clock,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check(items: &BTreeMap<Key, Item>, key: &Key, condition: Condition, now: i64) -> Result<(), StoreError> {
+        let live = items.get(key).filter(|i| !i.is_expired(now));
+        let ok = match condition {
+            Condition::Always => true,
+            Condition::NotExists => live.is_none(),
+            Condition::Exists => live.is_some(),
+            Condition::Version(v) => live.is_some_and(|i| i.version == v),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed(key.clone()))
+        }
+    }
+}
+
+#[async_trait]
+impl MetaStore for MemoryMetaStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let now = self.clock.now_ms();
+        Ok(lock(&self.items).get(key).filter(|i| !i.is_expired(now)).cloned())
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        Self::check(&items, &item.key, condition, self.clock.now_ms())?;
+        items.insert(item.key.clone(), item);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        Self::check(&items, key, condition, self.clock.now_ms())?;
+        items.remove(key);
+        Ok(())
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        let now = self.clock.now_ms();
+        let items = lock(&self.items);
+        // (sort key in the queried key space, primary key) orders and identifies results.
+        let mut matches: Vec<((String, Key), &Item)> = items
+            .values()
+            .filter(|i| !i.is_expired(now))
+            .filter_map(|i| {
+                let key = if query.on_index { i.index.as_ref()? } else { &i.key };
+                (key.pk == query.pk && query.sort.matches(&key.sk)).then(|| ((key.sk.clone(), i.key.clone()), i))
+            })
+            .collect();
+        matches.sort_by(|a, b| a.0.cmp(&b.0));
+        if query.descending {
+            matches.reverse();
+        }
+        let after: Option<(String, Key)> = match &query.cursor {
+            Some(c) => Some(serde_json::from_str(c).map_err(|e| StoreError::Invalid(format!("bad cursor: {e}")))?),
+            None => None,
+        };
+        let start = match &after {
+            Some(a) => matches.iter().position(|(k, _)| k == a).map_or(matches.len(), |p| p + 1),
+            None => 0,
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let page: Vec<_> = matches[start..].iter().take(limit).collect();
+        let next = (start + page.len() < matches.len() && !page.is_empty())
+            .then(|| page.last().map(|(k, _)| serde_json::to_string(k).unwrap_or_default()))
+            .flatten();
+        Ok(Page {
+            items: page.into_iter().map(|(_, i)| (*i).clone()).collect(),
+            next,
+        })
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.len() > 100 {
+            return Err(StoreError::Invalid(format!("{} writes in one transaction; the limit is 100", writes.len())));
+        }
+        let now = self.clock.now_ms();
+        let mut items = lock(&self.items);
+        let mut touched = BTreeSet::new();
+        for write in &writes {
+            let (key, condition) = match write {
+                Write::Put { item, condition } => (&item.key, *condition),
+                Write::Delete { key, condition } | Write::Check { key, condition } => (key, *condition),
+            };
+            if !touched.insert(key.clone()) {
+                return Err(StoreError::Invalid(format!("{}/{} appears twice in one transaction", key.pk, key.sk)));
+            }
+            Self::check(&items, key, condition, now)
+                .map_err(|e| StoreError::TransactionCancelled(e.to_string()))?;
+        }
+        for write in writes {
+            match write {
+                Write::Put { item, .. } => {
+                    items.insert(item.key.clone(), item);
+                }
+                Write::Delete { key, .. } => {
+                    items.remove(&key);
+                }
+                Write::Check { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- telemetry
+
+#[derive(Default)]
+pub struct MemoryTelemetry {
+    points: Mutex<Vec<Point>>,
+    /// Records older than this are rejected, like Timestream's memory-store retention window.
+    reject_before: Mutex<Option<i64>>,
+    unavailable: Mutex<bool>,
+}
+
+impl MemoryTelemetry {
+    pub fn reject_before(&self, time: Option<i64>) {
+        *lock(&self.reject_before) = time;
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        *lock(&self.unavailable) = unavailable;
+    }
+
+    pub fn points(&self) -> Vec<Point> {
+        lock(&self.points).clone()
+    }
+
+    fn select(&self, device_uid: &str, signals: &[String]) -> Vec<Point> {
+        let mut points: Vec<Point> = lock(&self.points)
+            .iter()
+            .filter(|p| p.device_uid == device_uid && (signals.is_empty() || signals.contains(&p.signal)))
+            .cloned()
+            .collect();
+        points.sort_by_key(|p| p.time);
+        points
+    }
+
+    fn available(&self) -> Result<(), TelemetryError> {
+        if *lock(&self.unavailable) {
+            return Err(TelemetryError::Unavailable("memory store switched off by the test".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TelemetryStore for MemoryTelemetry {
+    async fn write(&self, records: &[Record]) -> Result<WriteReport, TelemetryError> {
+        self.available()?;
+        let cutoff = *lock(&self.reject_before);
+        let mut report = WriteReport::default();
+        let mut points = lock(&self.points);
+        for (index, record) in records.iter().enumerate() {
+            if cutoff.is_some_and(|c| record.time < c) {
+                report.rejected.push(Rejected {
+                    index,
+                    reason: "record time is outside the store's retention window".into(),
+                });
+                continue;
+            }
+            points.extend(points_of(std::slice::from_ref(record)));
+            report.written += 1;
+        }
+        Ok(report)
+    }
+
+    async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
+        self.available()?;
+        let mut points: Vec<Point> = self
+            .select(&query.device_uid, &query.signals)
+            .into_iter()
+            .filter(|p| query.window.contains(p.time))
+            .collect();
+        if query.descending {
+            points.reverse();
+        }
+        points.truncate(query.limit.unwrap_or(usize::MAX));
+        Ok(points)
+    }
+
+    async fn latest(&self, device_uid: &str, signals: &[String]) -> Result<Vec<Point>, TelemetryError> {
+        self.available()?;
+        let mut latest: BTreeMap<String, Point> = BTreeMap::new();
+        for p in self.select(device_uid, signals) {
+            latest.insert(p.signal.clone(), p);
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError> {
+        let points = self
+            .range(&RangeQuery {
+                device_uid: query.device_uid.clone(),
+                signals: vec![query.signal.clone()],
+                window: query.window,
+                limit: None,
+                descending: false,
+            })
+            .await?;
+        aggregate(&points, query.bucket_ms)
+    }
+}
+
+// ---------------------------------------------------------------- messaging
+
+#[derive(Default)]
+pub struct MemoryQueue {
+    messages: Mutex<Vec<QueueMessage>>,
+    unavailable: Mutex<bool>,
+}
+
+impl MemoryQueue {
+    pub fn drain(&self) -> Vec<QueueMessage> {
+        std::mem::take(&mut *lock(&self.messages))
+    }
+
+    pub fn set_unavailable(&self, unavailable: bool) {
+        *lock(&self.unavailable) = unavailable;
+    }
+}
+
+#[async_trait]
+impl MessageQueue for MemoryQueue {
+    async fn send(&self, messages: Vec<QueueMessage>) -> Result<(), QueueError> {
+        if *lock(&self.unavailable) {
+            return Err(QueueError::Unavailable("memory queue switched off by the test".into()));
+        }
+        lock(&self.messages).extend(messages);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryEventBus {
+    events: Mutex<Vec<BusEvent>>,
+}
+
+impl MemoryEventBus {
+    pub fn drain(&self) -> Vec<BusEvent> {
+        std::mem::take(&mut *lock(&self.events))
+    }
+}
+
+#[async_trait]
+impl EventBus for MemoryEventBus {
+    async fn publish(&self, event: BusEvent) -> Result<(), QueueError> {
+        lock(&self.events).push(event);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- blobs
+
+#[derive(Default)]
+pub struct MemoryBlobs {
+    blobs: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        if key.is_empty() || key.starts_with('/') || key.split('/').any(|part| part == "..") {
+            return Err(BlobError::InvalidKey(key.to_owned()));
+        }
+        lock(&self.blobs).insert(key.to_owned(), (bytes, content_type.to_owned()));
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        Ok(lock(&self.blobs).get(key).map(|(b, _)| b.clone()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        Ok(lock(&self.blobs).keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        lock(&self.blobs).remove(key);
+        Ok(())
+    }
+
+    async fn download_url(&self, key: &str, expires_in_secs: u64) -> Result<String, BlobError> {
+        Ok(format!("memory://{key}?expires_in={expires_in_secs}"))
+    }
+}
+
+// ---------------------------------------------------------------- notifier
+
+/// Records deliveries; can be told to fail.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    delivered: Mutex<Vec<Delivery>>,
+    fail_with: Mutex<Option<DeliveryError>>,
+}
+
+impl RecordingNotifier {
+    pub fn delivered(&self) -> Vec<Delivery> {
+        lock(&self.delivered).clone()
+    }
+
+    pub fn fail_with(&self, error: Option<DeliveryError>) {
+        *lock(&self.fail_with) = error;
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn deliver(&self, delivery: &Delivery) -> Result<(), DeliveryError> {
+        if let Some(error) = lock(&self.fail_with).clone() {
+            return Err(error);
+        }
+        lock(&self.delivered).push(delivery.clone());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- device gateway
+
+#[derive(Default)]
+pub struct MemoryGateway {
+    registered: Mutex<BTreeSet<String>>,
+    commands: Mutex<Vec<(String, serde_json::Value)>>,
+    desired: Mutex<BTreeMap<String, serde_json::Value>>,
+    jobs: Mutex<Vec<(OtaJob, String)>>,
+}
+
+impl MemoryGateway {
+    pub fn commands(&self) -> Vec<(String, serde_json::Value)> {
+        lock(&self.commands).clone()
+    }
+
+    pub fn desired(&self, device_uid: &str) -> Option<serde_json::Value> {
+        lock(&self.desired).get(device_uid).cloned()
+    }
+
+    pub fn jobs(&self) -> Vec<(OtaJob, String)> {
+        lock(&self.jobs).clone()
+    }
+
+    fn known(&self, uid: &str) -> Result<(), GatewayError> {
+        if lock(&self.registered).contains(uid) {
+            Ok(())
+        } else {
+            Err(GatewayError::UnknownDevice(uid.to_owned()))
+        }
+    }
+}
+
+#[async_trait]
+impl DeviceGateway for MemoryGateway {
+    async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError> {
+        if !lock(&self.registered).insert(device.uid.clone()) {
+            return Err(GatewayError::AlreadyRegistered(device.uid.clone()));
+        }
+        Ok(DeviceCredentials {
+            certificate_id: format!("cert-{}", device.uid),
+            certificate_pem: "-----BEGIN CERTIFICATE-----\n(memory)\n-----END CERTIFICATE-----\n".into(),
+            private_key_pem: "-----BEGIN PRIVATE KEY-----\n(memory)\n-----END PRIVATE KEY-----\n".into(),
+            endpoint: "mqtt://127.0.0.1:1883".into(),
+        })
+    }
+
+    async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError> {
+        self.known(device_uid)?;
+        lock(&self.registered).remove(device_uid);
+        Ok(())
+    }
+
+    async fn send_command(&self, device_uid: &str, command: &serde_json::Value) -> Result<(), GatewayError> {
+        self.known(device_uid)?;
+        lock(&self.commands).push((device_uid.to_owned(), command.clone()));
+        Ok(())
+    }
+
+    async fn set_desired(&self, device_uid: &str, desired: &serde_json::Value) -> Result<(), GatewayError> {
+        self.known(device_uid)?;
+        lock(&self.desired).insert(device_uid.to_owned(), desired.clone());
+        Ok(())
+    }
+
+    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
+        for uid in &job.device_uids {
+            self.known(uid)?;
+        }
+        lock(&self.jobs).push((job.clone(), firmware_url.to_owned()));
+        Ok(job.id.clone())
+    }
+}
+
+// ---------------------------------------------------------------- scheduler
+
+#[derive(Default)]
+pub struct MemoryScheduler {
+    schedules: Mutex<BTreeMap<String, (String, ScheduleTarget)>>,
+}
+
+impl MemoryScheduler {
+    pub fn schedules(&self) -> BTreeMap<String, (String, ScheduleTarget)> {
+        lock(&self.schedules).clone()
+    }
+}
+
+#[async_trait]
+impl Scheduler for MemoryScheduler {
+    async fn upsert(&self, name: &str, cron: &str, target: &ScheduleTarget) -> Result<(), SchedulerError> {
+        crate::stats::Schedule::parse(cron).map_err(|e| SchedulerError::Invalid(e.to_string()))?;
+        lock(&self.schedules).insert(name.to_owned(), (cron.to_owned(), target.clone()));
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
+        lock(&self.schedules).remove(name);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(pk: &str, sk: &str) -> Item {
+        Item::new(Key::new(pk, sk), json!({"sk": sk}))
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_follow_the_version() -> Result<(), StoreError> {
+        let store = MemoryMetaStore::default();
+        store.put(item("a", "1"), Condition::NotExists).await?;
+        assert!(matches!(
+            store.put(item("a", "1"), Condition::NotExists).await,
+            Err(StoreError::ConditionFailed(_))
+        ));
+        let mut next = item("a", "1");
+        next.version = 2;
+        store.put(next.clone(), Condition::Version(1)).await?;
+        assert!(store.put(next, Condition::Version(1)).await.is_err(), "a stale version loses");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn queries_page_through_a_prefix_in_order() -> Result<(), StoreError> {
+        let store = MemoryMetaStore::default();
+        for sk in ["R#3", "R#1", "X#1", "R#2"] {
+            store.put(item("p", sk), Condition::Always).await?;
+        }
+        let mut query = Query::prefix("p", "R#");
+        query.limit = Some(2);
+        let first = store.query(&query).await?;
+        let sks: Vec<_> = first.items.iter().map(|i| i.key.sk.as_str()).collect();
+        assert_eq!(sks, ["R#1", "R#2"]);
+        query.cursor = first.next;
+        let second = store.query(&query).await?;
+        assert_eq!(second.items[0].key.sk, "R#3");
+        assert_eq!(second.next, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn transactions_are_all_or_nothing() -> Result<(), StoreError> {
+        let store = MemoryMetaStore::default();
+        store.put(item("a", "1"), Condition::Always).await?;
+        let result = store
+            .transact(vec![
+                Write::Put { item: item("b", "1"), condition: Condition::NotExists },
+                Write::Put { item: item("a", "1"), condition: Condition::NotExists },
+            ])
+            .await;
+        assert!(matches!(result, Err(StoreError::TransactionCancelled(_))));
+        assert_eq!(store.get(&Key::new("b", "1")).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn expired_items_are_absent() -> Result<(), StoreError> {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let store = MemoryMetaStore::with_clock(clock.clone());
+        let mut it = item("a", "1");
+        it.expires_at = Some(2_000);
+        store.put(it, Condition::NotExists).await?;
+        assert!(store.get(&Key::new("a", "1")).await?.is_some());
+        clock.set(2_000);
+        assert!(store.get(&Key::new("a", "1")).await?.is_none());
+        store.put(item("a", "1"), Condition::NotExists).await?;
+        Ok(())
+    }
+}

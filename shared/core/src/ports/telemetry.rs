@@ -1,0 +1,153 @@
+//! Telemetry storage: batched writes, and range, latest and bucketed-aggregate reads.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{Record, Value};
+use crate::stats::Window;
+use crate::time::Millis;
+
+/// One value of one signal of one device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub time: Millis,
+    pub device_uid: String,
+    pub signal: String,
+    pub value: Value,
+}
+
+/// The points of records, in order.
+pub fn points_of(records: &[Record]) -> impl Iterator<Item = Point> + '_ {
+    records.iter().flat_map(|r| {
+        r.data.iter().map(move |d| Point {
+            time: r.time,
+            device_uid: r.device_uid.clone(),
+            signal: d.name.clone(),
+            value: d.value.clone(),
+        })
+    })
+}
+
+/// What a batch write did: records the store refused are reported one by one, never dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteReport {
+    pub written: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// Index into the batch that was written.
+    pub index: usize,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeQuery {
+    pub device_uid: String,
+    /// Empty: every signal.
+    pub signals: Vec<String>,
+    pub window: Window,
+    pub limit: Option<usize>,
+    pub descending: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AggregateQuery {
+    pub device_uid: String,
+    pub signal: String,
+    pub window: Window,
+    /// Bucket width; buckets start at multiples of it since the epoch.
+    pub bucket_ms: Millis,
+}
+
+/// Aggregates of the numeric values in `[start, start + width)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub start: Millis,
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub avg: f64,
+    pub first: f64,
+    pub last: f64,
+}
+
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum TelemetryError {
+    #[error("invalid telemetry query: {0}")]
+    Invalid(String),
+    #[error("telemetry store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait TelemetryStore: Send + Sync {
+    async fn write(&self, records: &[Record]) -> Result<WriteReport, TelemetryError>;
+    /// Points in the window, by time.
+    async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError>;
+    /// The newest point of each signal (all signals when `signals` is empty).
+    async fn latest(&self, device_uid: &str, signals: &[String]) -> Result<Vec<Point>, TelemetryError>;
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError>;
+}
+
+/// Buckets points (sorted by time) of one signal; stores without server-side aggregation use it.
+pub fn aggregate(points: &[Point], bucket_ms: Millis) -> Result<Vec<Bucket>, TelemetryError> {
+    if bucket_ms <= 0 {
+        return Err(TelemetryError::Invalid(format!("bucket_ms must be > 0, got {bucket_ms}")));
+    }
+    let mut buckets: Vec<Bucket> = Vec::new();
+    for point in points {
+        let Some(v) = point.value.as_f64() else { continue };
+        let start = point.time.div_euclid(bucket_ms) * bucket_ms;
+        match buckets.last_mut() {
+            Some(b) if b.start == start => {
+                b.count += 1;
+                b.min = b.min.min(v);
+                b.max = b.max.max(v);
+                b.sum += v;
+                b.avg = b.sum / b.count as f64;
+                b.last = v;
+            }
+            _ => buckets.push(Bucket {
+                start,
+                count: 1,
+                min: v,
+                max: v,
+                sum: v,
+                avg: v,
+                first: v,
+                last: v,
+            }),
+        }
+    }
+    Ok(buckets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(time: Millis, value: f64) -> Point {
+        Point {
+            time,
+            device_uid: "d".into(),
+            signal: "s".into(),
+            value: Value::Number(value),
+        }
+    }
+
+    #[test]
+    fn buckets_aggregate_numeric_values() -> Result<(), TelemetryError> {
+        let points = [point(0, 1.0), point(500, 3.0), point(1_000, 10.0), point(2_500, 4.0)];
+        let buckets = aggregate(&points, 1_000)?;
+        assert_eq!(buckets.len(), 3);
+        assert_eq!((buckets[0].start, buckets[0].count, buckets[0].avg), (0, 2, 2.0));
+        assert_eq!((buckets[0].first, buckets[0].last, buckets[0].min, buckets[0].max), (1.0, 3.0, 1.0, 3.0));
+        assert_eq!((buckets[2].start, buckets[2].sum), (2_000, 4.0));
+        assert!(aggregate(&points, 0).is_err());
+        Ok(())
+    }
+}
