@@ -127,7 +127,10 @@ impl NotificationRoute {
             self.events.contains(&transition.kind)
         };
         // A clear is judged by the level that was active.
-        let level = transition.level.or(transition.previous_level).unwrap_or(Level::Info);
+        let level = transition
+            .level
+            .or(transition.previous_level)
+            .unwrap_or(Level::Info);
         rule && event && level >= self.min_level
     }
 }
@@ -159,28 +162,41 @@ pub enum NotifyError {
 
 /// Checks a template when it is saved: known variables only, and, for a generic webhook,
 /// JSON output whatever the values.
-pub fn validate_template(template: &NotificationTemplate, channel: Option<&ChannelKind>) -> Result<(), NotifyError> {
+pub fn validate_template(
+    template: &NotificationTemplate,
+    channel: Option<&ChannelKind>,
+) -> Result<(), NotifyError> {
     let err = |source| NotifyError::Template {
         template: template.id.clone(),
         source,
     };
     Template::compile(&template.subject, ALARM_VARIABLES).map_err(err)?;
     let body = Template::compile(&template.body, ALARM_VARIABLES).map_err(err)?;
-    if let Some(kind @ ChannelKind::Webhook { flavor: WebhookFlavor::Generic, .. }) = channel {
-        let awkward: BTreeMap<String, String> =
-            ALARM_VARIABLES.iter().map(|v| ((*v).to_owned(), "\"quoted\"\n\\".to_owned())).collect();
-        serde_json::from_str::<serde_json::Value>(&body.render(&awkward, kind.escaping())).map_err(|e| {
-            NotifyError::NotJson {
+    if let Some(
+        kind @ ChannelKind::Webhook {
+            flavor: WebhookFlavor::Generic,
+            ..
+        },
+    ) = channel
+    {
+        let awkward: BTreeMap<String, String> = ALARM_VARIABLES
+            .iter()
+            .map(|v| ((*v).to_owned(), "\"quoted\"\n\\".to_owned()))
+            .collect();
+        serde_json::from_str::<serde_json::Value>(&body.render(&awkward, kind.escaping()))
+            .map_err(|e| NotifyError::NotJson {
                 template: template.id.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
     }
     Ok(())
 }
 
 /// The template variables of a transition.
-pub fn alarm_variables(transition: &AlarmTransition, device: Option<&Device>) -> BTreeMap<String, String> {
+pub fn alarm_variables(
+    transition: &AlarmTransition,
+    device: Option<&Device>,
+) -> BTreeMap<String, String> {
     let level = |l: Option<Level>| l.map(|l| l.to_string()).unwrap_or_default();
     let mut vars = BTreeMap::new();
     let mut set = |k: &str, v: String| {
@@ -192,15 +208,27 @@ pub fn alarm_variables(transition: &AlarmTransition, device: Option<&Device>) ->
     set("previous_level", level(transition.previous_level));
     set("tenant_id", transition.tenant_id.clone());
     set("device_uid", transition.device_uid.clone());
-    set("device_name", device.map(|d| d.name.clone()).unwrap_or_default());
+    set(
+        "device_name",
+        device.map(|d| d.name.clone()).unwrap_or_default(),
+    );
     set(
         "identification_code",
-        device.map(|d| d.identification_code.clone()).unwrap_or_default(),
+        device
+            .map(|d| d.identification_code.clone())
+            .unwrap_or_default(),
     );
     set("rule_id", transition.rule_id.clone());
     set("rule_name", transition.rule_name.clone());
     set("signal", transition.signal.clone().unwrap_or_default());
-    set("value", transition.value.as_ref().map(|v| v.to_string()).unwrap_or_default());
+    set(
+        "value",
+        transition
+            .value
+            .as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    );
     set("time", to_rfc3339(transition.time));
     set("time_ms", transition.time.to_string());
     set("by", transition.by.clone().unwrap_or_default());
@@ -227,12 +255,12 @@ pub fn render(
         .map_err(err)?
         .render(&vars, channel.kind.escaping());
     let webhook_body = match &channel.kind {
-        ChannelKind::Webhook { flavor, .. } => Some(webhook_body(*flavor, &subject, &body).map_err(|e| {
-            NotifyError::NotJson {
+        ChannelKind::Webhook { flavor, .. } => Some(
+            webhook_body(*flavor, &subject, &body).map_err(|e| NotifyError::NotJson {
                 template: template.id.clone(),
                 reason: e.to_string(),
-            }
-        })?),
+            })?,
+        ),
         _ => None,
     };
     Ok(Delivery {
@@ -240,12 +268,22 @@ pub fn render(
         subject,
         body,
         webhook_body,
-        key: format!("{}:{}:{}:{}", transition.alarm_id, transition.kind.as_str(), transition.time, route.id),
+        key: format!(
+            "{}:{}:{}:{}",
+            transition.alarm_id,
+            transition.kind.as_str(),
+            transition.time,
+            route.id
+        ),
     })
 }
 
 /// The JSON each webhook flavor expects for a text message.
-pub fn webhook_body(flavor: WebhookFlavor, subject: &str, body: &str) -> Result<serde_json::Value, serde_json::Error> {
+pub fn webhook_body(
+    flavor: WebhookFlavor,
+    subject: &str,
+    body: &str,
+) -> Result<serde_json::Value, serde_json::Error> {
     use serde_json::json;
     let text = if subject.is_empty() {
         body.to_owned()
@@ -254,7 +292,9 @@ pub fn webhook_body(flavor: WebhookFlavor, subject: &str, body: &str) -> Result<
     };
     Ok(match flavor {
         WebhookFlavor::Feishu => json!({ "msg_type": "text", "content": { "text": text } }),
-        WebhookFlavor::DingTalk | WebhookFlavor::WeCom => json!({ "msgtype": "text", "text": { "content": text } }),
+        WebhookFlavor::DingTalk | WebhookFlavor::WeCom => {
+            json!({ "msgtype": "text", "text": { "content": text } })
+        }
         WebhookFlavor::Slack => json!({ "text": text }),
         WebhookFlavor::Generic => serde_json::from_str(body)?,
     })
@@ -265,7 +305,11 @@ mod tests {
     use super::*;
     use crate::model::Value;
 
-    fn transition(kind: TransitionKind, level: Option<Level>, previous: Option<Level>) -> AlarmTransition {
+    fn transition(
+        kind: TransitionKind,
+        level: Option<Level>,
+        previous: Option<Level>,
+    ) -> AlarmTransition {
         AlarmTransition {
             alarm_id: "dev-1:hot:1795000000000".into(),
             kind,
@@ -327,9 +371,19 @@ mod tests {
         assert!(route(Level::Warning).matches(&raised_major));
         assert!(!route(Level::Critical).matches(&raised_major));
         let cleared = transition(TransitionKind::Cleared, None, Some(Level::Major));
-        assert!(route(Level::Major).matches(&cleared), "a clear carries the level it clears");
-        let ack = transition(TransitionKind::Acknowledged, Some(Level::Major), Some(Level::Major));
-        assert!(!route(Level::Info).matches(&ack), "acks are not routed unless asked for");
+        assert!(
+            route(Level::Major).matches(&cleared),
+            "a clear carries the level it clears"
+        );
+        let ack = transition(
+            TransitionKind::Acknowledged,
+            Some(Level::Major),
+            Some(Level::Major),
+        );
+        assert!(
+            !route(Level::Info).matches(&ack),
+            "acks are not routed unless asked for"
+        );
         let asked = NotificationRoute {
             events: vec![TransitionKind::Acknowledged],
             ..route(Level::Info)
@@ -353,11 +407,16 @@ mod tests {
             department_id: "d1".into(),
             name: "Boiler".into(),
         };
-        let sms = channel(ChannelKind::Sms { phone_numbers: vec!["+15550100".into()] });
+        let sms = channel(ChannelKind::Sms {
+            phone_numbers: vec!["+15550100".into()],
+        });
         let tr = transition(TransitionKind::Raised, Some(Level::Critical), None);
         let d = render(&route(Level::Info), &t, &sms, &tr, Some(&device))?;
         assert_eq!(d.subject, "[critical] Too \"hot\"");
-        assert_eq!(d.body, "Boiler (dev-1) temperature=41.5 at 2026-11-18T11:06:40.000Z");
+        assert_eq!(
+            d.body,
+            "Boiler (dev-1) temperature=41.5 at 2026-11-18T11:06:40.000Z"
+        );
         assert_eq!(d.webhook_body, None);
         assert_eq!(d.key, "dev-1:hot:1795000000000:raised:1795000000000:r1");
         Ok(())
@@ -368,15 +427,33 @@ mod tests {
         let tr = transition(TransitionKind::Raised, Some(Level::Major), None);
         let t = template("${device_uid}: ${value}");
         let body = |flavor| -> Result<serde_json::Value, NotifyError> {
-            Ok(render(&route(Level::Info), &t, &channel(webhook(flavor)), &tr, None)?
-                .webhook_body
-                .unwrap_or_default())
+            Ok(render(
+                &route(Level::Info),
+                &t,
+                &channel(webhook(flavor)),
+                &tr,
+                None,
+            )?
+            .webhook_body
+            .unwrap_or_default())
         };
         let text = "[major] Too \"hot\"\ndev-1: 41.5";
-        assert_eq!(body(WebhookFlavor::Feishu)?, serde_json::json!({"msg_type": "text", "content": {"text": text}}));
-        assert_eq!(body(WebhookFlavor::DingTalk)?, serde_json::json!({"msgtype": "text", "text": {"content": text}}));
-        assert_eq!(body(WebhookFlavor::WeCom)?, serde_json::json!({"msgtype": "text", "text": {"content": text}}));
-        assert_eq!(body(WebhookFlavor::Slack)?, serde_json::json!({"text": text}));
+        assert_eq!(
+            body(WebhookFlavor::Feishu)?,
+            serde_json::json!({"msg_type": "text", "content": {"text": text}})
+        );
+        assert_eq!(
+            body(WebhookFlavor::DingTalk)?,
+            serde_json::json!({"msgtype": "text", "text": {"content": text}})
+        );
+        assert_eq!(
+            body(WebhookFlavor::WeCom)?,
+            serde_json::json!({"msgtype": "text", "text": {"content": text}})
+        );
+        assert_eq!(
+            body(WebhookFlavor::Slack)?,
+            serde_json::json!({"text": text})
+        );
         Ok(())
     }
 
@@ -388,7 +465,13 @@ mod tests {
         let t = template(r#"{"alarm": "${rule_name}", "level": "${level}", "value": "${value}"}"#);
         validate_template(&t, Some(&webhook(WebhookFlavor::Generic)))?;
         let tr = transition(TransitionKind::Raised, Some(Level::Major), None);
-        let d = render(&route(Level::Info), &t, &channel(webhook(WebhookFlavor::Generic)), &tr, None)?;
+        let d = render(
+            &route(Level::Info),
+            &t,
+            &channel(webhook(WebhookFlavor::Generic)),
+            &tr,
+            None,
+        )?;
         assert_eq!(
             d.webhook_body,
             Some(serde_json::json!({"alarm": "Too \"hot\"", "level": "major", "value": "41.5"}))

@@ -7,7 +7,10 @@ use thiserror::Error;
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum TemplateError {
     #[error("unknown template variable(s) {unknown:?}; available: {available}")]
-    UnknownVariables { unknown: Vec<String>, available: String },
+    UnknownVariables {
+        unknown: Vec<String>,
+        available: String,
+    },
     #[error("unclosed `${{` at byte {at}: write `${{name}}`, or `$${{` for a literal `${{`")]
     Unclosed { at: usize },
     #[error("invalid variable name {name:?} at byte {at}: use letters, digits, `_` and `.`")]
@@ -72,7 +75,11 @@ impl Template {
             } else if let Some(open) = after.strip_prefix("${") {
                 let close = open.find('}').ok_or(TemplateError::Unclosed { at })?;
                 let name = open[..close].trim();
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                {
                     return Err(TemplateError::InvalidName {
                         name: name.to_owned(),
                         at,
@@ -134,20 +141,30 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn renders_variables_and_keeps_other_dollars() -> Result<(), TemplateError> {
-        let t = Template::compile("${device} is at ${value} $ (cost $5) ${ device }", &["device", "value"])?;
-        let out = t.render(&vars(&[("device", "pump-1"), ("value", "42")]), Escaping::Plain);
+        let t = Template::compile(
+            "${device} is at ${value} $ (cost $5) ${ device }",
+            &["device", "value"],
+        )?;
+        let out = t.render(
+            &vars(&[("device", "pump-1"), ("value", "42")]),
+            Escaping::Plain,
+        );
         assert_eq!(out, "pump-1 is at 42 $ (cost $5) pump-1");
         Ok(())
     }
 
     #[test]
     fn unknown_variables_are_rejected_at_save_time() {
-        let err = Template::compile("${device} ${levle} ${x} ${x}", &["device", "level"]).unwrap_err();
+        let err =
+            Template::compile("${device} ${levle} ${x} ${x}", &["device", "level"]).unwrap_err();
         assert_eq!(
             err,
             TemplateError::UnknownVariables {
@@ -160,15 +177,27 @@ mod tests {
 
     #[test]
     fn syntax_errors_say_where() {
-        assert_eq!(Template::parse("abc ${oops").unwrap_err(), TemplateError::Unclosed { at: 4 });
-        assert!(matches!(Template::parse("${a b}").unwrap_err(), TemplateError::InvalidName { .. }));
-        assert!(matches!(Template::parse("${}").unwrap_err(), TemplateError::InvalidName { .. }));
+        assert_eq!(
+            Template::parse("abc ${oops").unwrap_err(),
+            TemplateError::Unclosed { at: 4 }
+        );
+        assert!(matches!(
+            Template::parse("${a b}").unwrap_err(),
+            TemplateError::InvalidName { .. }
+        ));
+        assert!(matches!(
+            Template::parse("${}").unwrap_err(),
+            TemplateError::InvalidName { .. }
+        ));
     }
 
     #[test]
     fn double_dollar_is_a_literal() -> Result<(), TemplateError> {
         let t = Template::compile("$${device} ${device}", &["device"])?;
-        assert_eq!(t.render(&vars(&[("device", "d")]), Escaping::Plain), "${device} d");
+        assert_eq!(
+            t.render(&vars(&[("device", "d")]), Escaping::Plain),
+            "${device} d"
+        );
         assert_eq!(t.variables().collect::<Vec<_>>(), ["device"]);
         Ok(())
     }
@@ -176,7 +205,10 @@ mod tests {
     #[test]
     fn json_escaping_keeps_a_json_template_valid() -> Result<(), Box<dyn std::error::Error>> {
         let t = Template::compile(r#"{"text": "${name} says ${msg}"}"#, &["name", "msg"])?;
-        let rendered = t.render(&vars(&[("name", "a\"b"), ("msg", "line1\nline2\\")]), Escaping::Json);
+        let rendered = t.render(
+            &vars(&[("name", "a\"b"), ("msg", "line1\nline2\\")]),
+            Escaping::Json,
+        );
         let parsed: serde_json::Value = serde_json::from_str(&rendered)?;
         assert_eq!(parsed["text"], "a\"b says line1\nline2\\");
         let plain = t.render(&vars(&[("name", "a\"b"), ("msg", "x")]), Escaping::Plain);
@@ -187,7 +219,10 @@ mod tests {
     #[test]
     fn unicode_text_survives() -> Result<(), TemplateError> {
         let t = Template::compile("设备 ${d} 告警：${v}℃", &["d", "v"])?;
-        assert_eq!(t.render(&vars(&[("d", "泵-1"), ("v", "41")]), Escaping::Plain), "设备 泵-1 告警：41℃");
+        assert_eq!(
+            t.render(&vars(&[("d", "泵-1"), ("v", "41")]), Escaping::Plain),
+            "设备 泵-1 告警：41℃"
+        );
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! The alarm engine: graded bands, debounce, deadband, acknowledgement and joint rules.
 
 use iot_core::alarm::{
-    AlarmError, AlarmEvaluator, AlarmRule, Band, CompiledRules, Condition, Debounce, DeviceAlarmState, Direction,
-    Level, RuleError, TransitionKind,
+    AlarmError, AlarmEvaluator, AlarmRule, Band, CompiledRules, Condition, Debounce,
+    DeviceAlarmState, Direction, Level, RuleError, TransitionKind,
 };
 use iot_core::model::{Datum, Record};
 use iot_core::script::{ScriptError, ScriptLimit};
@@ -23,9 +23,18 @@ fn temperature_rule(deadband: f64, debounce: Debounce) -> AlarmRule {
             signal: "temperature".into(),
             direction: Direction::Above,
             bands: vec![
-                Band { level: Critical, threshold: 40.0 },
-                Band { level: Warning, threshold: 30.0 },
-                Band { level: Major, threshold: 35.0 },
+                Band {
+                    level: Critical,
+                    threshold: 40.0,
+                },
+                Band {
+                    level: Warning,
+                    threshold: 30.0,
+                },
+                Band {
+                    level: Major,
+                    threshold: 35.0,
+                },
             ],
             deadband,
         },
@@ -82,13 +91,24 @@ impl Harness {
     /// Feeds one sample per second; returns the transitions as (kind, level).
     fn feed(&mut self, data: &[(&str, f64)]) -> Vec<(TransitionKind, Option<Level>)> {
         self.time += 1_000;
-        let evaluation = self.evaluator.evaluate(&self.rules, &mut self.state, &record("dev-1", self.time, data));
+        let evaluation = self.evaluator.evaluate(
+            &self.rules,
+            &mut self.state,
+            &record("dev-1", self.time, data),
+        );
         assert!(evaluation.failures.is_empty(), "{:?}", evaluation.failures);
-        evaluation.transitions.iter().map(|t| (t.kind, t.level)).collect()
+        evaluation
+            .transitions
+            .iter()
+            .map(|t| (t.kind, t.level))
+            .collect()
     }
 
     fn temperatures(&mut self, values: &[f64]) -> Vec<(TransitionKind, Option<Level>)> {
-        values.iter().flat_map(|v| self.feed(&[("temperature", *v)])).collect()
+        values
+            .iter()
+            .flat_map(|v| self.feed(&[("temperature", *v)]))
+            .collect()
     }
 }
 
@@ -109,7 +129,10 @@ fn graded_bands_raise_escalate_de_escalate_and_clear() -> Result<(), RuleError> 
 #[test]
 fn a_steady_abnormal_value_notifies_once() -> Result<(), RuleError> {
     let mut h = Harness::new(&[temperature_rule(0.0, Debounce::default())])?;
-    assert_eq!(h.temperatures(&[31.0, 32.0, 33.0, 31.0, 34.9]), [(Raised, Some(Warning))]);
+    assert_eq!(
+        h.temperatures(&[31.0, 32.0, 33.0, 31.0, 34.9]),
+        [(Raised, Some(Warning))]
+    );
     Ok(())
 }
 
@@ -119,16 +142,26 @@ fn deadband_stops_flapping_at_a_threshold() -> Result<(), RuleError> {
     assert_eq!(flappy.temperatures(&[30.1, 29.9, 30.1, 29.9]).len(), 4);
 
     let mut steady = Harness::new(&[temperature_rule(1.0, Debounce::default())])?;
-    assert_eq!(steady.temperatures(&[30.1, 29.9, 30.1, 29.9, 29.2]), [(Raised, Some(Warning))]);
+    assert_eq!(
+        steady.temperatures(&[30.1, 29.9, 30.1, 29.9, 29.2]),
+        [(Raised, Some(Warning))]
+    );
     assert_eq!(steady.temperatures(&[28.9]), [(Cleared, None)]);
     Ok(())
 }
 
 #[test]
 fn n_consecutive_samples_are_needed_to_raise() -> Result<(), RuleError> {
-    let debounce = Debounce { samples: 3, for_ms: 0 };
+    let debounce = Debounce {
+        samples: 3,
+        for_ms: 0,
+    };
     let mut h = Harness::new(&[temperature_rule(0.0, debounce)])?;
-    assert_eq!(h.temperatures(&[31.0, 31.0, 29.0]), [], "a normal sample resets the count");
+    assert_eq!(
+        h.temperatures(&[31.0, 31.0, 29.0]),
+        [],
+        "a normal sample resets the count"
+    );
     assert_eq!(h.temperatures(&[31.0, 36.0]), []);
     // The third abnormal sample raises at the lowest level held throughout the run.
     assert_eq!(h.temperatures(&[41.0]), [(Raised, Some(Warning))]);
@@ -137,7 +170,10 @@ fn n_consecutive_samples_are_needed_to_raise() -> Result<(), RuleError> {
 
 #[test]
 fn condition_must_hold_for_at_least_t() -> Result<(), RuleError> {
-    let debounce = Debounce { samples: 1, for_ms: 60_000 };
+    let debounce = Debounce {
+        samples: 1,
+        for_ms: 60_000,
+    };
     let mut h = Harness::new(&[temperature_rule(0.0, debounce)])?;
     let mut raised_after = None;
     for second in 0..120 {
@@ -156,7 +192,16 @@ fn below_direction_bands() -> Result<(), RuleError> {
         condition: Condition::Threshold {
             signal: "battery".into(),
             direction: Direction::Below,
-            bands: vec![Band { level: Warning, threshold: 3.3 }, Band { level: Critical, threshold: 3.0 }],
+            bands: vec![
+                Band {
+                    level: Warning,
+                    threshold: 3.3,
+                },
+                Band {
+                    level: Critical,
+                    threshold: 3.0,
+                },
+            ],
             deadband: 0.05,
         },
         ..temperature_rule(0.0, Debounce::default())
@@ -180,14 +225,26 @@ fn acknowledgement_lifecycle() -> Result<(), Box<dyn std::error::Error>> {
 
     h.temperatures(&[31.0]);
     let ack = h.state.acknowledge("t1", &rule, "alice", T0 + 5_000)?;
-    assert_eq!((ack.kind, ack.level, ack.by.as_deref()), (Acknowledged, Some(Warning), Some("alice")));
-    let again = h.state.acknowledge("t1", &rule, "bob", T0 + 6_000).unwrap_err();
-    assert_eq!(again.to_string(), format!("alarm {} was already acknowledged by alice", ack.alarm_id));
+    assert_eq!(
+        (ack.kind, ack.level, ack.by.as_deref()),
+        (Acknowledged, Some(Warning), Some("alice"))
+    );
+    let again = h
+        .state
+        .acknowledge("t1", &rule, "bob", T0 + 6_000)
+        .unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        format!("alarm {} was already acknowledged by alice", ack.alarm_id)
+    );
 
     // Still active and quiet while unchanged; escalation asks for attention again.
     assert_eq!(h.temperatures(&[32.0]), []);
     assert_eq!(h.temperatures(&[36.0]), [(Escalated, Some(Major))]);
-    assert_eq!(h.state.active("hot").and_then(|a| a.acknowledged.clone()), None);
+    assert_eq!(
+        h.state.active("hot").and_then(|a| a.acknowledged.clone()),
+        None
+    );
     h.state.acknowledge("t1", &rule, "bob", T0 + 9_000)?;
     assert_eq!(h.temperatures(&[10.0]), [(Cleared, None)]);
     assert!(h.state.active("hot").is_none());
@@ -214,8 +271,16 @@ fn records_older_than_the_last_evaluated_are_skipped() -> Result<(), RuleError> 
     let evaluator = AlarmEvaluator::default();
     let rules = evaluator.compile(&[temperature_rule(0.0, Debounce::default())])?;
     let mut state = DeviceAlarmState::new("dev-1");
-    evaluator.evaluate(&rules, &mut state, &record("dev-1", T0 + 10, &[("temperature", 20.0)]));
-    let late = evaluator.evaluate(&rules, &mut state, &record("dev-1", T0, &[("temperature", 50.0)]));
+    evaluator.evaluate(
+        &rules,
+        &mut state,
+        &record("dev-1", T0 + 10, &[("temperature", 20.0)]),
+    );
+    let late = evaluator.evaluate(
+        &rules,
+        &mut state,
+        &record("dev-1", T0, &[("temperature", 50.0)]),
+    );
     assert!(late.transitions.is_empty());
     Ok(())
 }
@@ -235,12 +300,31 @@ fn disabled_rules_are_not_evaluated() -> Result<(), RuleError> {
 fn joint_rule_sees_the_last_n_values_of_each_signal() -> Result<(), RuleError> {
     let script = "avg(window.temperature) > 30 && latest.humidity > 80";
     let mut h = Harness::new(&[joint_rule(script, 3)])?;
-    assert_eq!(h.feed(&[("temperature", 40.0), ("humidity", 85.0)]), [(Raised, Some(Major))]);
-    assert_eq!(h.feed(&[("temperature", 22.0), ("humidity", 85.0)]), [], "avg of 40, 22 is 31");
-    assert_eq!(h.feed(&[("temperature", 20.0)]), [(Cleared, None)], "avg of 40, 22, 20 is 27.3");
+    assert_eq!(
+        h.feed(&[("temperature", 40.0), ("humidity", 85.0)]),
+        [(Raised, Some(Major))]
+    );
+    assert_eq!(
+        h.feed(&[("temperature", 22.0), ("humidity", 85.0)]),
+        [],
+        "avg of 40, 22 is 31"
+    );
+    assert_eq!(
+        h.feed(&[("temperature", 20.0)]),
+        [(Cleared, None)],
+        "avg of 40, 22, 20 is 27.3"
+    );
     assert_eq!(h.state.windows["temperature"].len(), 3);
-    assert_eq!(h.feed(&[("temperature", 45.0)]), [], "avg of 22, 20, 45 is 29: the 40 left the window");
-    assert_eq!(h.feed(&[("temperature", 55.0)]), [(Raised, Some(Major))], "avg of 20, 45, 55 is 40");
+    assert_eq!(
+        h.feed(&[("temperature", 45.0)]),
+        [],
+        "avg of 22, 20, 45 is 29: the 40 left the window"
+    );
+    assert_eq!(
+        h.feed(&[("temperature", 55.0)]),
+        [(Raised, Some(Major))],
+        "avg of 20, 45, 55 is 40"
+    );
     Ok(())
 }
 
@@ -253,7 +337,10 @@ fn joint_rule_may_choose_the_level() -> Result<(), RuleError> {
     "#;
     let mut h = Harness::new(&[joint_rule(script, 1)])?;
     assert_eq!(h.feed(&[("temperature", 36.0)]), [(Raised, Some(Minor))]);
-    assert_eq!(h.feed(&[("temperature", 60.0)]), [(Escalated, Some(Critical))]);
+    assert_eq!(
+        h.feed(&[("temperature", 60.0)]),
+        [(Escalated, Some(Critical))]
+    );
     assert_eq!(h.feed(&[("temperature", 0.0)]), [(Cleared, None)]);
     Ok(())
 }
@@ -270,14 +357,24 @@ fn a_failing_joint_rule_does_not_stop_the_others() -> Result<(), RuleError> {
         temperature_rule(0.0, Debounce::default()),
     ])?;
     let mut state = DeviceAlarmState::new("dev-1");
-    let evaluation = evaluator.evaluate(&rules, &mut state, &record("dev-1", T0, &[("temperature", 31.0)]));
+    let evaluation = evaluator.evaluate(
+        &rules,
+        &mut state,
+        &record("dev-1", T0, &[("temperature", 31.0)]),
+    );
     assert_eq!(evaluation.transitions.len(), 1);
     assert_eq!(evaluation.failures.len(), 2);
     assert!(matches!(
         evaluation.failures[0].error,
-        ScriptError::Limit { limit: ScriptLimit::Operations, .. }
+        ScriptError::Limit {
+            limit: ScriptLimit::Operations,
+            ..
+        }
     ));
-    assert!(matches!(evaluation.failures[1].error, ScriptError::Output(_)));
+    assert!(matches!(
+        evaluation.failures[1].error,
+        ScriptError::Output(_)
+    ));
     Ok(())
 }
 
@@ -293,10 +390,25 @@ fn invalid_rules_are_refused_at_save_time() {
         bands[0].level = Warning;
     }
     let cases = [
-        (misordered, "bands must get more severe as the value goes up"),
+        (
+            misordered,
+            "bands must get more severe as the value goes up",
+        ),
         (duplicate, "level warning has two bands"),
-        (temperature_rule(-1.0, Debounce::default()), "deadband must be a finite number >= 0"),
-        (temperature_rule(0.0, Debounce { samples: 0, for_ms: 0 }), "debounce needs samples >= 1"),
+        (
+            temperature_rule(-1.0, Debounce::default()),
+            "deadband must be a finite number >= 0",
+        ),
+        (
+            temperature_rule(
+                0.0,
+                Debounce {
+                    samples: 0,
+                    for_ms: 0,
+                },
+            ),
+            "debounce needs samples >= 1",
+        ),
         (joint_rule("true", 0), "window must be 1..=1000 values"),
         (joint_rule("let = ;", 2), "script does not compile"),
     ];
@@ -316,7 +428,16 @@ fn rules_round_trip_through_json() -> Result<(), serde_json::Error> {
     });
     let rule: AlarmRule = serde_json::from_value(json)?;
     assert!(rule.enabled);
-    assert_eq!(rule.debounce, Debounce { samples: 2, for_ms: 10_000 });
-    assert_eq!(serde_json::from_value::<AlarmRule>(serde_json::to_value(&rule)?)?, rule);
+    assert_eq!(
+        rule.debounce,
+        Debounce {
+            samples: 2,
+            for_ms: 10_000
+        }
+    );
+    assert_eq!(
+        serde_json::from_value::<AlarmRule>(serde_json::to_value(&rule)?)?,
+        rule
+    );
     Ok(())
 }

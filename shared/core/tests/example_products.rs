@@ -70,7 +70,10 @@ fn json_sensor_decodes_its_three_signals() -> Result<(), ParseError> {
 
 #[test]
 fn json_sensor_without_ts_uses_the_receive_time() -> Result<(), ParseError> {
-    let outcome = parse(&product(JSON_SENSOR, vec![]), br#"{"temp": 1, "hum": 2, "co2": 3}"#)?;
+    let outcome = parse(
+        &product(JSON_SENSOR, vec![]),
+        br#"{"temp": 1, "hum": 2, "co2": 3}"#,
+    )?;
     assert_eq!(outcome.records[0].time, RECEIVED_AT);
     Ok(())
 }
@@ -90,16 +93,29 @@ fn json_sensor_rejects_non_json_with_the_script_line() {
 #[test]
 fn json_sensor_values_are_checked_against_signal_ranges() -> Result<(), ParseError> {
     let signals = vec![
-        SignalDef::number("temperature").with_unit("°C").with_range(-40.0, 85.0),
-        SignalDef::number("humidity").with_unit("%").with_range(0.0, 100.0),
-        SignalDef::number("co2").with_unit("ppm").with_range(0.0, 10_000.0),
+        SignalDef::number("temperature")
+            .with_unit("°C")
+            .with_range(-40.0, 85.0),
+        SignalDef::number("humidity")
+            .with_unit("%")
+            .with_range(0.0, 100.0),
+        SignalDef::number("co2")
+            .with_unit("ppm")
+            .with_range(0.0, 10_000.0),
     ];
-    let outcome = parse(&product(JSON_SENSOR, signals), br#"{"temp": 21.5, "hum": 140, "co2": 612}"#)?;
+    let outcome = parse(
+        &product(JSON_SENSOR, signals),
+        br#"{"temp": 21.5, "hum": 140, "co2": 612}"#,
+    )?;
     assert_eq!(number(&outcome, "humidity"), None);
     assert_eq!(number(&outcome, "temperature"), Some(21.5));
     assert_eq!(outcome.warnings.len(), 1);
     assert_eq!(outcome.warnings[0].signal, "humidity");
-    assert!(outcome.warnings[0].reason.contains("outside the valid range [0, 100]"));
+    assert!(
+        outcome.warnings[0]
+            .reason
+            .contains("outside the valid range [0, 100]")
+    );
     Ok(())
 }
 
@@ -133,11 +149,20 @@ fn binary_sensor_decodes_negative_temperatures() -> Result<(), ParseError> {
 #[test]
 fn binary_sensor_rejects_short_frames_and_bad_checksums() {
     let short = parse(&product(BINARY_SENSOR, vec![]), &[1, 2, 3]).unwrap_err();
-    assert!(short.to_string().contains("expected a 12-byte frame, got 3 bytes"), "{short}");
+    assert!(
+        short
+            .to_string()
+            .contains("expected a 12-byte frame, got 3 bytes"),
+        "{short}"
+    );
 
     let corrupt = hex::decode("0108342d0bb8a40000002aff").unwrap_or_default();
     let err = parse(&product(BINARY_SENSOR, vec![]), &corrupt).unwrap_err();
-    assert!(err.to_string().contains("checksum mismatch: computed 45, frame says 255"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("checksum mismatch: computed 45, frame says 255"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -151,7 +176,11 @@ fn binary_sensor_signal_kinds_are_enforced() -> Result<(), ParseError> {
     ];
     let frame = hex::decode("0108342d0bb8a40000002a2d").unwrap_or_default();
     let outcome = parse(&product(BINARY_SENSOR, signals), &frame)?;
-    let names: Vec<&str> = outcome.records[0].data.iter().map(|d| d.name.as_str()).collect();
+    let names: Vec<&str> = outcome.records[0]
+        .data
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
     assert_eq!(names, ["tamper", "temperature"]);
     // The six undefined signals are reported, not silently lost.
     assert_eq!(outcome.warnings.len(), 6);

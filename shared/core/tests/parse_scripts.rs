@@ -60,7 +60,10 @@ fn record_map_with_data_array_and_rfc3339_time() -> Result<(), ParseError> {
     let records = parse(source, b"")?;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].time, 1_795_305_600_000);
-    assert_eq!(records[0].data, vec![Datum::new("t", 1.5), Datum::new("ok", true)]);
+    assert_eq!(
+        records[0].data,
+        vec![Datum::new("t", 1.5), Datum::new("ok", true)]
+    );
     Ok(())
 }
 
@@ -86,16 +89,24 @@ fn gateway_payload_yields_one_record_per_sub_device() -> Result<(), ParseError> 
             ("tank-2", 1_795_000_002_000, Some(&Value::Number(0.75)))
         ]
     );
-    assert!(records.iter().all(|r| r.nc == std::str::from_utf8(payload).unwrap_or_default()));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.nc == std::str::from_utf8(payload).unwrap_or_default())
+    );
     Ok(())
 }
 
 #[test]
-fn sub_device_named_by_identification_code_is_left_for_ingest_to_resolve() -> Result<(), ParseError> {
+fn sub_device_named_by_identification_code_is_left_for_ingest_to_resolve() -> Result<(), ParseError>
+{
     let records = parse(r#"#{ identification_code: "SN-77", data: #{ x: 1 } }"#, b"")?;
     assert_eq!(records[0].device_uid, "");
     assert_eq!(records[0].identification_code, "SN-77");
-    let own = parse(r#"#{ identification_code: "GW0001", data: #{ x: 1 } }"#, b"")?;
+    let own = parse(
+        r#"#{ identification_code: "GW0001", data: #{ x: 1 } }"#,
+        b"",
+    )?;
     assert_eq!(own[0].device_uid, "gw-1");
     Ok(())
 }
@@ -105,7 +116,10 @@ fn script_sees_topic_device_text_and_receive_time() -> Result<(), ParseError> {
     let source = r#"#{ topic: topic, uid: device.uid, code: device.identification_code, body: text, at: received_at }"#;
     let records = parse(source, b"hello")?;
     let record = &records[0];
-    assert_eq!(record.get("topic"), Some(&Value::from("things/gw-1/up/data")));
+    assert_eq!(
+        record.get("topic"),
+        Some(&Value::from("things/gw-1/up/data"))
+    );
     assert_eq!(record.get("uid"), Some(&Value::from("gw-1")));
     assert_eq!(record.get("code"), Some(&Value::from("GW0001")));
     assert_eq!(record.get("body"), Some(&Value::from("hello")));
@@ -126,9 +140,18 @@ fn unusable_outputs_are_explained() {
         ("42", "not i64"),
         ("[1]", "element 0 of the returned array is not a map"),
         (r#"#{ data: 5 }"#, "`data` must be a map of signals"),
-        (r#"#{ data: #{}, colour: "red" }"#, "unknown record field \"colour\""),
-        (r#"#{ v: [1, 2] }"#, "signal \"v\": a signal value must be a number, bool or string"),
-        (r#"#{ time: true, v: 1 }"#, "`time` must be epoch milliseconds"),
+        (
+            r#"#{ data: #{}, colour: "red" }"#,
+            "unknown record field \"colour\"",
+        ),
+        (
+            r#"#{ v: [1, 2] }"#,
+            "signal \"v\": a signal value must be a number, bool or string",
+        ),
+        (
+            r#"#{ time: true, v: 1 }"#,
+            "`time` must be epoch milliseconds",
+        ),
     ];
     for (source, expected) in cases {
         match parse(source, b"") {
@@ -145,7 +168,10 @@ fn script_that_loops_forever_is_stopped() {
     let err = parse("loop {}", b"").unwrap_err();
     assert!(matches!(
         err,
-        ParseError::Script(ScriptError::Limit { limit: ScriptLimit::Operations, .. })
+        ParseError::Script(ScriptError::Limit {
+            limit: ScriptLimit::Operations,
+            ..
+        })
     ));
     assert_eq!(err.kind(), "script_limit");
 }

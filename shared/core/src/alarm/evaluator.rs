@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::state::Change;
-use super::{AlarmRule, AlarmTransition, Band, Condition, Direction, DeviceAlarmState, Level, RuleError, Sample};
+use super::{
+    AlarmRule, AlarmTransition, Band, Condition, DeviceAlarmState, Direction, Level, RuleError,
+    Sample,
+};
 use crate::model::{Record, Value};
 use crate::script::{CompiledScript, Sandbox, ScriptError, value_to_dynamic};
 
@@ -78,10 +81,14 @@ impl AlarmEvaluator {
                         let size = compiled.window_sizes.entry(signal.clone()).or_default();
                         *size = (*size).max(*window);
                     }
-                    Some(self.sandbox.compile(script).map_err(|source| RuleError::Script {
-                        rule: rule.id.clone(),
-                        source,
-                    })?)
+                    Some(
+                        self.sandbox
+                            .compile(script)
+                            .map_err(|source| RuleError::Script {
+                                rule: rule.id.clone(),
+                                source,
+                            })?,
+                    )
                 }
                 Condition::Threshold { .. } => None,
             };
@@ -95,7 +102,12 @@ impl AlarmEvaluator {
 
     /// Evaluates one record of the device against every enabled rule, updating `state`.
     /// Records older than the latest evaluated one are skipped (stored, but not re-evaluated).
-    pub fn evaluate(&self, rules: &CompiledRules, state: &mut DeviceAlarmState, record: &Record) -> Evaluation {
+    pub fn evaluate(
+        &self,
+        rules: &CompiledRules,
+        state: &mut DeviceAlarmState,
+        record: &Record,
+    ) -> Evaluation {
         let mut evaluation = Evaluation::default();
         if state.last_time.is_some_and(|last| record.time < last) {
             return evaluation;
@@ -115,17 +127,30 @@ impl AlarmEvaluator {
                     },
                     _,
                 ) => {
-                    let Some(value) = record.get(signal) else { continue };
-                    let Some(number) = value.as_f64() else { continue };
+                    let Some(value) = record.get(signal) else {
+                        continue;
+                    };
+                    let Some(number) = value.as_f64() else {
+                        continue;
+                    };
                     let current = state.rules.get(&rule.id).and_then(|r| r.level());
                     let target = threshold_level(*direction, bands, *deadband, number, current);
                     (target, Some((signal.as_str(), value)))
                 }
-                (Condition::Joint { signals, window, level, .. }, Some(script)) => {
+                (
+                    Condition::Joint {
+                        signals,
+                        window,
+                        level,
+                        ..
+                    },
+                    Some(script),
+                ) => {
                     if !signals.iter().any(|s| record.get(s).is_some()) {
                         continue;
                     }
-                    match self.joint_level(script, signals, *window, *level, &state.windows, record) {
+                    match self.joint_level(script, signals, *window, *level, &state.windows, record)
+                    {
                         Ok(target) => (target, None),
                         Err(error) => {
                             evaluation.failures.push(RuleFailure {
@@ -142,8 +167,16 @@ impl AlarmEvaluator {
                 Some(s) => s,
                 None => state.rules.entry(rule.id.clone()).or_default(),
             };
-            if let Some(change) = rule_state.step(&record.device_uid, &rule.id, target, record.time, rule.debounce) {
-                evaluation.transitions.push(transition(rule, record, change, cause));
+            if let Some(change) = rule_state.step(
+                &record.device_uid,
+                &rule.id,
+                target,
+                record.time,
+                rule.debounce,
+            ) {
+                evaluation
+                    .transitions
+                    .push(transition(rule, record, change, cause));
             }
         }
         evaluation
@@ -163,7 +196,12 @@ impl AlarmEvaluator {
         for signal in signals {
             let samples = windows.get(signal);
             let array: Array = samples
-                .map(|w| w.iter().skip(w.len().saturating_sub(window)).map(|s| value_to_dynamic(&s.value)).collect())
+                .map(|w| {
+                    w.iter()
+                        .skip(w.len().saturating_sub(window))
+                        .map(|s| value_to_dynamic(&s.value))
+                        .collect()
+                })
                 .unwrap_or_default();
             let last = array.last().cloned().unwrap_or(Dynamic::UNIT);
             values.insert(signal.as_str().into(), array.into());
@@ -182,7 +220,11 @@ impl AlarmEvaluator {
             return Ok(b.then_some(level));
         }
         if result.is_string() {
-            return result.to_string().parse::<Level>().map(Some).map_err(ScriptError::Output);
+            return result
+                .to_string()
+                .parse::<Level>()
+                .map(Some)
+                .map_err(ScriptError::Output);
         }
         Err(ScriptError::output(format!(
             "a joint rule returns true/false, a level name or (), not {}",
@@ -193,7 +235,13 @@ impl AlarmEvaluator {
 
 /// The highest band the value reaches. Bands at or below the current level are held until the
 /// value goes back past their threshold by the deadband (hysteresis).
-fn threshold_level(direction: Direction, bands: &[Band], deadband: f64, value: f64, current: Option<Level>) -> Option<Level> {
+fn threshold_level(
+    direction: Direction,
+    bands: &[Band],
+    deadband: f64,
+    value: f64,
+    current: Option<Level>,
+) -> Option<Level> {
     bands
         .iter()
         .filter(|band| {
@@ -208,9 +256,15 @@ fn threshold_level(direction: Direction, bands: &[Band], deadband: f64, value: f
         .max()
 }
 
-fn remember_window_values(sizes: &BTreeMap<String, usize>, windows: &mut BTreeMap<String, VecDeque<Sample>>, record: &Record) {
+fn remember_window_values(
+    sizes: &BTreeMap<String, usize>,
+    windows: &mut BTreeMap<String, VecDeque<Sample>>,
+    record: &Record,
+) {
     for (signal, size) in sizes {
-        let Some(value) = record.get(signal) else { continue };
+        let Some(value) = record.get(signal) else {
+            continue;
+        };
         let window = match windows.get_mut(signal) {
             Some(w) => w,
             None => windows.entry(signal.clone()).or_default(),
@@ -225,7 +279,12 @@ fn remember_window_values(sizes: &BTreeMap<String, usize>, windows: &mut BTreeMa
     }
 }
 
-fn transition(rule: &AlarmRule, record: &Record, change: Change, cause: Option<(&str, &Value)>) -> AlarmTransition {
+fn transition(
+    rule: &AlarmRule,
+    record: &Record,
+    change: Change,
+    cause: Option<(&str, &Value)>,
+) -> AlarmTransition {
     let (signal, value) = cause.map(|(s, v)| (s.to_owned(), v.clone())).unzip();
     AlarmTransition {
         alarm_id: change.alarm_id,

@@ -17,6 +17,6 @@ mod state;
 pub use evaluator::{AlarmEvaluator, CompiledRules, Evaluation, RuleFailure};
 pub use rule::{AlarmRule, Band, Condition, Debounce, Direction, Level, RuleError};
 pub use state::{
-    Acknowledgement, ActiveAlarm, AlarmError, AlarmTransition, DeviceAlarmState, Pending, RuleState, Sample,
-    TransitionKind,
+    Acknowledgement, ActiveAlarm, AlarmError, AlarmTransition, DeviceAlarmState, Pending,
+    RuleState, Sample, TransitionKind,
 };

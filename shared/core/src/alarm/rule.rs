@@ -17,7 +17,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::Info, Level::Warning, Level::Minor, Level::Major, Level::Critical];
+    pub const ALL: [Level; 5] = [
+        Level::Info,
+        Level::Warning,
+        Level::Minor,
+        Level::Major,
+        Level::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,7 +49,9 @@ impl FromStr for Level {
         Level::ALL
             .into_iter()
             .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown level {s:?}; levels are info, warning, minor, major, critical"))
+            .ok_or_else(|| {
+                format!("unknown level {s:?}; levels are info, warning, minor, major, critical")
+            })
     }
 }
 
@@ -124,7 +132,10 @@ fn one() -> u32 {
 
 impl Default for Debounce {
     fn default() -> Self {
-        Self { samples: 1, for_ms: 0 }
+        Self {
+            samples: 1,
+            for_ms: 0,
+        }
     }
 }
 
@@ -152,7 +163,9 @@ impl AlarmRule {
             message,
         };
         if self.debounce.samples == 0 || self.debounce.for_ms < 0 {
-            return Err(invalid("debounce needs samples >= 1 and for_ms >= 0".into()));
+            return Err(invalid(
+                "debounce needs samples >= 1 and for_ms >= 0".into(),
+            ));
         }
         match &self.condition {
             Condition::Threshold {
@@ -168,10 +181,15 @@ impl AlarmRule {
                     return Err(invalid("a threshold rule needs at least one band".into()));
                 }
                 if !deadband.is_finite() || *deadband < 0.0 {
-                    return Err(invalid(format!("deadband must be a finite number >= 0, got {deadband}")));
+                    return Err(invalid(format!(
+                        "deadband must be a finite number >= 0, got {deadband}"
+                    )));
                 }
                 if let Some(b) = bands.iter().find(|b| !b.threshold.is_finite()) {
-                    return Err(invalid(format!("band {} has a non-finite threshold", b.level)));
+                    return Err(invalid(format!(
+                        "band {} has a non-finite threshold",
+                        b.level
+                    )));
                 }
                 let mut sorted = bands.clone();
                 sorted.sort_by_key(|b| b.level);
@@ -199,12 +217,16 @@ impl AlarmRule {
                     }
                 }
             }
-            Condition::Joint { signals, window, .. } => {
+            Condition::Joint {
+                signals, window, ..
+            } => {
                 if signals.is_empty() {
                     return Err(invalid("a joint rule needs at least one signal".into()));
                 }
                 if *window == 0 || *window > MAX_WINDOW {
-                    return Err(invalid(format!("window must be 1..={MAX_WINDOW} values, got {window}")));
+                    return Err(invalid(format!(
+                        "window must be 1..={MAX_WINDOW} values, got {window}"
+                    )));
                 }
             }
         }

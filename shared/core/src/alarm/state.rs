@@ -23,6 +23,10 @@ pub struct DeviceAlarmState {
     pub rules: BTreeMap<String, RuleState>,
     #[serde(default)]
     pub windows: BTreeMap<String, VecDeque<Sample>>,
+    /// Transitions saved with the state but not yet published (a transactional outbox: state
+    /// and events cannot disagree, whatever fails in between).
+    #[serde(default)]
+    pub outbox: Vec<AlarmTransition>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -264,7 +268,10 @@ impl DeviceAlarmState {
                 by: ack.by.clone(),
             });
         }
-        active.acknowledged = Some(Acknowledgement { by: by.to_owned(), at });
+        active.acknowledged = Some(Acknowledgement {
+            by: by.to_owned(),
+            at,
+        });
         Ok(AlarmTransition {
             alarm_id: active.id.clone(),
             kind: TransitionKind::Acknowledged,

@@ -3,5 +3,7 @@
 mod catalog;
 mod record;
 
-pub use catalog::{Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange};
+pub use catalog::{
+    Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange,
+};
 pub use record::{Datum, Record, Value, raw_payload_text};

@@ -35,6 +35,10 @@ pub struct ParseWarning {
 
 impl fmt::Display for ParseWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: signal {:?} dropped: {}", self.device_uid, self.signal, self.reason)
+        write!(
+            f,
+            "{}: signal {:?} dropped: {}",
+            self.device_uid, self.signal, self.reason
+        )
     }
 }

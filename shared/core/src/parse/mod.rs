@@ -36,7 +36,11 @@ pub trait ScriptExecutor: Send + Sync {
     fn compile(&self, source: &str) -> Result<Self::Compiled, ScriptError>;
 
     /// Runs the script; returns the records before signal validation.
-    fn execute(&self, script: &Self::Compiled, input: &ParseInput<'_>) -> Result<Vec<Record>, ParseError>;
+    fn execute(
+        &self,
+        script: &Self::Compiled,
+        input: &ParseInput<'_>,
+    ) -> Result<Vec<Record>, ParseError>;
 }
 
 /// A product ready to parse with: its compiled script (if any) and signal definitions.

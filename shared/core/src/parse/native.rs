@@ -17,7 +17,10 @@ const TIME_FIELDS: [&str; 3] = ["time", "ts", "timestamp"];
 /// Epoch numbers below this are taken as seconds (10^11 ms is 1973; 10^11 s is the year 5138).
 const SECONDS_BELOW: f64 = 1e11;
 
-pub fn map_flat_json(signals: &[SignalDef], input: &ParseInput<'_>) -> Result<Vec<Record>, ParseError> {
+pub fn map_flat_json(
+    signals: &[SignalDef],
+    input: &ParseInput<'_>,
+) -> Result<Vec<Record>, ParseError> {
     let object = match serde_json::from_slice::<Json>(input.payload) {
         Ok(Json::Object(object)) => object,
         Ok(other) => {
@@ -78,7 +81,11 @@ pub(crate) fn number_to_millis(n: f64) -> Option<Millis> {
     if !n.is_finite() || n < 0.0 || n > 1e16 {
         return None;
     }
-    Some(if n < SECONDS_BELOW { (n * 1000.0).round() } else { n.round() } as Millis)
+    Some(if n < SECONDS_BELOW {
+        (n * 1000.0).round()
+    } else {
+        n.round()
+    } as Millis)
 }
 
 fn json_kind(value: &Json) -> &'static str {
@@ -121,7 +128,10 @@ mod tests {
 
     #[test]
     fn flat_fields_become_signals_and_ts_the_time() -> Result<(), ParseError> {
-        let records = map(&[], r#"{"temperature": 21.5, "door": true, "mode": "eco", "x": null, "ts": 1795000000}"#)?;
+        let records = map(
+            &[],
+            r#"{"temperature": 21.5, "door": true, "mode": "eco", "x": null, "ts": 1795000000}"#,
+        )?;
         assert_eq!(records.len(), 1);
         let record = &records[0];
         assert_eq!(record.time, 1_795_000_000_000);
@@ -136,7 +146,10 @@ mod tests {
 
     #[test]
     fn defined_signals_select_fields_and_time_defaults_to_receipt() -> Result<(), ParseError> {
-        let records = map(&[SignalDef::number("temperature")], r#"{"temperature": 3, "firmware": "1.2"}"#)?;
+        let records = map(
+            &[SignalDef::number("temperature")],
+            r#"{"temperature": 3, "firmware": "1.2"}"#,
+        )?;
         assert_eq!(records[0].data, vec![Datum::new("temperature", 3.0)]);
         assert_eq!(records[0].time, 1_000_000_000_000);
         Ok(())
@@ -152,14 +165,19 @@ mod tests {
 
     #[test]
     fn bad_time_field_is_rejected() {
-        let err = map(&[], r#"{"time": "soon", "t": 1}"#).unwrap_err().to_string();
+        let err = map(&[], r#"{"time": "soon", "t": 1}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"time\" must be epoch"), "{err}");
     }
 
     #[test]
     fn epoch_forms() {
         assert_eq!(number_to_millis(1_795_000_000.5), Some(1_795_000_000_500));
-        assert_eq!(number_to_millis(1_795_000_000_123.0), Some(1_795_000_000_123));
+        assert_eq!(
+            number_to_millis(1_795_000_000_123.0),
+            Some(1_795_000_000_123)
+        );
         assert_eq!(number_to_millis(-1.0), None);
         assert_eq!(number_to_millis(f64::NAN), None);
     }

@@ -63,7 +63,8 @@ fn record_from_map(mut map: Map, input: &ParseInput<'_>, nc: &str) -> Result<Rec
                     "unknown record field {extra:?}; a record map has {RECORD_FIELDS}"
                 )));
             }
-            let (device_uid, identification_code) = identify(input, device_uid, identification_code);
+            let (device_uid, identification_code) =
+                identify(input, device_uid, identification_code);
             return Ok(Record {
                 time,
                 device_uid,
@@ -90,9 +91,10 @@ fn identify(input: &ParseInput<'_>, uid: Option<String>, code: Option<String>) -
     let device = input.device;
     match (uid, code) {
         (None, None) => (device.uid.clone(), device.identification_code.clone()),
-        (Some(uid), code) if uid == device.uid => {
-            (uid, code.unwrap_or_else(|| device.identification_code.clone()))
-        }
+        (Some(uid), code) if uid == device.uid => (
+            uid,
+            code.unwrap_or_else(|| device.identification_code.clone()),
+        ),
         (None, Some(code)) if code == device.identification_code => (device.uid.clone(), code),
         (uid, code) => (uid.unwrap_or_default(), code.unwrap_or_default()),
     }
@@ -115,7 +117,11 @@ fn data_from(data: Dynamic) -> Result<Vec<Datum>, ScriptError> {
                 };
                 let name = match entry.remove("name").map(|n| n.into_string()) {
                     Some(Ok(name)) => name,
-                    _ => return Some(Err(ScriptError::output(format!("data[{i}] has no string `name`")))),
+                    _ => {
+                        return Some(Err(ScriptError::output(format!(
+                            "data[{i}] has no string `name`"
+                        ))));
+                    }
                 };
                 let value = entry.remove("value").unwrap_or(Dynamic::UNIT);
                 datum(name, &value).transpose()

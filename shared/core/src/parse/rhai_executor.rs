@@ -57,7 +57,11 @@ impl ScriptExecutor for RhaiExecutor {
         })
     }
 
-    fn execute(&self, script: &RhaiScript, input: &ParseInput<'_>) -> Result<Vec<Record>, ParseError> {
+    fn execute(
+        &self,
+        script: &RhaiScript,
+        input: &ParseInput<'_>,
+    ) -> Result<Vec<Record>, ParseError> {
         let mut scope = Scope::with_capacity(6);
         let uses = script.uses;
         if uses.payload {

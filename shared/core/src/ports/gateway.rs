@@ -41,9 +41,17 @@ pub trait DeviceGateway: Send + Sync {
     async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError>;
     async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError>;
     /// Publishes a command to `things/{uid}/down/command`.
-    async fn send_command(&self, device_uid: &str, command: &serde_json::Value) -> Result<(), GatewayError>;
+    async fn send_command(
+        &self,
+        device_uid: &str,
+        command: &serde_json::Value,
+    ) -> Result<(), GatewayError>;
     /// Sets the desired state of the device shadow.
-    async fn set_desired(&self, device_uid: &str, desired: &serde_json::Value) -> Result<(), GatewayError>;
+    async fn set_desired(
+        &self,
+        device_uid: &str,
+        desired: &serde_json::Value,
+    ) -> Result<(), GatewayError>;
     /// Starts a firmware update; returns the job id.
     async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError>;
 }

@@ -10,7 +10,9 @@ use crate::model::{Device, Record};
 use crate::notify::Delivery;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // ---------------------------------------------------------------- metadata
@@ -42,7 +44,12 @@ impl MemoryMetaStore {
         self.len() == 0
     }
 
-    fn check(items: &BTreeMap<Key, Item>, key: &Key, condition: Condition, now: i64) -> Result<(), StoreError> {
+    fn check(
+        items: &BTreeMap<Key, Item>,
+        key: &Key,
+        condition: Condition,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let live = items.get(key).filter(|i| !i.is_expired(now));
         let ok = match condition {
             Condition::Always => true,
@@ -62,7 +69,10 @@ impl MemoryMetaStore {
 impl MetaStore for MemoryMetaStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let now = self.clock.now_ms();
-        Ok(lock(&self.items).get(key).filter(|i| !i.is_expired(now)).cloned())
+        Ok(lock(&self.items)
+            .get(key)
+            .filter(|i| !i.is_expired(now))
+            .cloned())
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
@@ -87,8 +97,13 @@ impl MetaStore for MemoryMetaStore {
             .values()
             .filter(|i| !i.is_expired(now))
             .filter_map(|i| {
-                let key = if query.on_index { i.index.as_ref()? } else { &i.key };
-                (key.pk == query.pk && query.sort.matches(&key.sk)).then(|| ((key.sk.clone(), i.key.clone()), i))
+                let key = if query.on_index {
+                    i.index.as_ref()?
+                } else {
+                    &i.key
+                };
+                (key.pk == query.pk && query.sort.matches(&key.sk))
+                    .then(|| ((key.sk.clone(), i.key.clone()), i))
             })
             .collect();
         matches.sort_by(|a, b| a.0.cmp(&b.0));
@@ -96,17 +111,26 @@ impl MetaStore for MemoryMetaStore {
             matches.reverse();
         }
         let after: Option<(String, Key)> = match &query.cursor {
-            Some(c) => Some(serde_json::from_str(c).map_err(|e| StoreError::Invalid(format!("bad cursor: {e}")))?),
+            Some(c) => Some(
+                serde_json::from_str(c)
+                    .map_err(|e| StoreError::Invalid(format!("bad cursor: {e}")))?,
+            ),
             None => None,
         };
         let start = match &after {
-            Some(a) => matches.iter().position(|(k, _)| k == a).map_or(matches.len(), |p| p + 1),
+            Some(a) => matches
+                .iter()
+                .position(|(k, _)| k == a)
+                .map_or(matches.len(), |p| p + 1),
             None => 0,
         };
         let limit = query.limit.unwrap_or(usize::MAX);
         let page: Vec<_> = matches[start..].iter().take(limit).collect();
         let next = (start + page.len() < matches.len() && !page.is_empty())
-            .then(|| page.last().map(|(k, _)| serde_json::to_string(k).unwrap_or_default()))
+            .then(|| {
+                page.last()
+                    .map(|(k, _)| serde_json::to_string(k).unwrap_or_default())
+            })
             .flatten();
         Ok(Page {
             items: page.into_iter().map(|(_, i)| (*i).clone()).collect(),
@@ -116,7 +140,10 @@ impl MetaStore for MemoryMetaStore {
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > 100 {
-            return Err(StoreError::Invalid(format!("{} writes in one transaction; the limit is 100", writes.len())));
+            return Err(StoreError::Invalid(format!(
+                "{} writes in one transaction; the limit is 100",
+                writes.len()
+            )));
         }
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
@@ -124,10 +151,15 @@ impl MetaStore for MemoryMetaStore {
         for write in &writes {
             let (key, condition) = match write {
                 Write::Put { item, condition } => (&item.key, *condition),
-                Write::Delete { key, condition } | Write::Check { key, condition } => (key, *condition),
+                Write::Delete { key, condition } | Write::Check { key, condition } => {
+                    (key, *condition)
+                }
             };
             if !touched.insert(key.clone()) {
-                return Err(StoreError::Invalid(format!("{}/{} appears twice in one transaction", key.pk, key.sk)));
+                return Err(StoreError::Invalid(format!(
+                    "{}/{} appears twice in one transaction",
+                    key.pk, key.sk
+                )));
             }
             Self::check(&items, key, condition, now)
                 .map_err(|e| StoreError::TransactionCancelled(e.to_string()))?;
@@ -173,7 +205,9 @@ impl MemoryTelemetry {
     fn select(&self, device_uid: &str, signals: &[String]) -> Vec<Point> {
         let mut points: Vec<Point> = lock(&self.points)
             .iter()
-            .filter(|p| p.device_uid == device_uid && (signals.is_empty() || signals.contains(&p.signal)))
+            .filter(|p| {
+                p.device_uid == device_uid && (signals.is_empty() || signals.contains(&p.signal))
+            })
             .cloned()
             .collect();
         points.sort_by_key(|p| p.time);
@@ -182,7 +216,9 @@ impl MemoryTelemetry {
 
     fn available(&self) -> Result<(), TelemetryError> {
         if *lock(&self.unavailable) {
-            return Err(TelemetryError::Unavailable("memory store switched off by the test".into()));
+            return Err(TelemetryError::Unavailable(
+                "memory store switched off by the test".into(),
+            ));
         }
         Ok(())
     }
@@ -223,7 +259,11 @@ impl TelemetryStore for MemoryTelemetry {
         Ok(points)
     }
 
-    async fn latest(&self, device_uid: &str, signals: &[String]) -> Result<Vec<Point>, TelemetryError> {
+    async fn latest(
+        &self,
+        device_uid: &str,
+        signals: &[String],
+    ) -> Result<Vec<Point>, TelemetryError> {
         self.available()?;
         let mut latest: BTreeMap<String, Point> = BTreeMap::new();
         for p in self.select(device_uid, signals) {
@@ -268,7 +308,9 @@ impl MemoryQueue {
 impl MessageQueue for MemoryQueue {
     async fn send(&self, messages: Vec<QueueMessage>) -> Result<(), QueueError> {
         if *lock(&self.unavailable) {
-            return Err(QueueError::Unavailable("memory queue switched off by the test".into()));
+            return Err(QueueError::Unavailable(
+                "memory queue switched off by the test".into(),
+            ));
         }
         lock(&self.messages).extend(messages);
         Ok(())
@@ -316,7 +358,11 @@ impl BlobStore for MemoryBlobs {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
-        Ok(lock(&self.blobs).keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(lock(&self.blobs)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
@@ -399,8 +445,10 @@ impl DeviceGateway for MemoryGateway {
         }
         Ok(DeviceCredentials {
             certificate_id: format!("cert-{}", device.uid),
-            certificate_pem: "-----BEGIN CERTIFICATE-----\n(memory)\n-----END CERTIFICATE-----\n".into(),
-            private_key_pem: "-----BEGIN PRIVATE KEY-----\n(memory)\n-----END PRIVATE KEY-----\n".into(),
+            certificate_pem: "-----BEGIN CERTIFICATE-----\n(memory)\n-----END CERTIFICATE-----\n"
+                .into(),
+            private_key_pem: "-----BEGIN PRIVATE KEY-----\n(memory)\n-----END PRIVATE KEY-----\n"
+                .into(),
             endpoint: "mqtt://127.0.0.1:1883".into(),
         })
     }
@@ -411,13 +459,21 @@ impl DeviceGateway for MemoryGateway {
         Ok(())
     }
 
-    async fn send_command(&self, device_uid: &str, command: &serde_json::Value) -> Result<(), GatewayError> {
+    async fn send_command(
+        &self,
+        device_uid: &str,
+        command: &serde_json::Value,
+    ) -> Result<(), GatewayError> {
         self.known(device_uid)?;
         lock(&self.commands).push((device_uid.to_owned(), command.clone()));
         Ok(())
     }
 
-    async fn set_desired(&self, device_uid: &str, desired: &serde_json::Value) -> Result<(), GatewayError> {
+    async fn set_desired(
+        &self,
+        device_uid: &str,
+        desired: &serde_json::Value,
+    ) -> Result<(), GatewayError> {
         self.known(device_uid)?;
         lock(&self.desired).insert(device_uid.to_owned(), desired.clone());
         Ok(())
@@ -447,7 +503,12 @@ impl MemoryScheduler {
 
 #[async_trait]
 impl Scheduler for MemoryScheduler {
-    async fn upsert(&self, name: &str, cron: &str, target: &ScheduleTarget) -> Result<(), SchedulerError> {
+    async fn upsert(
+        &self,
+        name: &str,
+        cron: &str,
+        target: &ScheduleTarget,
+    ) -> Result<(), SchedulerError> {
         crate::stats::Schedule::parse(cron).map_err(|e| SchedulerError::Invalid(e.to_string()))?;
         lock(&self.schedules).insert(name.to_owned(), (cron.to_owned(), target.clone()));
         Ok(())
@@ -479,7 +540,10 @@ mod tests {
         let mut next = item("a", "1");
         next.version = 2;
         store.put(next.clone(), Condition::Version(1)).await?;
-        assert!(store.put(next, Condition::Version(1)).await.is_err(), "a stale version loses");
+        assert!(
+            store.put(next, Condition::Version(1)).await.is_err(),
+            "a stale version loses"
+        );
         Ok(())
     }
 
@@ -507,8 +571,14 @@ mod tests {
         store.put(item("a", "1"), Condition::Always).await?;
         let result = store
             .transact(vec![
-                Write::Put { item: item("b", "1"), condition: Condition::NotExists },
-                Write::Put { item: item("a", "1"), condition: Condition::NotExists },
+                Write::Put {
+                    item: item("b", "1"),
+                    condition: Condition::NotExists,
+                },
+                Write::Put {
+                    item: item("a", "1"),
+                    condition: Condition::NotExists,
+                },
             ])
             .await;
         assert!(matches!(result, Err(StoreError::TransactionCancelled(_))));

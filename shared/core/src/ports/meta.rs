@@ -132,10 +132,19 @@ pub struct Page {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Write {
-    Put { item: Item, condition: Condition },
-    Delete { key: Key, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        key: Key,
+        condition: Condition,
+    },
     /// Only a condition, on an item the transaction does not write.
-    Check { key: Key, condition: Condition },
+    Check {
+        key: Key,
+        condition: Condition,
+    },
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 mod blob;
 mod clock;
 mod gateway;
-mod meta;
 pub mod memory;
 mod messaging;
+mod meta;
 mod notifier;
 mod scheduler;
 mod telemetry;
@@ -15,11 +15,11 @@ mod telemetry;
 pub use blob::{BlobError, BlobStore};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
+pub use messaging::{BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
 pub use meta::{Condition, Item, Key, MetaStore, Page, Query, SortKey, StoreError, Write};
-pub use messaging::{BusEvent, EventBus, QueueError, QueueMessage, MessageQueue};
 pub use notifier::{DeliveryError, Notifier};
 pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError};
 pub use telemetry::{
-    AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport, aggregate,
-    points_of,
+    AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
+    WriteReport, aggregate, points_of,
 };

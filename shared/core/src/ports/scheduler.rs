@@ -21,6 +21,11 @@ pub enum SchedulerError {
 #[async_trait]
 pub trait Scheduler: Send + Sync {
     /// Creates or replaces the schedule named `name`.
-    async fn upsert(&self, name: &str, cron: &str, target: &ScheduleTarget) -> Result<(), SchedulerError>;
+    async fn upsert(
+        &self,
+        name: &str,
+        cron: &str,
+        target: &ScheduleTarget,
+    ) -> Result<(), SchedulerError>;
     async fn delete(&self, name: &str) -> Result<(), SchedulerError>;
 }

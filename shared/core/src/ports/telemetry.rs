@@ -89,18 +89,26 @@ pub trait TelemetryStore: Send + Sync {
     /// Points in the window, by time.
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError>;
     /// The newest point of each signal (all signals when `signals` is empty).
-    async fn latest(&self, device_uid: &str, signals: &[String]) -> Result<Vec<Point>, TelemetryError>;
+    async fn latest(
+        &self,
+        device_uid: &str,
+        signals: &[String],
+    ) -> Result<Vec<Point>, TelemetryError>;
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError>;
 }
 
 /// Buckets points (sorted by time) of one signal; stores without server-side aggregation use it.
 pub fn aggregate(points: &[Point], bucket_ms: Millis) -> Result<Vec<Bucket>, TelemetryError> {
     if bucket_ms <= 0 {
-        return Err(TelemetryError::Invalid(format!("bucket_ms must be > 0, got {bucket_ms}")));
+        return Err(TelemetryError::Invalid(format!(
+            "bucket_ms must be > 0, got {bucket_ms}"
+        )));
     }
     let mut buckets: Vec<Bucket> = Vec::new();
     for point in points {
-        let Some(v) = point.value.as_f64() else { continue };
+        let Some(v) = point.value.as_f64() else {
+            continue;
+        };
         let start = point.time.div_euclid(bucket_ms) * bucket_ms;
         match buckets.last_mut() {
             Some(b) if b.start == start => {
@@ -141,11 +149,27 @@ mod tests {
 
     #[test]
     fn buckets_aggregate_numeric_values() -> Result<(), TelemetryError> {
-        let points = [point(0, 1.0), point(500, 3.0), point(1_000, 10.0), point(2_500, 4.0)];
+        let points = [
+            point(0, 1.0),
+            point(500, 3.0),
+            point(1_000, 10.0),
+            point(2_500, 4.0),
+        ];
         let buckets = aggregate(&points, 1_000)?;
         assert_eq!(buckets.len(), 3);
-        assert_eq!((buckets[0].start, buckets[0].count, buckets[0].avg), (0, 2, 2.0));
-        assert_eq!((buckets[0].first, buckets[0].last, buckets[0].min, buckets[0].max), (1.0, 3.0, 1.0, 3.0));
+        assert_eq!(
+            (buckets[0].start, buckets[0].count, buckets[0].avg),
+            (0, 2, 2.0)
+        );
+        assert_eq!(
+            (
+                buckets[0].first,
+                buckets[0].last,
+                buckets[0].min,
+                buckets[0].max
+            ),
+            (1.0, 3.0, 1.0, 3.0)
+        );
         assert_eq!((buckets[2].start, buckets[2].sum), (2_000, 4.0));
         assert!(aggregate(&points, 0).is_err());
         Ok(())

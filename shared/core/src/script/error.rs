@@ -133,9 +133,8 @@ impl ScriptError {
 /// and carries the position inside the function.
 fn innermost(err: EvalAltResult) -> EvalAltResult {
     match err {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
-            innermost(*inner)
-        }
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(*inner),
         other => other,
     }
 }

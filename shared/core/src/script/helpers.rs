@@ -36,8 +36,7 @@ fn register_encoding(engine: &mut Engine) {
 
 /// Reads `N` bytes at `offset`, or explains why it cannot.
 fn take<const N: usize>(bytes: &[u8], offset: INT) -> Fallible<[u8; N]> {
-    let start = usize::try_from(offset)
-        .map_err(|_| format!("offset {offset} is negative"))?;
+    let start = usize::try_from(offset).map_err(|_| format!("offset {offset} is negative"))?;
     start
         .checked_add(N)
         .and_then(|end| bytes.get(start..end))
@@ -154,25 +153,33 @@ fn register_aggregates(engine: &mut Engine) {
             let (sum, n) = numbers(values).fold((0.0, 0_usize), |(s, n), v| (s + v, n + 1));
             or_unit((n > 0).then(|| sum / n as f64))
         })
-        .register_fn("first", |values: &mut Array| or_unit(numbers(values).next()))
+        .register_fn("first", |values: &mut Array| {
+            or_unit(numbers(values).next())
+        })
         .register_fn("last", |values: &mut Array| or_unit(numbers(values).last()))
         .register_fn("delta", |values: &mut Array| {
             let mut it = numbers(values);
             let first = it.next();
             or_unit(first.map(|f| it.last().unwrap_or(f) - f))
         })
-        .register_fn("percentile", |values: &mut Array, p: FLOAT| -> Fallible<Dynamic> {
-            if !(0.0..=100.0).contains(&p) {
-                return Err(format!("percentile(values, {p}): p must be within 0..100").into());
-            }
-            Ok(or_unit(percentile_of(numbers(values).collect(), p)))
-        })
-        .register_fn("percentile", |values: &mut Array, p: INT| -> Fallible<Dynamic> {
-            if !(0..=100).contains(&p) {
-                return Err(format!("percentile(values, {p}): p must be within 0..100").into());
-            }
-            Ok(or_unit(percentile_of(numbers(values).collect(), p as f64)))
-        });
+        .register_fn(
+            "percentile",
+            |values: &mut Array, p: FLOAT| -> Fallible<Dynamic> {
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(format!("percentile(values, {p}): p must be within 0..100").into());
+                }
+                Ok(or_unit(percentile_of(numbers(values).collect(), p)))
+            },
+        )
+        .register_fn(
+            "percentile",
+            |values: &mut Array, p: INT| -> Fallible<Dynamic> {
+                if !(0..=100).contains(&p) {
+                    return Err(format!("percentile(values, {p}): p must be within 0..100").into());
+                }
+                Ok(or_unit(percentile_of(numbers(values).collect(), p as f64)))
+            },
+        );
 }
 
 #[cfg(test)]
@@ -187,11 +194,15 @@ mod tests {
     }
 
     fn eval_int(source: &str) -> i64 {
-        eval(source).and_then(|d| d.as_int().map_err(ScriptError::output)).unwrap_or_else(|e| panic!("{source}: {e}"))
+        eval(source)
+            .and_then(|d| d.as_int().map_err(ScriptError::output))
+            .unwrap_or_else(|e| panic!("{source}: {e}"))
     }
 
     fn eval_float(source: &str) -> f64 {
-        eval(source).and_then(|d| d.as_float().map_err(ScriptError::output)).unwrap_or_else(|e| panic!("{source}: {e}"))
+        eval(source)
+            .and_then(|d| d.as_float().map_err(ScriptError::output))
+            .unwrap_or_else(|e| panic!("{source}: {e}"))
     }
 
     #[test]
@@ -200,7 +211,10 @@ mod tests {
         assert_eq!(eval_int(r#"u16_le(hex_decode("0102"), 0)"#), 0x0201);
         assert_eq!(eval_int(r#"i16_be(hex_decode("ff38"), 0)"#), -200);
         assert_eq!(eval_int(r#"i16_le(hex_decode("38ff"), 0)"#), -200);
-        assert_eq!(eval_int(r#"u32_be(hex_decode("00ffffffff"), 1)"#), 0xffff_ffff);
+        assert_eq!(
+            eval_int(r#"u32_be(hex_decode("00ffffffff"), 1)"#),
+            0xffff_ffff
+        );
         assert_eq!(eval_int(r#"i32_le(hex_decode("feffffff"), 0)"#), -2);
         assert_eq!(eval_int(r#"u8(hex_decode("00ff"), 1)"#), 255);
         assert_eq!(eval_int(r#"i8(hex_decode("00ff"), 1)"#), -1);
@@ -210,8 +224,13 @@ mod tests {
 
     #[test]
     fn read_past_the_end_says_where() {
-        let err = eval(r#"u16_be(hex_decode("01"), 0)"#).unwrap_err().to_string();
-        assert!(err.contains("cannot read 2 byte(s) at offset 0: the payload has 1 byte(s)"), "{err}");
+        let err = eval(r#"u16_be(hex_decode("01"), 0)"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read 2 byte(s) at offset 0: the payload has 1 byte(s)"),
+            "{err}"
+        );
         let err = eval(r#"u8(hex_decode("01"), -1)"#).unwrap_err().to_string();
         assert!(err.contains("offset -1 is negative"), "{err}");
     }
@@ -225,8 +244,17 @@ mod tests {
 
     #[test]
     fn encodings_round_trip() {
-        assert_eq!(eval_int(r#"u8(base64_decode(base64_encode(hex_decode("2a"))), 0)"#), 42);
-        assert!(eval(r#"hex_encode(hex_decode("DE ad"))"#).is_ok_and(|d| d.into_string().ok().as_deref() == Some("dead")));
+        assert_eq!(
+            eval_int(r#"u8(base64_decode(base64_encode(hex_decode("2a"))), 0)"#),
+            42
+        );
+        assert!(
+            eval(r#"hex_encode(hex_decode("DE ad"))"#).is_ok_and(|d| d
+                .into_string()
+                .ok()
+                .as_deref()
+                == Some("dead"))
+        );
         assert!(eval(r#"hex_decode("zz")"#).is_err());
         assert!(eval(r#"base64_decode("***")"#).is_err());
     }
@@ -234,7 +262,10 @@ mod tests {
     #[test]
     fn json_and_time_helpers() {
         assert_eq!(eval_int(r#"json_decode("{\"a\": [1, 2, 3]}").a[2]"#), 3);
-        assert_eq!(eval_int(r#"parse_time("2026-01-01T00:00:01.5Z")"#), 1_767_225_601_500);
+        assert_eq!(
+            eval_int(r#"parse_time("2026-01-01T00:00:01.5Z")"#),
+            1_767_225_601_500
+        );
         assert!(eval(r#"parse_time("noon")"#).is_err());
     }
 

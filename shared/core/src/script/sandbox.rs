@@ -47,7 +47,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,10 @@ impl Sandbox {
         engine
             .set_max_operations(limits.max_operations)
             .set_max_call_levels(limits.max_call_depth)
-            .set_max_expr_depths(limits.max_expression_depth, limits.max_function_expression_depth)
+            .set_max_expr_depths(
+                limits.max_expression_depth,
+                limits.max_function_expression_depth,
+            )
             .set_max_string_size(limits.max_string_size)
             .set_max_array_size(limits.max_array_size)
             .set_max_map_size(limits.max_map_size)
@@ -76,7 +81,9 @@ impl Sandbox {
             .on_debug(|text, _, pos| tracing::debug!(target: "script", %pos, "{text}"))
             .on_progress(|operations| {
                 if operations % CLOCK_CHECK_EVERY == 0
-                    && DEADLINE.get().is_some_and(|deadline| Instant::now() > deadline)
+                    && DEADLINE
+                        .get()
+                        .is_some_and(|deadline| Instant::now() > deadline)
                 {
                     return Some(Dynamic::from("time limit"));
                 }
@@ -112,12 +119,18 @@ impl Sandbox {
                 return Ok(compiled.clone());
             }
         }
-        let ast = self.engine.compile(source).map_err(ScriptError::from_parse)?;
+        let ast = self
+            .engine
+            .compile(source)
+            .map_err(ScriptError::from_parse)?;
         let compiled = CompiledScript {
             ast: Arc::new(ast),
             hash,
         };
-        let mut cache = self.cache.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
@@ -150,7 +163,9 @@ impl Sandbox {
     fn read_cache(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<u64, (Arc<str>, CompiledScript)>> {
-        self.cache.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -208,7 +223,9 @@ mod tests {
 
     #[test]
     fn compile_error_names_line_and_column() {
-        let err = Sandbox::default().compile("let x = 1;\nlet y = ;").unwrap_err();
+        let err = Sandbox::default()
+            .compile("let x = 1;\nlet y = ;")
+            .unwrap_err();
         match &err {
             ScriptError::Compile { at, .. } => assert_eq!((at.line, at.column), (Some(2), Some(9))),
             other => panic!("expected a compile error, got {other:?}"),
@@ -219,7 +236,10 @@ mod tests {
     #[test]
     fn infinite_loop_hits_the_operations_limit() {
         let sandbox = Sandbox::default();
-        assert_eq!(limit_of(run(&sandbox, "loop { }")), Some(ScriptLimit::Operations));
+        assert_eq!(
+            limit_of(run(&sandbox, "loop { }")),
+            Some(ScriptLimit::Operations)
+        );
     }
 
     #[test]
@@ -256,7 +276,10 @@ mod tests {
         });
         let array = run(&sandbox, "let a = []; loop { a.push(1); }");
         assert_eq!(limit_of(array), Some(ScriptLimit::ArraySize));
-        let map = run(&sandbox, "let m = #{}; let i = 0; loop { m.set(`k${i}`, i); i += 1; }");
+        let map = run(
+            &sandbox,
+            "let m = #{}; let i = 0; loop { m.set(`k${i}`, i); i += 1; }",
+        );
         assert_eq!(limit_of(map), Some(ScriptLimit::MapSize));
     }
 

@@ -8,7 +8,9 @@ use thiserror::Error;
 
 use super::{Schedule, ScheduleError, StatJob, Window};
 use crate::model::Value;
-use crate::script::{CompiledScript, Limits, Sandbox, ScriptError, dynamic_to_value, value_to_dynamic};
+use crate::script::{
+    CompiledScript, Limits, Sandbox, ScriptError, dynamic_to_value, value_to_dynamic,
+};
 use crate::time::Millis;
 
 /// The values of each signal in a window, oldest first.
@@ -71,15 +73,20 @@ impl StatsEngine {
         };
         let schedule = Schedule::parse(&job.cron)?;
         if job.lead_ms <= 0 {
-            return Err(invalid("lead_ms must be > 0: the window is [scheduled time - lead, scheduled time]"));
+            return Err(invalid(
+                "lead_ms must be > 0: the window is [scheduled time - lead, scheduled time]",
+            ));
         }
         if job.signals.is_empty() {
             return Err(invalid("a job needs at least one signal"));
         }
-        let script = self.sandbox.compile(&job.script).map_err(|source| StatsError::Script {
-            job: job.id.clone(),
-            source,
-        })?;
+        let script = self
+            .sandbox
+            .compile(&job.script)
+            .map_err(|source| StatsError::Script {
+                job: job.id.clone(),
+                source,
+            })?;
         Ok(CompiledJob {
             job: job.clone(),
             schedule,
@@ -119,7 +126,10 @@ impl StatsEngine {
             job: job.job.id.clone(),
             source,
         };
-        let output = self.sandbox.run(&job.script, &mut scope).map_err(script_error)?;
+        let output = self
+            .sandbox
+            .run(&job.script, &mut scope)
+            .map_err(script_error)?;
         results_from(output).map_err(|m| script_error(ScriptError::Output(m)))
     }
 }
@@ -128,7 +138,9 @@ fn results_from(output: Dynamic) -> Result<BTreeMap<String, Value>, String> {
     if output.is_map() {
         let mut results = BTreeMap::new();
         for (name, value) in output.cast::<Map>() {
-            if let Some(value) = dynamic_to_value(&value).map_err(|e| format!("result {name:?}: {e}"))? {
+            if let Some(value) =
+                dynamic_to_value(&value).map_err(|e| format!("result {name:?}: {e}"))?
+            {
                 results.insert(name.to_string(), value);
             }
         }
@@ -153,7 +165,9 @@ mod tests {
             cron: "0 0 * * *".into(),
             lead_ms: 24 * HOUR,
             signals: vec!["energy_kwh".into(), "power_w".into()],
-            devices: DeviceScope::Product { product_id: "meter".into() },
+            devices: DeviceScope::Product {
+                product_id: "meter".into(),
+            },
             script: script.into(),
             enabled: true,
         }
@@ -163,11 +177,19 @@ mod tests {
         BTreeMap::from([
             (
                 "energy_kwh".to_owned(),
-                vec![(1, Value::Number(1200.0)), (2, Value::Number(1210.5)), (3, Value::Number(1224.0))],
+                vec![
+                    (1, Value::Number(1200.0)),
+                    (2, Value::Number(1210.5)),
+                    (3, Value::Number(1224.0)),
+                ],
             ),
             (
                 "power_w".to_owned(),
-                vec![(1, Value::Number(500.0)), (2, Value::Number(1500.0)), (3, Value::Number(1000.0))],
+                vec![
+                    (1, Value::Number(500.0)),
+                    (2, Value::Number(1500.0)),
+                    (3, Value::Number(1000.0)),
+                ],
             ),
         ])
     }
@@ -175,8 +197,7 @@ mod tests {
     #[test]
     fn script_computes_named_results_with_the_helpers() -> Result<(), StatsError> {
         let engine = StatsEngine::default();
-        let compiled = engine.compile(&job(
-            r#"#{
+        let compiled = engine.compile(&job(r#"#{
                 consumed: delta(series.energy_kwh),
                 peak: max(series.power_w),
                 mean: avg(series.power_w),
@@ -185,8 +206,7 @@ mod tests {
                 first_at: times.power_w[0],
                 hours: (window.end - window.start) / 3600000,
                 nothing: (),
-            }"#,
-        ))?;
+            }"#))?;
         let window = Window::ending_at(48 * HOUR, 24 * HOUR);
         let results = engine.run(&compiled, "m-1", window, &series())?;
         let get = |k: &str| results.get(k).and_then(Value::as_f64);
@@ -205,8 +225,16 @@ mod tests {
     fn single_value_is_stored_as_value_and_empty_series_are_unit() -> Result<(), StatsError> {
         let engine = StatsEngine::default();
         let compiled = engine.compile(&job("avg(series.power_w)"))?;
-        let results = engine.run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &Series::new())?;
-        assert!(results.is_empty(), "avg of nothing is (), which stores nothing");
+        let results = engine.run(
+            &compiled,
+            "m-1",
+            Window::ending_at(HOUR, HOUR),
+            &Series::new(),
+        )?;
+        assert!(
+            results.is_empty(),
+            "avg of nothing is (), which stores nothing"
+        );
         let results = engine.run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &series())?;
         assert_eq!(results.get("value"), Some(&Value::Number(1000.0)));
         Ok(())
@@ -237,10 +265,14 @@ mod tests {
     fn failing_script_is_an_error_not_a_panic() -> Result<(), StatsError> {
         let engine = StatsEngine::default();
         let compiled = engine.compile(&job("throw \"no data\""))?;
-        let err = engine.run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &series()).unwrap_err();
+        let err = engine
+            .run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &series())
+            .unwrap_err();
         assert!(err.to_string().contains("no data"), "{err}");
         let compiled = engine.compile(&job("#{ a: [1] }"))?;
-        let err = engine.run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &series()).unwrap_err();
+        let err = engine
+            .run(&compiled, "m-1", Window::ending_at(HOUR, HOUR), &series())
+            .unwrap_err();
         assert!(err.to_string().contains("result \"a\""), "{err}");
         Ok(())
     }

@@ -74,7 +74,13 @@ mod tests {
     #[test]
     fn window_ends_at_the_scheduled_time_and_includes_both_ends() {
         let window = Window::ending_at(10 * HOUR, HOUR);
-        assert_eq!(window, Window { start: 9 * HOUR, end: 10 * HOUR });
+        assert_eq!(
+            window,
+            Window {
+                start: 9 * HOUR,
+                end: 10 * HOUR
+            }
+        );
         assert!(window.contains(9 * HOUR) && window.contains(10 * HOUR));
         assert!(!window.contains(10 * HOUR + 1));
     }

@@ -35,7 +35,10 @@ impl Schedule {
             reason,
         };
         let trimmed = expression.trim();
-        let (fields, eventbridge) = match trimmed.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')) {
+        let (fields, eventbridge) = match trimmed
+            .strip_prefix("cron(")
+            .and_then(|s| s.strip_suffix(')'))
+        {
             Some(inner) => (inner.trim(), true),
             None => (trimmed, false),
         };
@@ -43,9 +46,13 @@ impl Schedule {
         let expected = if eventbridge { 6 } else { 5 };
         if count != expected {
             return Err(invalid(if eventbridge {
-                format!("cron(...) takes 6 fields (minute hour day-of-month month day-of-week year), got {count}")
+                format!(
+                    "cron(...) takes 6 fields (minute hour day-of-month month day-of-week year), got {count}"
+                )
             } else {
-                format!("expected 5 fields (minute hour day-of-month month day-of-week), got {count}")
+                format!(
+                    "expected 5 fields (minute hour day-of-month month day-of-week), got {count}"
+                )
             }));
         }
         let parsed = if eventbridge {
@@ -122,7 +129,10 @@ impl Schedule {
                 ));
             }
         };
-        Ok(format!("cron({} {} {} {} {} *)", f[0], f[1], dom, f[3], dow))
+        Ok(format!(
+            "cron({} {} {} {} {} *)",
+            f[0], f[1], dom, f[3], dow
+        ))
     }
 }
 
@@ -165,13 +175,23 @@ mod tests {
     fn next_fire_times_of_a_five_field_expression() -> Result<(), ScheduleError> {
         let every_quarter = Schedule::parse("*/15 * * * *")?;
         let start = at("2026-11-22T10:07:30Z");
-        assert_eq!(every_quarter.next_after(start), Some(at("2026-11-22T10:15:00Z")));
+        assert_eq!(
+            every_quarter.next_after(start),
+            Some(at("2026-11-22T10:15:00Z"))
+        );
         assert_eq!(
             every_quarter.upcoming(start, 3),
-            [at("2026-11-22T10:15:00Z"), at("2026-11-22T10:30:00Z"), at("2026-11-22T10:45:00Z")]
+            [
+                at("2026-11-22T10:15:00Z"),
+                at("2026-11-22T10:30:00Z"),
+                at("2026-11-22T10:45:00Z")
+            ]
         );
         // Strictly after: a fire time is not repeated.
-        assert_eq!(every_quarter.next_after(at("2026-11-22T10:15:00Z")), Some(at("2026-11-22T10:30:00Z")));
+        assert_eq!(
+            every_quarter.next_after(at("2026-11-22T10:15:00Z")),
+            Some(at("2026-11-22T10:30:00Z"))
+        );
         Ok(())
     }
 
@@ -186,17 +206,35 @@ mod tests {
         assert_eq!(posix.next_after(sunday), Some(monday_8));
         assert_eq!(aws.next_after(sunday), Some(monday_8));
         assert_eq!(named.next_after(sunday), Some(monday_8));
-        assert_eq!(posix.upcoming(sunday, 5).last().copied(), Some(monday_8 + 4 * 24 * HOUR));
+        assert_eq!(
+            posix.upcoming(sunday, 5).last().copied(),
+            Some(monday_8 + 4 * 24 * HOUR)
+        );
         Ok(())
     }
 
     #[test]
     fn converts_to_eventbridge() -> Result<(), ScheduleError> {
-        assert_eq!(Schedule::parse("*/5 * * * *")?.to_eventbridge()?, "cron(*/5 * * * ? *)");
-        assert_eq!(Schedule::parse("0 8 * * 1-5")?.to_eventbridge()?, "cron(0 8 ? * 2-6 *)");
-        assert_eq!(Schedule::parse("0 0 * * 0,6")?.to_eventbridge()?, "cron(0 0 ? * 1,7 *)");
-        assert_eq!(Schedule::parse("30 2 1 * *")?.to_eventbridge()?, "cron(30 2 1 * ? *)");
-        assert_eq!(Schedule::parse("cron(0 8 ? * MON *)")?.to_eventbridge()?, "cron(0 8 ? * MON *)");
+        assert_eq!(
+            Schedule::parse("*/5 * * * *")?.to_eventbridge()?,
+            "cron(*/5 * * * ? *)"
+        );
+        assert_eq!(
+            Schedule::parse("0 8 * * 1-5")?.to_eventbridge()?,
+            "cron(0 8 ? * 2-6 *)"
+        );
+        assert_eq!(
+            Schedule::parse("0 0 * * 0,6")?.to_eventbridge()?,
+            "cron(0 0 ? * 1,7 *)"
+        );
+        assert_eq!(
+            Schedule::parse("30 2 1 * *")?.to_eventbridge()?,
+            "cron(30 2 1 * ? *)"
+        );
+        assert_eq!(
+            Schedule::parse("cron(0 8 ? * MON *)")?.to_eventbridge()?,
+            "cron(0 8 ? * MON *)"
+        );
         assert!(Schedule::parse("0 0 1 * 1")?.to_eventbridge().is_err());
         Ok(())
     }

@@ -1,1 +1,15 @@
+//! Use cases: what each function does, written against ports only.
 
+mod alarm;
+mod cache;
+mod dry_run;
+mod ingest;
+mod notify;
+mod stats;
+
+pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
+pub use cache::TtlCache;
+pub use dry_run::{DryRun, dry_run};
+pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
+pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
+pub use stats::{StatsRun, StatsService, StatsServiceError};

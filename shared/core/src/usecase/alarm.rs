@@ -1,0 +1,219 @@
+//! Alarm evaluation and acknowledgement, with the device's state written conditionally and the
+//! resulting transitions published through a transactional outbox.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+use super::TtlCache;
+use crate::alarm::{
+    AlarmError, AlarmEvaluator, AlarmTransition, CompiledRules, DeviceAlarmState, RuleError,
+    RuleFailure,
+};
+use crate::model::Record;
+use crate::ports::{BusEvent, Clock, EventBus, QueueError, StoreError};
+use crate::repo::Catalog;
+use crate::time::MINUTE;
+
+/// The topic alarm transitions are published on (the SNS topic on AWS).
+pub const ALARM_EVENTS_TOPIC: &str = "alarm-events";
+
+/// How often a conflicting concurrent write is retried before giving up (and retrying the message).
+const MAX_ATTEMPTS: usize = 5;
+
+/// The records of one device to evaluate: the body of an alarm-queue message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmRequest {
+    pub tenant_id: String,
+    pub product_id: String,
+    pub device_uid: String,
+    pub records: Vec<Record>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmOutcome {
+    pub transitions: Vec<AlarmTransition>,
+    pub failures: Vec<RuleFailure>,
+}
+
+#[derive(Debug, Error)]
+pub enum AlarmServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("publishing alarm events: {0}")]
+    Publish(#[from] QueueError),
+    /// A stored rule no longer validates or compiles.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Alarm(#[from] AlarmError),
+    #[error("rule {rule_id:?} of product {product_id:?} does not exist")]
+    UnknownRule { product_id: String, rule_id: String },
+    #[error("device {0:?} does not exist")]
+    UnknownDevice(String),
+    #[error("the alarm state of device {0:?} kept changing under us; retry")]
+    Contended(String),
+}
+
+pub struct AlarmService {
+    catalog: Catalog,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    evaluator: AlarmEvaluator,
+    rules: TtlCache<Arc<CompiledRules>>,
+}
+
+impl AlarmService {
+    pub fn new(
+        catalog: Catalog,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        evaluator: AlarmEvaluator,
+    ) -> Self {
+        Self {
+            catalog,
+            bus,
+            clock,
+            evaluator,
+            rules: TtlCache::new(MINUTE),
+        }
+    }
+
+    async fn compiled_rules(
+        &self,
+        tenant: &str,
+        product: &str,
+    ) -> Result<Arc<CompiledRules>, AlarmServiceError> {
+        let key = format!("{tenant}/{product}");
+        let now = self.clock.now_ms();
+        if let Some(rules) = self.rules.get(&key, now) {
+            return Ok(rules);
+        }
+        let rules = Arc::new(
+            self.evaluator
+                .compile(&self.catalog.rules(tenant, product).await?)?,
+        );
+        self.rules.insert(key, rules.clone(), now);
+        Ok(rules)
+    }
+
+    /// Evaluates the records (in time order) and publishes the transitions.
+    pub async fn evaluate(
+        &self,
+        request: &AlarmRequest,
+    ) -> Result<AlarmOutcome, AlarmServiceError> {
+        let rules = self
+            .compiled_rules(&request.tenant_id, &request.product_id)
+            .await?;
+        let mut records: Vec<&Record> = request.records.iter().collect();
+        records.sort_by_key(|r| r.time);
+        let mut failures = Vec::new();
+        let state = self
+            .update_state(&request.device_uid, |state| {
+                failures.clear();
+                let mut transitions = Vec::new();
+                for record in &records {
+                    let evaluation = self.evaluator.evaluate(&rules, state, record);
+                    transitions.extend(evaluation.transitions);
+                    failures.extend(evaluation.failures);
+                }
+                Ok(transitions)
+            })
+            .await?;
+        for failure in &failures {
+            metrics::counter!("alarm_rule_failures_total").increment(1);
+            tracing::warn!(device = %request.device_uid, rule = %failure.rule_id, error = %failure.error, "rule failed");
+        }
+        Ok(AlarmOutcome {
+            transitions: state,
+            failures,
+        })
+    }
+
+    /// Acknowledges the active alarm of `rule_id` on a device.
+    pub async fn acknowledge(
+        &self,
+        tenant: &str,
+        device_uid: &str,
+        rule_id: &str,
+        by: &str,
+    ) -> Result<AlarmTransition, AlarmServiceError> {
+        let device = self
+            .catalog
+            .device(device_uid)
+            .await?
+            .filter(|d| d.tenant_id == tenant)
+            .ok_or_else(|| AlarmServiceError::UnknownDevice(device_uid.to_owned()))?;
+        let rule = self
+            .catalog
+            .rule(tenant, &device.product_id, rule_id)
+            .await?
+            .ok_or_else(|| AlarmServiceError::UnknownRule {
+                product_id: device.product_id.clone(),
+                rule_id: rule_id.to_owned(),
+            })?;
+        let now = self.clock.now_ms();
+        let mut transitions = self
+            .update_state(device_uid, |state| {
+                Ok(vec![state.acknowledge(tenant, &rule, by, now)?])
+            })
+            .await?;
+        Ok(transitions.remove(0))
+    }
+
+    /// Read-modify-write of a device's state with optimistic concurrency. New transitions go to
+    /// the outbox in the same write; then the outbox is published and emptied. A crash between
+    /// the two leaves them in the outbox, published by the next update (at least once; the
+    /// notifier deduplicates by alarm id, event and time).
+    async fn update_state<F>(
+        &self,
+        device_uid: &str,
+        mut change: F,
+    ) -> Result<Vec<AlarmTransition>, AlarmServiceError>
+    where
+        F: FnMut(&mut DeviceAlarmState) -> Result<Vec<AlarmTransition>, AlarmServiceError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut state = self.catalog.alarm_state(device_uid).await?;
+            let transitions = change(&mut state)?;
+            state.outbox.extend(transitions.iter().cloned());
+            match self.catalog.save_alarm_state(&mut state).await {
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if !state.outbox.is_empty() {
+                self.publish(&state.outbox).await?;
+                state.outbox.clear();
+                // Losing this race only means the next update publishes the same events again.
+                match self.catalog.save_alarm_state(&mut state).await {
+                    Ok(()) | Err(StoreError::ConditionFailed(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(transitions);
+        }
+        Err(AlarmServiceError::Contended(device_uid.to_owned()))
+    }
+
+    async fn publish(&self, transitions: &[AlarmTransition]) -> Result<(), QueueError> {
+        for t in transitions {
+            metrics::counter!("alarm_transitions_total", "kind" => t.kind.as_str()).increment(1);
+            let mut attributes = BTreeMap::new();
+            attributes.insert("tenant_id".to_owned(), t.tenant_id.clone());
+            attributes.insert("event".to_owned(), t.kind.as_str().to_owned());
+            if let Some(level) = t.level.or(t.previous_level) {
+                attributes.insert("level".to_owned(), level.to_string());
+            }
+            self.bus
+                .publish(BusEvent {
+                    topic: ALARM_EVENTS_TOPIC.to_owned(),
+                    body: serde_json::to_string(t).unwrap_or_default(),
+                    attributes,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}

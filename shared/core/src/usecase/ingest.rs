@@ -1,0 +1,376 @@
+//! Ingest: payload -> records -> telemetry store -> alarm evaluation requests.
+//!
+//! Bad input never stops the pipeline and is never lost: an unknown device, a payload the script
+//! rejects, records the store refuses are archived raw with the reason (the dead-letter archive)
+//! and counted. Only infrastructure failures return an error, so the message is retried.
+
+use base64::Engine as _;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+use super::{AlarmRequest, TtlCache};
+use crate::model::{Device, Record};
+use crate::parse::{ParseWarning, Parser, PreparedProduct, RhaiExecutor, RhaiScript};
+use crate::ports::{
+    BlobError, BlobStore, Clock, MessageQueue, QueueError, QueueMessage, StoreError,
+    TelemetryError, TelemetryStore,
+};
+use crate::repo::Catalog;
+use crate::time::{MINUTE, Millis, to_rfc3339};
+
+/// One message as the broker delivered it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboundMessage {
+    /// Unique per message (the SQS message id, or one the local broker assigns).
+    pub message_id: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub received_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum IngestOutcome {
+    Stored {
+        records: usize,
+        warnings: Vec<ParseWarning>,
+        /// Dead-letter key of records the store or the directory refused, if any.
+        partial_dead_letter: Option<String>,
+    },
+    /// Nothing stored; the raw message is archived under `key`.
+    DeadLettered { reason: String, key: String },
+}
+
+/// Infrastructure failures: retry the message.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("dead-letter archive: {0}")]
+    Blob(#[from] BlobError),
+}
+
+/// The device uid in `things/{uid}/up/...`.
+pub fn device_uid_from_topic(topic: &str) -> Option<&str> {
+    let mut parts = topic.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("things"), Some(uid), Some("up")) if !uid.is_empty() => Some(uid),
+        _ => None,
+    }
+}
+
+pub struct Ingest {
+    catalog: Catalog,
+    telemetry: Arc<dyn TelemetryStore>,
+    alarm_queue: Arc<dyn MessageQueue>,
+    dead_letters: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    parser: Parser<RhaiExecutor>,
+    products: TtlCache<Result<Arc<PreparedProduct<RhaiScript>>, String>>,
+}
+
+#[derive(Serialize)]
+struct DeadLetter<'a> {
+    message_id: &'a str,
+    topic: &'a str,
+    received_at: String,
+    kind: &'a str,
+    reason: &'a str,
+    payload_base64: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    records: Vec<&'a Record>,
+}
+
+impl Ingest {
+    pub fn new(
+        catalog: Catalog,
+        telemetry: Arc<dyn TelemetryStore>,
+        alarm_queue: Arc<dyn MessageQueue>,
+        dead_letters: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        parser: Parser<RhaiExecutor>,
+    ) -> Self {
+        Self {
+            catalog,
+            telemetry,
+            alarm_queue,
+            dead_letters,
+            clock,
+            parser,
+            products: TtlCache::new(MINUTE),
+        }
+    }
+
+    pub async fn ingest(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
+        let Some(uid) = device_uid_from_topic(&message.topic) else {
+            let reason = format!("topic {:?} is not things/{{device}}/up/...", message.topic);
+            return self.reject(message, "topic", &reason).await;
+        };
+        let Some(device) = self.catalog.device(uid).await? else {
+            return self
+                .reject(
+                    message,
+                    "unknown_device",
+                    &format!("device {uid:?} is not registered"),
+                )
+                .await;
+        };
+        let product = match self.product(&device).await? {
+            Ok(product) => product,
+            Err(reason) => return self.reject(message, "product", &reason).await,
+        };
+        let input = crate::parse::ParseInput {
+            payload: &message.payload,
+            topic: &message.topic,
+            device: &device,
+            received_at: message.received_at,
+        };
+        let outcome = match self.parser.parse(&product, &input) {
+            Ok(outcome) => outcome,
+            Err(e) => return self.reject(message, e.kind(), &e.to_string()).await,
+        };
+        if !outcome.warnings.is_empty() {
+            metrics::counter!("ingest_dropped_values_total")
+                .increment(outcome.warnings.len() as u64);
+            tracing::warn!(message_id = %message.message_id, warnings = ?outcome.warnings, "values dropped");
+        }
+
+        let (records, unresolved) = self.resolve_devices(&device, outcome.records).await?;
+        let report = self.telemetry.write(&records).await?;
+        let mut refused: Vec<(&Record, String)> =
+            unresolved.iter().map(|(r, why)| (r, why.clone())).collect();
+        refused.extend(
+            report
+                .rejected
+                .iter()
+                .filter_map(|r| records.get(r.index).map(|rec| (rec, r.reason.clone()))),
+        );
+        let partial_dead_letter = if refused.is_empty() {
+            None
+        } else {
+            metrics::counter!("ingest_rejected_records_total").increment(refused.len() as u64);
+            let reason = refused
+                .iter()
+                .map(|(r, why)| format!("{}@{}: {why}", r.device_uid, r.time))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let kept: Vec<&Record> = refused.iter().map(|(r, _)| *r).collect();
+            Some(
+                self.archive(message, "records_refused", &reason, kept)
+                    .await?,
+            )
+        };
+
+        let stored: Vec<Record> = {
+            let rejected: std::collections::BTreeSet<usize> =
+                report.rejected.iter().map(|r| r.index).collect();
+            records
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !rejected.contains(i))
+                .map(|(_, r)| r)
+                .collect()
+        };
+        self.request_alarm_evaluation(message, &device, &stored)
+            .await?;
+        metrics::counter!("ingest_records_total").increment(stored.len() as u64);
+        Ok(IngestOutcome::Stored {
+            records: stored.len(),
+            warnings: outcome.warnings,
+            partial_dead_letter,
+        })
+    }
+
+    /// The prepared product of a device, or why it cannot be had (missing, script broken).
+    async fn product(
+        &self,
+        device: &Device,
+    ) -> Result<Result<Arc<PreparedProduct<RhaiScript>>, String>, StoreError> {
+        let key = format!("{}/{}", device.tenant_id, device.product_id);
+        let now = self.clock.now_ms();
+        if let Some(cached) = self.products.get(&key, now) {
+            return Ok(cached);
+        }
+        let prepared = match self
+            .catalog
+            .product(&device.tenant_id, &device.product_id)
+            .await?
+        {
+            None => Err(format!(
+                "product {:?} of device {:?} does not exist",
+                device.product_id, device.uid
+            )),
+            Some(product) => self
+                .parser
+                .prepare(&product)
+                .map(Arc::new)
+                .map_err(|e| format!("parser script of product {:?}: {e}", product.id)),
+        };
+        self.products.insert(key, prepared.clone(), now);
+        Ok(prepared)
+    }
+
+    /// Fills in sub-device uids (gateways name them by identification code) and refuses
+    /// records for devices that do not exist or belong to another tenant.
+    async fn resolve_devices(
+        &self,
+        sender: &Device,
+        records: Vec<Record>,
+    ) -> Result<(Vec<Record>, Vec<(Record, String)>), StoreError> {
+        let mut known: BTreeMap<String, Option<Device>> = BTreeMap::new();
+        let mut ok = Vec::with_capacity(records.len());
+        let mut refused = Vec::new();
+        for mut record in records {
+            if record.device_uid == sender.uid {
+                ok.push(record);
+                continue;
+            }
+            let lookup = if record.device_uid.is_empty() {
+                format!("code:{}", record.identification_code)
+            } else {
+                format!("uid:{}", record.device_uid)
+            };
+            if !known.contains_key(&lookup) {
+                let found = if record.device_uid.is_empty() {
+                    self.catalog
+                        .device_by_code(&sender.tenant_id, &record.identification_code)
+                        .await?
+                } else {
+                    self.catalog.device(&record.device_uid).await?
+                };
+                known.insert(lookup.clone(), found);
+            }
+            match known.get(&lookup).cloned().flatten() {
+                Some(d) if d.tenant_id == sender.tenant_id => {
+                    record.device_uid = d.uid;
+                    record.identification_code = d.identification_code;
+                    ok.push(record);
+                }
+                _ => {
+                    let who = if record.device_uid.is_empty() {
+                        &record.identification_code
+                    } else {
+                        &record.device_uid
+                    };
+                    let why = format!(
+                        "sub-device {who:?} is not a device of tenant {:?}",
+                        sender.tenant_id
+                    );
+                    refused.push((record, why));
+                }
+            }
+        }
+        Ok((ok, refused))
+    }
+
+    async fn request_alarm_evaluation(
+        &self,
+        message: &InboundMessage,
+        sender: &Device,
+        records: &[Record],
+    ) -> Result<(), IngestError> {
+        let mut by_device: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
+        for record in records {
+            by_device
+                .entry(record.device_uid.as_str())
+                .or_default()
+                .push(record.clone());
+        }
+        let messages: Vec<QueueMessage> = by_device
+            .into_iter()
+            .map(|(uid, records)| {
+                let request = AlarmRequest {
+                    tenant_id: sender.tenant_id.clone(),
+                    product_id: sender.product_id.clone(),
+                    device_uid: uid.to_owned(),
+                    records,
+                };
+                QueueMessage {
+                    id: format!("{}:{uid}", message.message_id),
+                    body: serde_json::to_string(&request).unwrap_or_default(),
+                }
+            })
+            .collect();
+        if !messages.is_empty() {
+            self.alarm_queue.send(messages).await?;
+        }
+        Ok(())
+    }
+
+    async fn reject(
+        &self,
+        message: &InboundMessage,
+        kind: &str,
+        reason: &str,
+    ) -> Result<IngestOutcome, IngestError> {
+        let key = self.archive(message, kind, reason, Vec::new()).await?;
+        Ok(IngestOutcome::DeadLettered {
+            reason: reason.to_owned(),
+            key,
+        })
+    }
+
+    /// Archives the raw message with the reason; returns the blob key.
+    async fn archive(
+        &self,
+        message: &InboundMessage,
+        kind: &str,
+        reason: &str,
+        records: Vec<&Record>,
+    ) -> Result<String, IngestError> {
+        metrics::counter!("ingest_dead_letters_total", "kind" => kind.to_owned()).increment(1);
+        tracing::warn!(message_id = %message.message_id, topic = %message.topic, kind, reason, "message dead-lettered");
+        let day = to_rfc3339(message.received_at)
+            .get(..10)
+            .unwrap_or("unknown")
+            .to_owned();
+        let safe_id: String = message
+            .message_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let key = format!("dead-letters/{day}/{safe_id}-{kind}.json");
+        let letter = DeadLetter {
+            message_id: &message.message_id,
+            topic: &message.topic,
+            received_at: to_rfc3339(message.received_at),
+            kind,
+            reason,
+            payload_base64: base64::engine::general_purpose::STANDARD.encode(&message.payload),
+            records,
+        };
+        let body = serde_json::to_vec_pretty(&letter).unwrap_or_default();
+        self.dead_letters
+            .put(&key, body, "application/json")
+            .await?;
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_uid_comes_from_the_topic() {
+        assert_eq!(
+            device_uid_from_topic("things/dev-1/up/telemetry"),
+            Some("dev-1")
+        );
+        assert_eq!(device_uid_from_topic("things/dev-1/up"), Some("dev-1"));
+        assert_eq!(device_uid_from_topic("things//up/x"), None);
+        assert_eq!(device_uid_from_topic("things/dev-1/down/cmd"), None);
+        assert_eq!(device_uid_from_topic("other"), None);
+    }
+}

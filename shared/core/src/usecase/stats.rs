@@ -1,0 +1,125 @@
+//! A statistics run: for each device in the job's scope, read the window, run the script,
+//! store the result.
+
+use std::sync::Arc;
+use thiserror::Error;
+
+use crate::ports::{Clock, RangeQuery, StoreError, TelemetryError, TelemetryStore};
+use crate::repo::Catalog;
+use crate::stats::{DeviceScope, Series, StatResult, StatsEngine, StatsError, Window};
+use crate::time::Millis;
+
+/// Most points read per device and run; a job over more should aggregate in the store first.
+const MAX_POINTS: usize = 1_000_000;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatsRun {
+    pub window: Option<Window>,
+    pub results: Vec<StatResult>,
+    /// Device uid and why its result could not be computed.
+    pub failures: Vec<(String, String)>,
+}
+
+#[derive(Debug, Error)]
+pub enum StatsServiceError {
+    #[error("statistics job {0:?} does not exist")]
+    UnknownJob(String),
+    #[error(transparent)]
+    Job(#[from] StatsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+}
+
+pub struct StatsService {
+    catalog: Catalog,
+    telemetry: Arc<dyn TelemetryStore>,
+    clock: Arc<dyn Clock>,
+    engine: StatsEngine,
+}
+
+impl StatsService {
+    pub fn new(
+        catalog: Catalog,
+        telemetry: Arc<dyn TelemetryStore>,
+        clock: Arc<dyn Clock>,
+        engine: StatsEngine,
+    ) -> Self {
+        Self {
+            catalog,
+            telemetry,
+            clock,
+            engine,
+        }
+    }
+
+    /// Runs a job for the time it was scheduled at (not the time it happens to run).
+    pub async fn run(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        scheduled_at: Millis,
+    ) -> Result<StatsRun, StatsServiceError> {
+        let job = self
+            .catalog
+            .stat_job(tenant, job_id)
+            .await?
+            .ok_or_else(|| StatsServiceError::UnknownJob(job_id.to_owned()))?;
+        if !job.enabled {
+            return Ok(StatsRun::default());
+        }
+        let compiled = self.engine.compile(&job)?;
+        let window = Window::ending_at(scheduled_at, job.lead_ms);
+        let devices: Vec<String> = match &job.devices {
+            DeviceScope::Product { product_id } => self
+                .catalog
+                .devices(tenant, Some(product_id))
+                .await?
+                .into_iter()
+                .map(|d| d.uid)
+                .collect(),
+            DeviceScope::Devices { uids } => uids.clone(),
+        };
+        let mut run = StatsRun {
+            window: Some(window),
+            ..StatsRun::default()
+        };
+        for uid in devices {
+            let points = self
+                .telemetry
+                .range(&RangeQuery {
+                    device_uid: uid.clone(),
+                    signals: job.signals.clone(),
+                    window,
+                    limit: Some(MAX_POINTS),
+                    descending: false,
+                })
+                .await?;
+            let mut series = Series::new();
+            for p in points {
+                series.entry(p.signal).or_default().push((p.time, p.value));
+            }
+            match self.engine.run(&compiled, &uid, window, &series) {
+                Ok(values) => {
+                    let result = StatResult {
+                        job_id: job.id.clone(),
+                        tenant_id: tenant.to_owned(),
+                        device_uid: uid,
+                        window,
+                        values,
+                        computed_at: self.clock.now_ms(),
+                    };
+                    self.catalog.put_stat_result(&result).await?;
+                    run.results.push(result);
+                }
+                Err(e) => {
+                    metrics::counter!("stats_failures_total").increment(1);
+                    tracing::warn!(job = %job.id, device = %uid, error = %e, "statistics failed for a device");
+                    run.failures.push((uid, e.to_string()));
+                }
+            }
+        }
+        Ok(run)
+    }
+}
