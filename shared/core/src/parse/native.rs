@@ -78,7 +78,7 @@ pub fn epoch_millis(value: &Json) -> Option<Millis> {
 }
 
 pub(crate) fn number_to_millis(n: f64) -> Option<Millis> {
-    if !n.is_finite() || n < 0.0 || n > 1e16 {
+    if !n.is_finite() || !(0.0..=1e16).contains(&n) {
         return None;
     }
     Some(if n < SECONDS_BELOW {

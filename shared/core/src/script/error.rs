@@ -95,6 +95,8 @@ impl ScriptError {
         }
     }
 
+    // rhai hands errors over boxed; taking the box keeps `map_err(ScriptError::from_eval)` simple.
+    #[allow(clippy::boxed_local)]
     pub(crate) fn from_eval(err: Box<EvalAltResult>) -> Self {
         let inner = innermost(*err);
         let at = Location::from(inner.position());

@@ -114,10 +114,10 @@ impl Sandbox {
             });
         }
         let hash = source_hash(source);
-        if let Some((cached_source, compiled)) = self.read_cache().get(&hash) {
-            if **cached_source == *source {
-                return Ok(compiled.clone());
-            }
+        if let Some((cached_source, compiled)) = self.read_cache().get(&hash)
+            && **cached_source == *source
+        {
+            return Ok(compiled.clone());
         }
         let ast = self
             .engine

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use crate::model::Value;
 use crate::time::Millis;
 
-/// A statistics job. See `docs/statistics.md` for what the script sees and returns.
+/// A statistics job. See `docs/scripts.md` for what the script sees and returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatJob {
     pub id: String,
