@@ -139,6 +139,13 @@ pub(crate) fn percentile_of(mut values: Vec<f64>, p: f64) -> Option<f64> {
     Some(values[low] + (values[high] - values[low]) * (rank - low as f64))
 }
 
+fn percentile(values: &Array, p: f64) -> Fallible<Dynamic> {
+    if !(0.0..=100.0).contains(&p) {
+        return Err(format!("percentile(values, {p}): p must be within 0..100").into());
+    }
+    Ok(or_unit(percentile_of(numbers(values).collect(), p)))
+}
+
 fn register_aggregates(engine: &mut Engine) {
     engine
         .register_fn("min", |values: &mut Array| {
@@ -162,24 +169,12 @@ fn register_aggregates(engine: &mut Engine) {
             let first = it.next();
             or_unit(first.map(|f| it.last().unwrap_or(f) - f))
         })
-        .register_fn(
-            "percentile",
-            |values: &mut Array, p: FLOAT| -> Fallible<Dynamic> {
-                if !(0.0..=100.0).contains(&p) {
-                    return Err(format!("percentile(values, {p}): p must be within 0..100").into());
-                }
-                Ok(or_unit(percentile_of(numbers(values).collect(), p)))
-            },
-        )
-        .register_fn(
-            "percentile",
-            |values: &mut Array, p: INT| -> Fallible<Dynamic> {
-                if !(0..=100).contains(&p) {
-                    return Err(format!("percentile(values, {p}): p must be within 0..100").into());
-                }
-                Ok(or_unit(percentile_of(numbers(values).collect(), p as f64)))
-            },
-        );
+        .register_fn("percentile", |values: &mut Array, p: FLOAT| {
+            percentile(values, p)
+        })
+        .register_fn("percentile", |values: &mut Array, p: INT| {
+            percentile(values, p as f64)
+        });
 }
 
 #[cfg(test)]
