@@ -19,7 +19,8 @@ pub struct Limits {
     pub max_map_size: usize,
     /// Size of the script source itself.
     pub max_source_size: usize,
-    /// Wall-clock time per run; checked every few hundred operations.
+    /// Wall-clock time per run, checked every few hundred operations: a backstop for slow host
+    /// calls. The operations limit is the one that normally stops a script (in well under this).
     pub max_time: Duration,
 }
 
@@ -34,7 +35,7 @@ impl Default for Limits {
             max_array_size: 10_000,
             max_map_size: 10_000,
             max_source_size: 64 * 1024,
-            max_time: Duration::from_millis(100),
+            max_time: Duration::from_secs(1),
         }
     }
 }

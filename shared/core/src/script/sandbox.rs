@@ -272,6 +272,8 @@ mod tests {
         let sandbox = Sandbox::new(Limits {
             max_array_size: 1_000,
             max_map_size: 1_000,
+            max_operations: 0,
+            max_time: Duration::from_secs(60), // only the size limits may stop these
             ..Limits::default()
         });
         let array = run(&sandbox, "let a = []; loop { a.push(1); }");

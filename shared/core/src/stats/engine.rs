@@ -55,12 +55,12 @@ impl StatsEngine {
         Self { sandbox }
     }
 
-    /// Limits for calculation scripts: a window of up to a million samples, a second of CPU.
+    /// Limits for calculation scripts: a window of up to a million samples, seconds of CPU.
     pub fn limits() -> Limits {
         Limits {
             max_operations: 5_000_000,
             max_array_size: 1_000_000,
-            max_time: Duration::from_secs(1),
+            max_time: Duration::from_secs(5),
             ..Limits::default()
         }
     }
