@@ -62,10 +62,6 @@ impl Catalog {
         Self { store }
     }
 
-    pub fn store(&self) -> &Arc<dyn MetaStore> {
-        &self.store
-    }
-
     async fn get<T: DeserializeOwned>(&self, key: Key) -> Result<Option<T>, StoreError> {
         self.store.get(&key).await?.map(from_item).transpose()
     }

@@ -111,15 +111,17 @@ async fn transactions_are_all_or_nothing() -> TestResult {
         "{result:?}"
     );
     assert_eq!(store.get(&Key::new("b", "1")).await?, None);
+    // A key appears once per transaction (as on DynamoDB), so the check is on another item.
+    store.put(item("c", "1"), Condition::Always).await?;
     store
         .transact(vec![
             Write::Check {
-                key: Key::new("a", "1"),
+                key: Key::new("c", "1"),
                 condition: Condition::Exists,
             },
             Write::Delete {
                 key: Key::new("a", "1"),
-                condition: Condition::Always,
+                condition: Condition::Exists,
             },
             Write::Put {
                 item: item("b", "1"),

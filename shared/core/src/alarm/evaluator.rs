@@ -40,10 +40,6 @@ impl CompiledRules {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-
-    pub fn rule(&self, id: &str) -> Option<&AlarmRule> {
-        self.rules.iter().map(|c| &c.rule).find(|r| r.id == id)
-    }
 }
 
 /// The outcome of evaluating records: the transitions to publish, and rules that failed (a

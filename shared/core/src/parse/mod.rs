@@ -69,10 +69,6 @@ impl<E: ScriptExecutor> Parser<E> {
         Self { executor }
     }
 
-    pub fn executor(&self) -> &E {
-        &self.executor
-    }
-
     /// Compiles the product's script (cached by the executor) and keeps its signal definitions.
     pub fn prepare(&self, product: &Product) -> Result<PreparedProduct<E::Compiled>, ScriptError> {
         let script = product

@@ -51,12 +51,7 @@ impl MemoryMetaStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let live = items.get(key).filter(|i| !i.is_expired(now));
-        let ok = match condition {
-            Condition::Always => true,
-            Condition::NotExists => live.is_none(),
-            Condition::Exists => live.is_some(),
-            Condition::Version(v) => live.is_some_and(|i| i.version == v),
-        };
+        let ok = condition.holds(live.map(|i| i.version));
         if ok {
             Ok(())
         } else {
@@ -139,28 +134,11 @@ impl MetaStore for MemoryMetaStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.len() > 100 {
-            return Err(StoreError::Invalid(format!(
-                "{} writes in one transaction; the limit is 100",
-                writes.len()
-            )));
-        }
+        check_transaction(&writes)?;
         let now = self.clock.now_ms();
         let mut items = lock(&self.items);
-        let mut touched = BTreeSet::new();
         for write in &writes {
-            let (key, condition) = match write {
-                Write::Put { item, condition } => (&item.key, *condition),
-                Write::Delete { key, condition } | Write::Check { key, condition } => {
-                    (key, *condition)
-                }
-            };
-            if !touched.insert(key.clone()) {
-                return Err(StoreError::Invalid(format!(
-                    "{}/{} appears twice in one transaction",
-                    key.pk, key.sk
-                )));
-            }
+            let (key, condition) = write.target();
             Self::check(&items, key, condition, now)
                 .map_err(|e| StoreError::TransactionCancelled(e.to_string()))?;
         }
@@ -270,19 +248,6 @@ impl TelemetryStore for MemoryTelemetry {
             latest.insert(p.signal.clone(), p);
         }
         Ok(latest.into_values().collect())
-    }
-
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError> {
-        let points = self
-            .range(&RangeQuery {
-                device_uid: query.device_uid.clone(),
-                signals: vec![query.signal.clone()],
-                window: query.window,
-                limit: None,
-                descending: false,
-            })
-            .await?;
-        aggregate(&points, query.bucket_ms)
     }
 }
 

@@ -65,6 +65,19 @@ pub enum Condition {
     Version(u64),
 }
 
+impl Condition {
+    /// Whether the condition holds for an item whose live version is `live_version`
+    /// (`None`: no live item).
+    pub fn holds(self, live_version: Option<u64>) -> bool {
+        match self {
+            Condition::Always => true,
+            Condition::NotExists => live_version.is_none(),
+            Condition::Exists => live_version.is_some(),
+            Condition::Version(v) => live_version == Some(v),
+        }
+    }
+}
+
 /// Which sort keys a query returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SortKey {
@@ -147,6 +160,40 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// The key a write addresses and the condition on it.
+    pub fn target(&self) -> (&Key, Condition) {
+        match self {
+            Write::Put { item, condition } => (&item.key, *condition),
+            Write::Delete { key, condition } | Write::Check { key, condition } => (key, *condition),
+        }
+    }
+}
+
+/// Most writes in one transaction (DynamoDB's limit).
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+/// Refuses what DynamoDB refuses before looking at any item: too many writes, or one key twice.
+pub fn check_transaction(writes: &[Write]) -> Result<(), StoreError> {
+    if writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Invalid(format!(
+            "{} writes in one transaction; the limit is {MAX_TRANSACTION_WRITES}",
+            writes.len()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for write in writes {
+        let (key, _) = write.target();
+        if !seen.insert(key) {
+            return Err(StoreError::Invalid(format!(
+                "{}/{} appears twice in one transaction",
+                key.pk, key.sk
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("condition failed on {pk}/{sk}", pk = .0.pk, sk = .0.sk)]
@@ -167,6 +214,6 @@ pub trait MetaStore: Send + Sync {
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
-    /// All or nothing; at most 100 writes (DynamoDB's limit).
+    /// All or nothing; see [`check_transaction`] for the shape rules.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }

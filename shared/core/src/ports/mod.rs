@@ -16,7 +16,10 @@ pub use blob::{BlobError, BlobStore};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
 pub use messaging::{BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
-pub use meta::{Condition, Item, Key, MetaStore, Page, Query, SortKey, StoreError, Write};
+pub use meta::{
+    Condition, Item, Key, MAX_TRANSACTION_WRITES, MetaStore, Page, Query, SortKey, StoreError,
+    Write, check_transaction,
+};
 pub use notifier::{DeliveryError, Notifier};
 pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError};
 pub use telemetry::{

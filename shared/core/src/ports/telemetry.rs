@@ -94,16 +94,40 @@ pub trait TelemetryStore: Send + Sync {
         device_uid: &str,
         signals: &[String],
     ) -> Result<Vec<Point>, TelemetryError>;
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError>;
+    /// Stores that bucket on the server (Timestream's `bin()`) override this; by default the
+    /// range is read and bucketed with [`aggregate`].
+    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError> {
+        check_bucket(query.bucket_ms)?;
+        let points = self.range(&query.range()).await?;
+        aggregate(&points, query.bucket_ms)
+    }
 }
 
-/// Buckets points (sorted by time) of one signal; stores without server-side aggregation use it.
-pub fn aggregate(points: &[Point], bucket_ms: Millis) -> Result<Vec<Bucket>, TelemetryError> {
+impl AggregateQuery {
+    /// The range query that reads this aggregate's points, oldest first.
+    pub fn range(&self) -> RangeQuery {
+        RangeQuery {
+            device_uid: self.device_uid.clone(),
+            signals: vec![self.signal.clone()],
+            window: self.window,
+            limit: None,
+            descending: false,
+        }
+    }
+}
+
+fn check_bucket(bucket_ms: Millis) -> Result<(), TelemetryError> {
     if bucket_ms <= 0 {
         return Err(TelemetryError::Invalid(format!(
             "bucket_ms must be > 0, got {bucket_ms}"
         )));
     }
+    Ok(())
+}
+
+/// Buckets points (sorted by time) of one signal; stores without server-side aggregation use it.
+pub fn aggregate(points: &[Point], bucket_ms: Millis) -> Result<Vec<Bucket>, TelemetryError> {
+    check_bucket(bucket_ms)?;
     let mut buckets: Vec<Bucket> = Vec::new();
     for point in points {
         let Some(v) = point.value.as_f64() else {

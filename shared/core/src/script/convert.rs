@@ -38,8 +38,3 @@ pub fn value_to_dynamic(value: &Value) -> Dynamic {
         Value::Text(t) => Dynamic::from(t.clone()),
     }
 }
-
-/// A JSON value as a script value (objects become maps, arrays arrays).
-pub fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
-    rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
-}

@@ -10,7 +10,7 @@ mod helpers;
 mod limits;
 mod sandbox;
 
-pub use convert::{dynamic_to_value, json_to_dynamic, value_to_dynamic};
+pub use convert::{dynamic_to_value, value_to_dynamic};
 pub use error::{Location, ScriptError, ScriptLimit};
 pub use limits::Limits;
 pub use sandbox::{CompiledScript, Sandbox};

@@ -24,18 +24,6 @@ thread_local! {
 #[derive(Clone, Debug)]
 pub struct CompiledScript {
     ast: Arc<AST>,
-    hash: u64,
-}
-
-impl CompiledScript {
-    /// The hash of the source this was compiled from (the cache key).
-    pub fn hash(&self) -> u64 {
-        self.hash
-    }
-
-    pub fn ast(&self) -> &AST {
-        &self.ast
-    }
 }
 
 /// A rhai engine with the platform's helpers and limits, plus a compile cache.
@@ -97,14 +85,6 @@ impl Sandbox {
         }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Compiles a script, or returns the cached compilation of the same source.
     pub fn compile(&self, source: &str) -> Result<CompiledScript, ScriptError> {
         if source.len() > self.limits.max_source_size {
@@ -123,10 +103,7 @@ impl Sandbox {
             .engine
             .compile(source)
             .map_err(ScriptError::from_parse)?;
-        let compiled = CompiledScript {
-            ast: Arc::new(ast),
-            hash,
-        };
+        let compiled = CompiledScript { ast: Arc::new(ast) };
         let mut cache = self
             .cache
             .write()
@@ -143,20 +120,6 @@ impl Sandbox {
         let _deadline = DeadlineGuard::start(self.limits.max_time);
         self.engine
             .eval_ast_with_scope::<Dynamic>(scope, &script.ast)
-            .map_err(ScriptError::from_eval)
-    }
-
-    /// Calls a function defined in a compiled script, within the time limit.
-    pub fn call(
-        &self,
-        script: &CompiledScript,
-        scope: &mut Scope,
-        function: &str,
-        args: impl rhai::FuncArgs,
-    ) -> Result<Dynamic, ScriptError> {
-        let _deadline = DeadlineGuard::start(self.limits.max_time);
-        self.engine
-            .call_fn::<Dynamic>(scope, &script.ast, function, args)
             .map_err(ScriptError::from_eval)
     }
 

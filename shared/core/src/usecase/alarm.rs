@@ -106,10 +106,14 @@ impl AlarmService {
         let rules = self
             .compiled_rules(&request.tenant_id, &request.product_id)
             .await?;
+        if rules.is_empty() {
+            // Nothing to evaluate: skip the state read and write.
+            return Ok(AlarmOutcome::default());
+        }
         let mut records: Vec<&Record> = request.records.iter().collect();
         records.sort_by_key(|r| r.time);
         let mut failures = Vec::new();
-        let state = self
+        let transitions = self
             .update_state(&request.device_uid, |state| {
                 failures.clear();
                 let mut transitions = Vec::new();
@@ -126,7 +130,7 @@ impl AlarmService {
             tracing::warn!(device = %request.device_uid, rule = %failure.rule_id, error = %failure.error, "rule failed");
         }
         Ok(AlarmOutcome {
-            transitions: state,
+            transitions,
             failures,
         })
     }

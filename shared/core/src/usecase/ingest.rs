@@ -176,11 +176,12 @@ impl Ingest {
                 .map(|(_, r)| r)
                 .collect()
         };
-        self.request_alarm_evaluation(message, &device, &stored)
+        let stored_count = stored.len();
+        self.request_alarm_evaluation(message, &device, stored)
             .await?;
-        metrics::counter!("ingest_records_total").increment(stored.len() as u64);
+        metrics::counter!("ingest_records_total").increment(stored_count as u64);
         Ok(IngestOutcome::Stored {
-            records: stored.len(),
+            records: stored_count,
             warnings: outcome.warnings,
             partial_dead_letter,
         })
@@ -272,14 +273,14 @@ impl Ingest {
         &self,
         message: &InboundMessage,
         sender: &Device,
-        records: &[Record],
+        records: Vec<Record>,
     ) -> Result<(), IngestError> {
-        let mut by_device: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
+        let mut by_device: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         for record in records {
             by_device
-                .entry(record.device_uid.as_str())
+                .entry(record.device_uid.clone())
                 .or_default()
-                .push(record.clone());
+                .push(record);
         }
         let messages: Vec<QueueMessage> = by_device
             .into_iter()
@@ -287,7 +288,7 @@ impl Ingest {
                 let request = AlarmRequest {
                     tenant_id: sender.tenant_id.clone(),
                     product_id: sender.product_id.clone(),
-                    device_uid: uid.to_owned(),
+                    device_uid: uid.clone(),
                     records,
                 };
                 QueueMessage {

@@ -3,8 +3,10 @@
 use async_trait::async_trait;
 use iot_core::ports::{
     Clock, Condition, Item, Key, MetaStore, Page, Query, SortKey, StoreError, SystemClock, Write,
+    check_transaction,
 };
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::types::Value as Sql;
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 use std::sync::Arc;
 
 use super::Database;
@@ -37,15 +39,6 @@ fn live_version(tx: &Transaction<'_>, key: &Key, now: i64) -> Result<Option<u64>
     )
     .optional()
     .map(|v| v.map(|v| v as u64))
-}
-
-fn holds(condition: Condition, version: Option<u64>) -> bool {
-    match condition {
-        Condition::Always => true,
-        Condition::NotExists => version.is_none(),
-        Condition::Exists => version.is_some(),
-        Condition::Version(v) => version == Some(v),
-    }
 }
 
 fn write_item(tx: &Transaction<'_>, item: &Item) -> Result<(), rusqlite::Error> {
@@ -152,58 +145,49 @@ impl MetaStore for SqliteMetaStore {
             ("pk", "sk")
         };
         let order = if query.descending { "DESC" } else { "ASC" };
-        // Results are ordered by (sort key, pk, sk): unique, so a cursor resumes exactly.
+        // Placeholders are appended to `sql` and their values to `args` in the same order.
         let mut sql = format!(
-            "SELECT {COLUMNS} FROM items WHERE {key_pk} = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
+            "SELECT {COLUMNS} FROM items WHERE {key_pk} = ? AND (expires_at IS NULL OR expires_at > ?)"
         );
-        let mut args: Vec<String> = vec![query.pk.clone()];
+        let mut args = vec![
+            Sql::Text(query.pk.clone()),
+            Sql::Integer(self.clock.now_ms()),
+        ];
         match &query.sort {
             SortKey::All => {}
             SortKey::Prefix(p) => {
-                sql.push_str(&format!(" AND {key_sk} >= ?3 AND {key_sk} < ?4"));
-                args.push(p.clone());
-                args.push(prefix_end(p));
+                sql.push_str(&format!(" AND {key_sk} >= ? AND {key_sk} < ?"));
+                args.extend([Sql::Text(p.clone()), Sql::Text(prefix_end(p))]);
             }
             SortKey::Between(a, b) => {
-                sql.push_str(&format!(" AND {key_sk} >= ?3 AND {key_sk} <= ?4"));
-                args.push(a.clone());
-                args.push(b.clone());
+                sql.push_str(&format!(" AND {key_sk} >= ? AND {key_sk} <= ?"));
+                args.extend([Sql::Text(a.clone()), Sql::Text(b.clone())]);
             }
         }
-        if matches!(query.sort, SortKey::All) {
-            // Keep the numbering of the cursor placeholders (?5..?7) stable.
-            args.push(String::new());
-            args.push(String::new());
-        }
+        // Results are ordered by (sort key, pk, sk): unique, so a cursor resumes exactly.
         if let Some(cursor) = &query.cursor {
-            let (s, pk, sk): (String, String, String) = serde_json::from_str(cursor)
+            let (sort, pk, sk): (String, String, String) = serde_json::from_str(cursor)
                 .map_err(|e| StoreError::Invalid(format!("bad cursor: {e}")))?;
             let cmp = if query.descending { "<" } else { ">" };
-            sql.push_str(&format!(" AND ({key_sk}, pk, sk) {cmp} (?5, ?6, ?7)"));
-            args.extend([s, pk, sk]);
+            sql.push_str(&format!(" AND ({key_sk}, pk, sk) {cmp} (?, ?, ?)"));
+            args.extend([Sql::Text(sort), Sql::Text(pk), Sql::Text(sk)]);
         }
         sql.push_str(&format!(
             " ORDER BY {key_sk} {order}, pk {order}, sk {order}"
         ));
+        // One row more than asked tells whether there is a next page.
         let limit = query.limit.unwrap_or(usize::MAX / 2);
         sql.push_str(&format!(
             " LIMIT {}",
             limit.saturating_add(1).min(i64::MAX as usize)
         ));
-        let now = self.clock.now_ms();
         let on_index = query.on_index;
         let rows = self
             .db
             .run(move |c| {
-                let mut statement = c.prepare(&sql)?;
-                let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&args[0], &now];
-                bound.extend(args[1..].iter().map(|a| a as &dyn rusqlite::ToSql));
-                // Placeholders are numbered; bind as many as the statement names.
-                let count = statement.parameter_count();
-                let rows = statement
-                    .query_map(&bound[..count], read_item)?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
+                c.prepare(&sql)?
+                    .query_map(params_from_iter(args), read_item)?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await
             .map_err(unavailable)?;
@@ -228,12 +212,7 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.len() > 100 {
-            return Err(StoreError::Invalid(format!(
-                "{} writes in one transaction; the limit is 100",
-                writes.len()
-            )));
-        }
+        check_transaction(&writes)?;
         let now = self.clock.now_ms();
         let multiple = writes.len() > 1;
         let outcome = self
@@ -241,13 +220,8 @@ impl MetaStore for SqliteMetaStore {
             .run(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 for write in &writes {
-                    let (key, condition) = match write {
-                        Write::Put { item, condition } => (&item.key, *condition),
-                        Write::Delete { key, condition } | Write::Check { key, condition } => {
-                            (key, *condition)
-                        }
-                    };
-                    if !holds(condition, live_version(&tx, key, now)?) {
+                    let (key, condition) = write.target();
+                    if !condition.holds(live_version(&tx, key, now)?) {
                         return Ok(Written::ConditionFailed(key.clone()));
                     }
                 }

@@ -2,10 +2,7 @@
 
 use async_trait::async_trait;
 use iot_core::model::{Record, Value};
-use iot_core::ports::{
-    AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
-    WriteReport, aggregate,
-};
+use iot_core::ports::{Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport};
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as Sql;
 
@@ -18,6 +15,18 @@ pub struct SqliteTelemetry {
 impl SqliteTelemetry {
     pub fn new(db: Database) -> Self {
         Self { db }
+    }
+
+    /// Runs a query selecting `POINT_COLUMNS`.
+    async fn points(&self, sql: String, args: Vec<Sql>) -> Result<Vec<Point>, TelemetryError> {
+        self.db
+            .run(move |c| {
+                c.prepare(&sql)?
+                    .query_map(params_from_iter(args), read_point)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -123,15 +132,7 @@ impl TelemetryStore for SqliteTelemetry {
             Sql::Integer(query.window.end),
         ];
         args.extend(signal_args);
-        self.db
-            .run(move |c| {
-                let mut statement = c.prepare(&sql)?;
-                statement
-                    .query_map(params_from_iter(args), read_point)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(unavailable)
+        self.points(sql, args).await
     }
 
     async fn latest(
@@ -149,33 +150,6 @@ impl TelemetryStore for SqliteTelemetry {
         );
         let mut args = vec![Sql::Text(device_uid.to_owned())];
         args.extend(signal_args);
-        self.db
-            .run(move |c| {
-                let mut statement = c.prepare(&sql)?;
-                statement
-                    .query_map(params_from_iter(args), read_point)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError> {
-        if query.bucket_ms <= 0 {
-            return Err(TelemetryError::Invalid(format!(
-                "bucket_ms must be > 0, got {}",
-                query.bucket_ms
-            )));
-        }
-        let points = self
-            .range(&RangeQuery {
-                device_uid: query.device_uid.clone(),
-                signals: vec![query.signal.clone()],
-                window: query.window,
-                limit: None,
-                descending: false,
-            })
-            .await?;
-        aggregate(&points, query.bucket_ms)
+        self.points(sql, args).await
     }
 }
