@@ -540,3 +540,53 @@ fn use_case_futures_are_send(
     assert_send(p.notify.notify(t));
     assert_send(p.stats.run("", "", 0));
 }
+
+#[tokio::test]
+async fn a_gateways_sub_device_is_evaluated_with_its_own_product() -> TestResult {
+    let p = Platform::new().await?;
+    p.catalog
+        .put_device(&Device {
+            product_id: "meter".into(),
+            ..device("meter-1", "M-1", "acme")
+        })
+        .await?;
+    let payload = br#"{"data": {"temp": 21}, "device_uid": "meter-1"}"#;
+    p.catalog
+        .put_product(&Product {
+            id: "air".into(),
+            tenant_id: "acme".into(),
+            name: "gateway".into(),
+            script: Some(ParserScript {
+                source: "json".into(),
+                version: 2,
+            }),
+            signals: vec![],
+        })
+        .await?;
+    let ingest = Ingest::new(
+        p.catalog.clone(),
+        p.telemetry.clone(),
+        p.alarm_queue.clone(),
+        p.blobs.clone(),
+        p.clock.clone(),
+        Parser::default(),
+    );
+    ingest
+        .ingest(&p.message("gw", "things/air-1/up/batch", payload))
+        .await?;
+    let requests: Vec<AlarmRequest> = p
+        .alarm_queue
+        .drain()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (
+            requests[0].device_uid.as_str(),
+            requests[0].product_id.as_str()
+        ),
+        ("meter-1", "meter")
+    );
+    Ok(())
+}

@@ -64,6 +64,14 @@ pub fn device_uid_from_topic(topic: &str) -> Option<&str> {
     }
 }
 
+/// Records whose devices are known, the refused ones with the reason, and the product of each
+/// sub-device (the sender's own product applies to the rest).
+struct Resolved {
+    records: Vec<Record>,
+    refused: Vec<(Record, String)>,
+    products: BTreeMap<String, String>,
+}
+
 pub struct Ingest {
     catalog: Catalog,
     telemetry: Arc<dyn TelemetryStore>,
@@ -140,7 +148,11 @@ impl Ingest {
             tracing::warn!(message_id = %message.message_id, warnings = ?outcome.warnings, "values dropped");
         }
 
-        let (records, unresolved) = self.resolve_devices(&device, outcome.records).await?;
+        let Resolved {
+            records,
+            refused: unresolved,
+            products,
+        } = self.resolve_devices(&device, outcome.records).await?;
         let report = self.telemetry.write(&records).await?;
         let mut refused: Vec<(&Record, String)> =
             unresolved.iter().map(|(r, why)| (r, why.clone())).collect();
@@ -177,7 +189,7 @@ impl Ingest {
                 .collect()
         };
         let stored_count = stored.len();
-        self.request_alarm_evaluation(message, &device, stored)
+        self.request_alarm_evaluation(message, &device, &products, stored)
             .await?;
         metrics::counter!("ingest_records_total").increment(stored_count as u64);
         Ok(IngestOutcome::Stored {
@@ -222,13 +234,16 @@ impl Ingest {
         &self,
         sender: &Device,
         records: Vec<Record>,
-    ) -> Result<(Vec<Record>, Vec<(Record, String)>), StoreError> {
+    ) -> Result<Resolved, StoreError> {
         let mut known: BTreeMap<String, Option<Device>> = BTreeMap::new();
-        let mut ok = Vec::with_capacity(records.len());
-        let mut refused = Vec::new();
+        let mut resolved = Resolved {
+            records: Vec::with_capacity(records.len()),
+            refused: Vec::new(),
+            products: BTreeMap::new(),
+        };
         for mut record in records {
             if record.device_uid == sender.uid {
-                ok.push(record);
+                resolved.records.push(record);
                 continue;
             }
             let lookup = if record.device_uid.is_empty() {
@@ -246,11 +261,16 @@ impl Ingest {
                 };
                 known.insert(lookup.clone(), found);
             }
-            match known.get(&lookup).cloned().flatten() {
-                Some(d) if d.tenant_id == sender.tenant_id => {
-                    record.device_uid = d.uid;
-                    record.identification_code = d.identification_code;
-                    ok.push(record);
+            match known.get(&lookup) {
+                Some(Some(d)) if d.tenant_id == sender.tenant_id => {
+                    record.device_uid.clone_from(&d.uid);
+                    record
+                        .identification_code
+                        .clone_from(&d.identification_code);
+                    resolved
+                        .products
+                        .insert(d.uid.clone(), d.product_id.clone());
+                    resolved.records.push(record);
                 }
                 _ => {
                     let who = if record.device_uid.is_empty() {
@@ -262,17 +282,18 @@ impl Ingest {
                         "sub-device {who:?} is not a device of tenant {:?}",
                         sender.tenant_id
                     );
-                    refused.push((record, why));
+                    resolved.refused.push((record, why));
                 }
             }
         }
-        Ok((ok, refused))
+        Ok(resolved)
     }
 
     async fn request_alarm_evaluation(
         &self,
         message: &InboundMessage,
         sender: &Device,
+        products: &BTreeMap<String, String>,
         records: Vec<Record>,
     ) -> Result<(), IngestError> {
         let mut by_device: BTreeMap<String, Vec<Record>> = BTreeMap::new();
@@ -287,7 +308,8 @@ impl Ingest {
             .map(|(uid, records)| {
                 let request = AlarmRequest {
                     tenant_id: sender.tenant_id.clone(),
-                    product_id: sender.product_id.clone(),
+                    // A gateway's sub-device is evaluated with its own product's rules.
+                    product_id: products.get(&uid).unwrap_or(&sender.product_id).clone(),
                     device_uid: uid.clone(),
                     records,
                 };
