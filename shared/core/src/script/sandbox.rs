@@ -138,21 +138,20 @@ fn source_hash(source: &str) -> u64 {
     hasher.finish()
 }
 
-/// Sets this thread's deadline for one run and restores the previous one afterwards
-/// (runs may nest when a host function calls back into a script).
-struct DeadlineGuard(Option<Instant>);
+/// Sets this thread's deadline for one run and clears it afterwards, so a run that ended
+/// early (by error or panic) leaves no deadline behind.
+struct DeadlineGuard;
 
 impl DeadlineGuard {
     fn start(budget: std::time::Duration) -> Self {
-        let previous = DEADLINE.get();
         DEADLINE.set(Some(Instant::now() + budget));
-        Self(previous)
+        Self
     }
 }
 
 impl Drop for DeadlineGuard {
     fn drop(&mut self) {
-        DEADLINE.set(self.0);
+        DEADLINE.set(None);
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::alarm::AlarmTransition;
-use crate::notify::{NotifyError, render};
+use crate::notify::render;
 use crate::ports::{Clock, DeliveryError, Notifier, StoreError};
 use crate::repo::Catalog;
 use crate::time::DAY;
@@ -73,7 +73,7 @@ impl NotifyService {
             };
             let delivery = match render(route, &template, &channel, transition, device.as_ref()) {
                 Ok(d) => d,
-                Err(e @ (NotifyError::Template { .. } | NotifyError::NotJson { .. })) => {
+                Err(e) => {
                     outcome.failed.push((route.id.clone(), e.to_string()));
                     continue;
                 }
