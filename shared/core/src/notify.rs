@@ -485,3 +485,16 @@ mod tests {
         assert!(err.to_string().contains("device_nmae"), "{err}");
     }
 }
+
+/// An in-system message in a user's inbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InboxMessage {
+    pub id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: crate::time::Millis,
+    #[serde(default)]
+    pub read_at: Option<crate::time::Millis>,
+}

@@ -11,16 +11,18 @@
 //! | statistics job | `TENANT#{t}` | `STATJOB#{id}` | |
 //! | statistics result | `STAT#{job}#{device}` | `{window end, 20 digits}` | |
 //! | template / channel / route | `TENANT#{t}` | `TEMPLATE#{id}` / `CHANNEL#{id}` / `ROUTE#{id}` | |
+//! | alarm (record) | `TENANT#{t}#ALARMS` | `{raised_at, 20 digits}#{alarm id}` | `DEVICE#{uid}#ALARMS` / same sk |
+//! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-use crate::alarm::{AlarmRule, DeviceAlarmState};
+use crate::alarm::{AlarmRecord, AlarmRule, AlarmStatus, DeviceAlarmState, parse_alarm_id};
 use crate::model::{Device, Product};
-use crate::notify::{Channel, NotificationRoute, NotificationTemplate};
-use crate::ports::{Condition, Item, Key, MetaStore, Query, StoreError, Write};
+use crate::notify::{Channel, InboxMessage, NotificationRoute, NotificationTemplate};
+use crate::ports::{Condition, Item, Key, MetaStore, Query, SortKey, StoreError, Write};
 use crate::stats::{StatJob, StatResult};
 use crate::time::Millis;
 
@@ -44,6 +46,28 @@ fn code_key(tenant: &str, code: &str) -> Key {
 
 fn state_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "ALARMSTATE")
+}
+
+fn alarms_pk(tenant: &str) -> String {
+    format!("TENANT#{tenant}#ALARMS")
+}
+
+fn alarm_sk(raised_at: Millis, alarm_id: &str) -> String {
+    format!("{raised_at:020}#{alarm_id}")
+}
+
+fn inbox_pk(tenant: &str, user: &str) -> String {
+    format!("TENANT#{tenant}#INBOX#{user}")
+}
+
+/// Which alarms to list, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlarmFilter {
+    pub device_uid: Option<String>,
+    /// Only open (active or acknowledged) alarms.
+    pub open_only: bool,
+    pub status: Option<AlarmStatus>,
+    pub limit: Option<usize>,
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
@@ -150,7 +174,7 @@ impl Catalog {
     ) -> Result<Vec<Device>, StoreError> {
         let mut query = Query::index(format!("{}#DEVICES", tenant_pk(tenant)));
         if let Some(product) = product {
-            query.sort = crate::ports::SortKey::Prefix(format!("{product}#"));
+            query.sort = SortKey::Prefix(format!("{product}#"));
         }
         self.list(query).await
     }
@@ -224,6 +248,81 @@ impl Catalog {
         Ok(())
     }
 
+    /// Like [`Self::save_alarm_state`], and writes the alarm records in the same transaction.
+    pub async fn save_alarm_state_with(
+        &self,
+        state: &mut DeviceAlarmState,
+        records: &[AlarmRecord],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return self.save_alarm_state(state).await;
+        }
+        let condition = match state.version {
+            0 => Condition::NotExists,
+            v => Condition::Version(v),
+        };
+        let mut item = Item::new(state_key(&state.device_uid), to_json(state)?);
+        item.version = state.version + 1;
+        let mut writes = vec![Write::Put { item, condition }];
+        for record in records {
+            writes.push(Write::Put {
+                item: alarm_item(record)?,
+                condition: Condition::Always,
+            });
+        }
+        self.store.transact(writes).await?;
+        state.version += 1;
+        Ok(())
+    }
+
+    // ---- alarms
+
+    pub async fn alarm(
+        &self,
+        tenant: &str,
+        alarm_id: &str,
+    ) -> Result<Option<AlarmRecord>, StoreError> {
+        let Some((_, _, raised_at)) = parse_alarm_id(alarm_id) else {
+            return Ok(None);
+        };
+        self.get(Key::new(alarms_pk(tenant), alarm_sk(raised_at, alarm_id)))
+            .await
+    }
+
+    /// Alarms of a tenant (or of one of its devices), newest first.
+    pub async fn alarms(
+        &self,
+        tenant: &str,
+        filter: &AlarmFilter,
+    ) -> Result<Vec<AlarmRecord>, StoreError> {
+        let mut query = match &filter.device_uid {
+            Some(uid) => Query::index(format!("DEVICE#{uid}#ALARMS")),
+            None => Query::partition(alarms_pk(tenant)),
+        };
+        query.descending = true;
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.query(&query).await?;
+            for item in page.items {
+                let record: AlarmRecord = from_item(item)?;
+                let wanted = record.tenant_id == tenant
+                    && (!filter.open_only || record.status.is_open())
+                    && filter.status.is_none_or(|s| s == record.status);
+                if wanted {
+                    out.push(record);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => query.cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
     // ---- statistics
 
     pub async fn stat_job(&self, tenant: &str, id: &str) -> Result<Option<StatJob>, StoreError> {
@@ -256,10 +355,7 @@ impl Catalog {
         to: Millis,
     ) -> Result<Vec<StatResult>, StoreError> {
         let mut query = Query::partition(format!("STAT#{job}#{device}"));
-        query.sort = crate::ports::SortKey::Between(
-            format!("{:020}", from.max(0)),
-            format!("{:020}", to.max(0)),
-        );
+        query.sort = SortKey::Between(format!("{:020}", from.max(0)), format!("{:020}", to.max(0)));
         self.list(query).await
     }
 
@@ -313,6 +409,108 @@ impl Catalog {
         .await
     }
 
+    // ---- in-system messages
+
+    pub async fn put_message(&self, message: &InboxMessage) -> Result<(), StoreError> {
+        let pk = inbox_pk(&message.tenant_id, &message.user_id);
+        let mut item = Item::new(
+            Key::new(pk.clone(), format!("MSG#{}", message.id)),
+            to_json(message)?,
+        );
+        item.index = Some(Key::new(
+            pk,
+            format!("{:020}#{}", message.created_at, message.id),
+        ));
+        self.store.put(item, Condition::Always).await
+    }
+
+    pub async fn message(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+    ) -> Result<Option<InboxMessage>, StoreError> {
+        self.get(Key::new(inbox_pk(tenant, user), format!("MSG#{id}")))
+            .await
+    }
+
+    /// A user's messages, newest first.
+    pub async fn messages(
+        &self,
+        tenant: &str,
+        user: &str,
+        unread_only: bool,
+    ) -> Result<Vec<InboxMessage>, StoreError> {
+        let mut query = Query::index(inbox_pk(tenant, user));
+        query.descending = true;
+        let mut messages: Vec<InboxMessage> = self.list(query).await?;
+        messages.retain(|m| !unread_only || m.read_at.is_none());
+        Ok(messages)
+    }
+
+    // ---- listings and deletes
+
+    pub async fn products(&self, tenant: &str) -> Result<Vec<Product>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "PRODUCT#"))
+            .await
+    }
+
+    /// All alarm rules of a tenant, of every product.
+    pub async fn all_rules(&self, tenant: &str) -> Result<Vec<AlarmRule>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "RULE#")).await
+    }
+
+    pub async fn stat_jobs(&self, tenant: &str) -> Result<Vec<StatJob>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "STATJOB#"))
+            .await
+    }
+
+    pub async fn templates(&self, tenant: &str) -> Result<Vec<NotificationTemplate>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "TEMPLATE#"))
+            .await
+    }
+
+    pub async fn channels(&self, tenant: &str) -> Result<Vec<Channel>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "CHANNEL#"))
+            .await
+    }
+
+    /// Deletes a tenant-level entity (`PRODUCT`, `RULE`, `STATJOB`, `TEMPLATE`, `CHANNEL`,
+    /// `ROUTE`); `id` is what follows the `#` of its sort key. Missing is an error.
+    pub async fn delete_entity(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .delete(
+                &Key::new(tenant_pk(tenant), format!("{kind}#{id}")),
+                Condition::Exists,
+            )
+            .await
+    }
+
+    /// Deletes a device, its identification-code pointer and its alarm state.
+    pub async fn delete_device(&self, device: &Device) -> Result<(), StoreError> {
+        self.store
+            .transact(vec![
+                Write::Delete {
+                    key: device_key(&device.uid),
+                    condition: Condition::Exists,
+                },
+                Write::Delete {
+                    key: code_key(&device.tenant_id, &device.identification_code),
+                    condition: Condition::Always,
+                },
+                Write::Delete {
+                    key: state_key(&device.uid),
+                    condition: Condition::Always,
+                },
+            ])
+            .await
+    }
+
     // ---- idempotency
 
     pub async fn is_done(&self, key: &str) -> Result<bool, StoreError> {
@@ -332,4 +530,14 @@ impl Catalog {
         item.expires_at = Some(expires_at);
         self.store.put(item, Condition::Always).await
     }
+}
+
+fn alarm_item(record: &AlarmRecord) -> Result<Item, StoreError> {
+    let sk = alarm_sk(record.raised_at, &record.alarm_id);
+    let mut item = Item::new(
+        Key::new(alarms_pk(&record.tenant_id), sk.clone()),
+        to_json(record)?,
+    );
+    item.index = Some(Key::new(format!("DEVICE#{}#ALARMS", record.device_uid), sk));
+    Ok(item)
 }

@@ -590,3 +590,124 @@ async fn a_gateways_sub_device_is_evaluated_with_its_own_product() -> TestResult
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn alarm_records_follow_transitions_and_can_be_cleared_by_hand() -> TestResult {
+    use iot_core::alarm::AlarmStatus;
+    use iot_core::repo::AlarmFilter;
+    let p = Platform::new().await?;
+    p.reading("m1", 35.0).await?;
+    let open = AlarmFilter {
+        open_only: true,
+        ..AlarmFilter::default()
+    };
+    let alarms = p.catalog.alarms("acme", &open).await?;
+    assert_eq!(alarms.len(), 1);
+    let id = alarms[0].alarm_id.clone();
+    assert_eq!(
+        (alarms[0].status, alarms[0].level),
+        (AlarmStatus::Active, Level::Warning)
+    );
+
+    p.alarms
+        .acknowledge("acme", "air-1", "hot", "alice")
+        .await?;
+    p.reading("m2", 45.0).await?;
+    let record = p
+        .catalog
+        .alarm("acme", &id)
+        .await?
+        .ok_or("record missing")?;
+    assert_eq!(
+        record.status,
+        AlarmStatus::Active,
+        "an escalation needs a new ack"
+    );
+    assert_eq!(record.peak_level, Level::Critical);
+
+    let cleared = p.alarms.clear("acme", "air-1", "hot", "bob").await?;
+    assert_eq!(
+        (cleared.kind, cleared.by.as_deref()),
+        (TransitionKind::Cleared, Some("bob"))
+    );
+    let record = p
+        .catalog
+        .alarm("acme", &id)
+        .await?
+        .ok_or("record missing")?;
+    assert_eq!(
+        (record.status, record.cleared_by.as_deref()),
+        (AlarmStatus::Cleared, Some("bob"))
+    );
+    assert!(p.catalog.alarms("acme", &open).await?.is_empty());
+    assert!(
+        p.catalog.alarm("other", &id).await?.is_none(),
+        "tenants are separate"
+    );
+    assert!(
+        p.alarms.clear("acme", "air-1", "hot", "bob").await.is_err(),
+        "nothing to clear"
+    );
+
+    // Still hot: the rule raises a new alarm, with a new id.
+    p.reading("m3", 45.0).await?;
+    let all = p.catalog.alarms("acme", &AlarmFilter::default()).await?;
+    assert_eq!(all.len(), 2);
+    assert_ne!(all[0].alarm_id, id, "newest first");
+    let by_device = AlarmFilter {
+        device_uid: Some("air-1".into()),
+        ..AlarmFilter::default()
+    };
+    assert_eq!(p.catalog.alarms("acme", &by_device).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn in_system_messages_land_in_each_users_inbox_once() -> TestResult {
+    use iot_core::notify::Delivery;
+    use iot_core::ports::Notifier;
+    use iot_core::usecase::InboxNotifier;
+    let p = Platform::new().await?;
+    let inbox = InboxNotifier::new(p.catalog.clone(), p.clock.clone());
+    let delivery = Delivery {
+        channel: Channel {
+            id: "ops-inbox".into(),
+            tenant_id: "acme".into(),
+            name: "Ops".into(),
+            kind: ChannelKind::InSystem {
+                user_ids: vec!["alice".into(), "bob".into()],
+            },
+        },
+        subject: "Too hot".into(),
+        body: "air-1 is at 41".into(),
+        webhook_body: None,
+        key: "k1".into(),
+    };
+    inbox.deliver(&delivery).await?;
+    inbox.deliver(&delivery).await?; // a retry overwrites
+    let alice = p.catalog.messages("acme", "alice", true).await?;
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].body, "air-1 is at 41");
+    assert_eq!(p.catalog.messages("acme", "bob", false).await?.len(), 1);
+    assert!(
+        p.catalog
+            .messages("other", "alice", false)
+            .await?
+            .is_empty()
+    );
+
+    let sms = Delivery {
+        channel: Channel {
+            kind: ChannelKind::Sms {
+                phone_numbers: vec![],
+            },
+            ..delivery.channel.clone()
+        },
+        ..delivery
+    };
+    assert!(matches!(
+        inbox.deliver(&sms).await,
+        Err(DeliveryError::Permanent(_))
+    ));
+    Ok(())
+}

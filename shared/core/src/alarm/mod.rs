@@ -11,10 +11,12 @@
 //!   transitions are notified.
 
 mod evaluator;
+mod record;
 mod rule;
 mod state;
 
 pub use evaluator::{AlarmEvaluator, CompiledRules, Evaluation, RuleFailure};
+pub use record::{AlarmRecord, AlarmStatus, parse_alarm_id};
 pub use rule::{AlarmRule, Band, Condition, Debounce, Direction, Level, RuleError};
 pub use state::{
     Acknowledgement, ActiveAlarm, AlarmError, AlarmTransition, DeviceAlarmState, Pending,

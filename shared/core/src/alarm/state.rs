@@ -111,7 +111,7 @@ pub struct AlarmTransition {
     pub signal: Option<String>,
     #[serde(default)]
     pub value: Option<Value>,
-    /// Who acknowledged, for `acknowledged`.
+    /// Who acknowledged, or cleared by hand.
     #[serde(default)]
     pub by: Option<String>,
 }
@@ -280,6 +280,41 @@ impl DeviceAlarmState {
             rule_id: rule.id.clone(),
             rule_name: rule.name.clone(),
             level: Some(active.level),
+            previous_level: Some(active.level),
+            time: at,
+            signal: None,
+            value: None,
+            by: Some(by.to_owned()),
+        })
+    }
+
+    /// Clears the active alarm of `rule` by hand (an operator's decision). If the condition
+    /// still holds, the rule raises a new alarm after its debounce.
+    pub fn clear(
+        &mut self,
+        tenant_id: &str,
+        rule: &AlarmRule,
+        by: &str,
+        at: Millis,
+    ) -> Result<AlarmTransition, AlarmError> {
+        let rule_state = self.rules.get_mut(&rule.id);
+        let Some(active) = rule_state.and_then(|r| {
+            r.pending = None;
+            r.active.take()
+        }) else {
+            return Err(AlarmError::NotActive {
+                device_uid: self.device_uid.clone(),
+                rule_id: rule.id.clone(),
+            });
+        };
+        Ok(AlarmTransition {
+            alarm_id: active.id,
+            kind: TransitionKind::Cleared,
+            tenant_id: tenant_id.to_owned(),
+            device_uid: self.device_uid.clone(),
+            rule_id: rule.id.clone(),
+            rule_name: rule.name.clone(),
+            level: None,
             previous_level: Some(active.level),
             time: at,
             signal: None,

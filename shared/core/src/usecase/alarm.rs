@@ -8,8 +8,8 @@ use thiserror::Error;
 
 use super::TtlCache;
 use crate::alarm::{
-    AlarmError, AlarmEvaluator, AlarmTransition, CompiledRules, DeviceAlarmState, RuleError,
-    RuleFailure,
+    AlarmError, AlarmEvaluator, AlarmRecord, AlarmRule, AlarmTransition, CompiledRules,
+    DeviceAlarmState, RuleError, RuleFailure, TransitionKind,
 };
 use crate::model::Record;
 use crate::ports::{BusEvent, Clock, EventBus, QueueError, StoreError};
@@ -143,20 +143,7 @@ impl AlarmService {
         rule_id: &str,
         by: &str,
     ) -> Result<AlarmTransition, AlarmServiceError> {
-        let device = self
-            .catalog
-            .device(device_uid)
-            .await?
-            .filter(|d| d.tenant_id == tenant)
-            .ok_or_else(|| AlarmServiceError::UnknownDevice(device_uid.to_owned()))?;
-        let rule = self
-            .catalog
-            .rule(tenant, &device.product_id, rule_id)
-            .await?
-            .ok_or_else(|| AlarmServiceError::UnknownRule {
-                product_id: device.product_id.clone(),
-                rule_id: rule_id.to_owned(),
-            })?;
+        let rule = self.rule_of_device(tenant, device_uid, rule_id).await?;
         let now = self.clock.now_ms();
         let mut transitions = self
             .update_state(device_uid, |state| {
@@ -164,6 +151,45 @@ impl AlarmService {
             })
             .await?;
         Ok(transitions.remove(0))
+    }
+
+    /// Clears the active alarm of `rule_id` on a device by hand.
+    pub async fn clear(
+        &self,
+        tenant: &str,
+        device_uid: &str,
+        rule_id: &str,
+        by: &str,
+    ) -> Result<AlarmTransition, AlarmServiceError> {
+        let rule = self.rule_of_device(tenant, device_uid, rule_id).await?;
+        let now = self.clock.now_ms();
+        let mut transitions = self
+            .update_state(device_uid, |state| {
+                Ok(vec![state.clear(tenant, &rule, by, now)?])
+            })
+            .await?;
+        Ok(transitions.remove(0))
+    }
+
+    async fn rule_of_device(
+        &self,
+        tenant: &str,
+        device_uid: &str,
+        rule_id: &str,
+    ) -> Result<AlarmRule, AlarmServiceError> {
+        let device = self
+            .catalog
+            .device(device_uid)
+            .await?
+            .filter(|d| d.tenant_id == tenant)
+            .ok_or_else(|| AlarmServiceError::UnknownDevice(device_uid.to_owned()))?;
+        self.catalog
+            .rule(tenant, &device.product_id, rule_id)
+            .await?
+            .ok_or_else(|| AlarmServiceError::UnknownRule {
+                product_id: device.product_id.clone(),
+                rule_id: rule_id.to_owned(),
+            })
     }
 
     /// Read-modify-write of a device's state with optimistic concurrency. New transitions go to
@@ -181,8 +207,13 @@ impl AlarmService {
         for _ in 0..MAX_ATTEMPTS {
             let mut state = self.catalog.alarm_state(device_uid).await?;
             let transitions = change(&mut state)?;
+            let records = self.records_after(&transitions).await?;
             state.outbox.extend(transitions.iter().cloned());
-            match self.catalog.save_alarm_state(&mut state).await {
+            match self
+                .catalog
+                .save_alarm_state_with(&mut state, &records)
+                .await
+            {
                 Ok(()) => {}
                 Err(StoreError::ConditionFailed(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -199,6 +230,30 @@ impl AlarmService {
             return Ok(transitions);
         }
         Err(AlarmServiceError::Contended(device_uid.to_owned()))
+    }
+
+    /// The alarm records as they are after `transitions`, to write with the state.
+    async fn records_after(
+        &self,
+        transitions: &[AlarmTransition],
+    ) -> Result<Vec<AlarmRecord>, AlarmServiceError> {
+        let mut records: Vec<AlarmRecord> = Vec::new();
+        for t in transitions {
+            if let Some(record) = records.iter_mut().find(|r| r.alarm_id == t.alarm_id) {
+                record.apply(t);
+            } else if t.kind == TransitionKind::Raised {
+                records.push(AlarmRecord::raised(t));
+            } else if let Some(mut record) = self.catalog.alarm(&t.tenant_id, &t.alarm_id).await? {
+                record.apply(t);
+                records.push(record);
+            } else {
+                // Raised before records existed: start one from what the transition knows.
+                let mut record = AlarmRecord::raised(t);
+                record.apply(t);
+                records.push(record);
+            }
+        }
+        Ok(records)
     }
 
     async fn publish(&self, transitions: &[AlarmTransition]) -> Result<(), QueueError> {

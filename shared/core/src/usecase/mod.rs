@@ -3,6 +3,7 @@
 mod alarm;
 mod cache;
 mod dry_run;
+mod inbox;
 mod ingest;
 mod notify;
 mod stats;
@@ -10,6 +11,7 @@ mod stats;
 pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
 pub use cache::TtlCache;
 pub use dry_run::{DryRun, dry_run};
+pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
 pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
 pub use stats::{StatsRun, StatsService, StatsServiceError};
