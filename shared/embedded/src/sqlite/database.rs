@@ -49,6 +49,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (device_uid, signal, time)
     ) WITHOUT ROWID;
     CREATE INDEX telemetry_by_device_time ON telemetry (device_uid, time);",
+    // 3: durable queues (alarm requests, alarm events) and the schedules of statistics jobs.
+    "CREATE TABLE queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX queue_by_visibility ON queue (queue, visible_at, seq);
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        cron TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        job_id TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// An open, migrated database, shared by the stores built on it.

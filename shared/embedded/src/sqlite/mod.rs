@@ -8,8 +8,10 @@
 
 mod database;
 mod meta;
+mod queue;
 mod telemetry;
 
 pub use database::{Database, DatabaseError};
 pub use meta::SqliteMetaStore;
+pub use queue::{QueueBus, Received, SqliteQueue, SqliteScheduler, StoredSchedule};
 pub use telemetry::SqliteTelemetry;

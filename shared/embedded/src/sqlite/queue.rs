@@ -1,0 +1,484 @@
+//! Durable queues in SQLite, with SQS semantics: a received message stays hidden for a
+//! visibility timeout and comes back unless it is deleted; after `max_receives` it moves to the
+//! queue's dead-letter queue (`{name}-dlq`). Producers wake waiting consumers, so latency is
+//! not bound to a poll interval.
+
+use async_trait::async_trait;
+use iot_core::ports::{
+    BusEvent, Clock, EventBus, MessageQueue, QueueError, QueueMessage, ScheduleTarget, Scheduler,
+    SchedulerError,
+};
+use iot_core::stats::Schedule;
+use iot_core::time::Millis;
+use rusqlite::params;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+use super::Database;
+
+/// A message taken from a queue; delete it once handled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Received {
+    /// Receipt for [`SqliteQueue::delete`].
+    pub seq: i64,
+    pub message_id: String,
+    pub body: String,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    pub enqueued_at: Millis,
+}
+
+#[derive(Clone)]
+pub struct SqliteQueue {
+    db: Database,
+    name: Arc<str>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    max_receives: u32,
+}
+
+impl SqliteQueue {
+    pub fn new(db: Database, name: &str, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            name: name.into(),
+            clock,
+            wake: Arc::new(Notify::new()),
+            max_receives: 5,
+        }
+    }
+
+    /// How many receives a message gets before it moves to the dead-letter queue.
+    pub fn with_max_receives(mut self, max_receives: u32) -> Self {
+        self.max_receives = max_receives.max(1);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dead_letter_name(&self) -> String {
+        format!("{}-dlq", self.name)
+    }
+
+    /// Takes up to `max` visible messages, oldest first, hiding them for `visibility`.
+    /// Messages received `max_receives` times already move to the dead-letter queue instead.
+    pub async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let name = self.name.clone();
+        let dlq = self.dead_letter_name();
+        let now = self.clock.now_ms();
+        let hidden_until = now + visibility.as_millis() as Millis;
+        let max_receives = self.max_receives;
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                tx.execute(
+                    "UPDATE queue SET queue = ?1, visible_at = ?3, receive_count = 0
+                     WHERE queue = ?2 AND visible_at <= ?3 AND receive_count >= ?4",
+                    params![dlq, &*name, now, max_receives],
+                )?;
+                let mut taken = Vec::new();
+                {
+                    let mut select = tx.prepare_cached(
+                        "SELECT seq, message_id, body, receive_count, enqueued_at FROM queue
+                         WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
+                    )?;
+                    let rows = select.query_map(params![&*name, now, max as i64], |r| {
+                        Ok(Received {
+                            seq: r.get(0)?,
+                            message_id: r.get(1)?,
+                            body: r.get(2)?,
+                            receive_count: r.get::<_, u32>(3)? + 1,
+                            enqueued_at: r.get(4)?,
+                        })
+                    })?;
+                    for row in rows {
+                        taken.push(row?);
+                    }
+                    let mut hide = tx.prepare_cached(
+                        "UPDATE queue SET visible_at = ?2, receive_count = receive_count + 1
+                         WHERE seq = ?1",
+                    )?;
+                    for message in &taken {
+                        hide.execute(params![message.seq, hidden_until])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(taken)
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Deletes handled messages.
+    pub async fn delete(&self, seqs: Vec<i64>) -> Result<(), QueueError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                {
+                    let mut delete = tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?;
+                    for seq in seqs {
+                        delete.execute([seq])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Makes a received message visible again after `delay` (a retry with back-off).
+    pub async fn retry_after(&self, seq: i64, delay: Duration) -> Result<(), QueueError> {
+        let visible_at = self.clock.now_ms() + delay.as_millis() as Millis;
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "UPDATE queue SET visible_at = ?2 WHERE seq = ?1",
+                    params![seq, visible_at],
+                )
+                .map(|_| ())
+            })
+            .await
+            .map_err(unavailable)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Waits until a producer sends or `timeout` passes.
+    pub async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    /// Messages in the queue, visible or not.
+    pub async fn depth(&self) -> Result<usize, QueueError> {
+        count(&self.db, self.name.to_string()).await
+    }
+
+    /// Messages in the dead-letter queue.
+    pub async fn dead_letters(&self) -> Result<Vec<Received>, QueueError> {
+        let dlq = self.dead_letter_name();
+        self.db
+            .run(move |c| {
+                let mut select = c.prepare(
+                    "SELECT seq, message_id, body, receive_count, enqueued_at FROM queue
+                     WHERE queue = ?1 ORDER BY seq",
+                )?;
+                let rows = select.query_map([dlq], |r| {
+                    Ok(Received {
+                        seq: r.get(0)?,
+                        message_id: r.get(1)?,
+                        body: r.get(2)?,
+                        receive_count: r.get(3)?,
+                        enqueued_at: r.get(4)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+            .map_err(unavailable)
+    }
+}
+
+async fn count(db: &Database, queue: String) -> Result<usize, QueueError> {
+    db.run(move |c| {
+        c.query_row(
+            "SELECT count(*) FROM queue WHERE queue = ?1",
+            [queue],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .await
+    .map(|n| n as usize)
+    .map_err(unavailable)
+}
+
+fn unavailable(e: rusqlite::Error) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl MessageQueue for SqliteQueue {
+    async fn send(&self, messages: Vec<QueueMessage>) -> Result<(), QueueError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let name = self.name.clone();
+        let now = self.clock.now_ms();
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                {
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO queue (queue, message_id, body, enqueued_at, visible_at)
+                         VALUES (?1, ?2, ?3, ?4, ?4)",
+                    )?;
+                    for m in &messages {
+                        insert.execute(params![&*name, m.id, m.body, now])?;
+                    }
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(unavailable)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// Topics fanned out to subscribed queues, as SNS fans out to SQS: each subscriber gets the
+/// whole [`BusEvent`] as JSON.
+#[derive(Clone, Default)]
+pub struct QueueBus {
+    subscriptions: BTreeMap<String, Vec<SqliteQueue>>,
+}
+
+impl QueueBus {
+    pub fn subscribe(mut self, topic: &str, queue: SqliteQueue) -> Self {
+        self.subscriptions
+            .entry(topic.to_owned())
+            .or_default()
+            .push(queue);
+        self
+    }
+}
+
+#[async_trait]
+impl EventBus for QueueBus {
+    async fn publish(&self, event: BusEvent) -> Result<(), QueueError> {
+        let Some(queues) = self.subscriptions.get(&event.topic) else {
+            tracing::debug!(topic = %event.topic, "no subscriber; event dropped");
+            return Ok(());
+        };
+        let body = serde_json::to_string(&event)
+            .map_err(|e| QueueError::Unavailable(format!("encoding the event: {e}")))?;
+        for queue in queues {
+            let id = format!("{}-{}", event.topic, queue.clock.now_ms());
+            queue
+                .send(vec![QueueMessage {
+                    id,
+                    body: body.clone(),
+                }])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Statistics schedules kept in SQLite; the local runner reads them (the EventBridge Scheduler
+/// of one machine).
+#[derive(Clone)]
+pub struct SqliteScheduler {
+    db: Database,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSchedule {
+    pub name: String,
+    pub cron: String,
+    pub target: ScheduleTarget,
+}
+
+impl SqliteScheduler {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub async fn schedules(&self) -> Result<Vec<StoredSchedule>, SchedulerError> {
+        self.db
+            .run(|c| {
+                let mut select =
+                    c.prepare("SELECT name, cron, tenant_id, job_id FROM schedules ORDER BY name")?;
+                let rows = select.query_map([], |r| {
+                    Ok(StoredSchedule {
+                        name: r.get(0)?,
+                        cron: r.get(1)?,
+                        target: ScheduleTarget {
+                            tenant_id: r.get(2)?,
+                            job_id: r.get(3)?,
+                        },
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Scheduler for SqliteScheduler {
+    async fn upsert(
+        &self,
+        name: &str,
+        cron: &str,
+        target: &ScheduleTarget,
+    ) -> Result<(), SchedulerError> {
+        Schedule::parse(cron).map_err(|e| SchedulerError::Invalid(e.to_string()))?;
+        let row = (
+            name.to_owned(),
+            cron.to_owned(),
+            target.tenant_id.clone(),
+            target.job_id.clone(),
+        );
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO schedules (name, cron, tenant_id, job_id) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET cron = ?2, tenant_id = ?3, job_id = ?4",
+                    params![row.0, row.1, row.2, row.3],
+                )
+                .map(|_| ())
+            })
+            .await
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
+        let name = name.to_owned();
+        self.db
+            .run(move |c| {
+                c.execute("DELETE FROM schedules WHERE name = ?1", [name])
+                    .map(|_| ())
+            })
+            .await
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iot_core::ports::ManualClock;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn message(id: &str) -> QueueMessage {
+        QueueMessage {
+            id: id.into(),
+            body: format!("body of {id}"),
+        }
+    }
+
+    fn queue() -> Result<(SqliteQueue, Arc<ManualClock>), Box<dyn std::error::Error>> {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let db = Database::in_memory()?;
+        Ok((SqliteQueue::new(db, "work", clock.clone()), clock))
+    }
+
+    const HIDE: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn received_messages_are_hidden_until_deleted_or_timed_out() -> TestResult {
+        let (queue, clock) = queue()?;
+        queue.send(vec![message("a"), message("b")]).await?;
+        let first = queue.receive(1, HIDE).await?;
+        assert_eq!(first[0].message_id, "a");
+        let second = queue.receive(10, HIDE).await?;
+        assert_eq!(second.len(), 1, "a is hidden");
+        assert_eq!(second[0].message_id, "b");
+        queue.delete(vec![second[0].seq]).await?;
+        assert!(queue.receive(10, HIDE).await?.is_empty());
+
+        clock.advance(31_000);
+        let again = queue.receive(10, HIDE).await?;
+        assert_eq!(again.len(), 1, "a comes back after the visibility timeout");
+        assert_eq!(
+            (again[0].message_id.as_str(), again[0].receive_count),
+            ("a", 2)
+        );
+        assert_eq!(queue.depth().await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_ends_in_the_dead_letter_queue() -> TestResult {
+        let (queue, clock) = queue()?;
+        let queue = queue.with_max_receives(2);
+        queue.send(vec![message("poison"), message("ok")]).await?;
+        for _ in 0..2 {
+            let got = queue.receive(10, HIDE).await?;
+            assert!(got.iter().any(|m| m.message_id == "poison"));
+            let ok: Vec<i64> = got
+                .iter()
+                .filter(|m| m.message_id == "ok")
+                .map(|m| m.seq)
+                .collect();
+            queue.delete(ok).await?;
+            clock.advance(31_000);
+        }
+        assert!(queue.receive(10, HIDE).await?.is_empty());
+        let dead = queue.dead_letters().await?;
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "body of poison");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn messages_survive_reopening_the_database() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("q.db");
+        let clock = Arc::new(ManualClock::new(0));
+        SqliteQueue::new(Database::open(&path)?, "work", clock.clone())
+            .send(vec![message("kept")])
+            .await?;
+        let reopened = SqliteQueue::new(Database::open(&path)?, "work", clock);
+        assert_eq!(reopened.receive(10, HIDE).await?[0].message_id, "kept");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_bus_fans_out_to_every_subscribed_queue() -> TestResult {
+        let (a, clock) = queue()?;
+        let b = SqliteQueue::new(a.db.clone(), "other", clock);
+        let bus = QueueBus::default()
+            .subscribe("alarm-events", a.clone())
+            .subscribe("alarm-events", b.clone());
+        let mut attributes = BTreeMap::new();
+        attributes.insert("level".to_owned(), "major".to_owned());
+        let event = BusEvent {
+            topic: "alarm-events".into(),
+            body: "{}".into(),
+            attributes,
+        };
+        bus.publish(event.clone()).await?;
+        bus.publish(BusEvent {
+            topic: "nobody-listens".into(),
+            ..event.clone()
+        })
+        .await?;
+        for queue in [a, b] {
+            let got = queue.receive(10, HIDE).await?;
+            assert_eq!(got.len(), 1);
+            assert_eq!(serde_json::from_str::<BusEvent>(&got[0].body)?, event);
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn schedules_are_upserted_validated_and_deleted() -> TestResult {
+        let scheduler = SqliteScheduler::new(Database::in_memory()?);
+        let target = ScheduleTarget {
+            tenant_id: "t".into(),
+            job_id: "daily".into(),
+        };
+        scheduler.upsert("t-daily", "0 0 * * *", &target).await?;
+        scheduler.upsert("t-daily", "*/5 * * * *", &target).await?;
+        assert!(scheduler.upsert("bad", "every day", &target).await.is_err());
+        let stored = scheduler.schedules().await?;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].cron, "*/5 * * * *");
+        scheduler.delete("t-daily").await?;
+        assert!(scheduler.schedules().await?.is_empty());
+        Ok(())
+    }
+}
