@@ -80,6 +80,12 @@ impl AlarmService {
         }
     }
 
+    /// How long a product's compiled rules are reused before they are read again.
+    pub fn with_cache_ttl(mut self, ttl: crate::time::Millis) -> Self {
+        self.rules = TtlCache::new(ttl);
+        self
+    }
+
     async fn compiled_rules(
         &self,
         tenant: &str,

@@ -114,6 +114,13 @@ impl Ingest {
         }
     }
 
+    /// How long a product (and its compiled script) is reused before it is read again: a
+    /// minute by default; shorter where an edit should show at once (one machine).
+    pub fn with_cache_ttl(mut self, ttl: crate::time::Millis) -> Self {
+        self.products = TtlCache::new(ttl);
+        self
+    }
+
     pub async fn ingest(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
         let Some(uid) = device_uid_from_topic(&message.topic) else {
             let reason = format!("topic {:?} is not things/{{device}}/up/...", message.topic);

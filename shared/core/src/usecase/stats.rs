@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::ports::{Clock, RangeQuery, StoreError, TelemetryError, TelemetryStore};
 use crate::repo::Catalog;
-use crate::stats::{DeviceScope, Series, StatResult, StatsEngine, StatsError, Window};
+use crate::stats::{DeviceScope, Series, StatJob, StatResult, StatsEngine, StatsError, Window};
 use crate::time::Millis;
 
 /// Most points read per device and run; a job over more should aggregate in the store first.
@@ -52,6 +52,12 @@ impl StatsService {
             clock,
             engine,
         }
+    }
+
+    /// Checks a job before it is saved: its CRON, lead time, signals and script.
+    pub fn check(&self, job: &StatJob) -> Result<(), StatsServiceError> {
+        self.engine.compile(job)?;
+        Ok(())
     }
 
     /// Runs a job for the time it was scheduled at (not the time it happens to run).

@@ -1,0 +1,302 @@
+//! The embedded MQTT 3.1.1 broker. Device telemetry (`things/{uid}/up/...`) goes through the
+//! ingest pipeline *before* the broker answers PUBACK, so a QoS 1 message is acknowledged only
+//! once it is committed; a restart loses nothing that was acknowledged. Other topics (and
+//! telemetry, after ingest) are forwarded to matching subscribers at QoS 0.
+//!
+//! Like AWS IoT Core, QoS 2 and retained messages are not supported. The packet codec is
+//! rumqttc's; see `docs/architecture.md` for why this is not rumqttd.
+
+use bytes::BytesMut;
+use rumqttc::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode,
+    UnsubAck, matches, valid_filter, valid_topic,
+};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// What the broker does with a device message before acknowledging it. `Err` means "not
+/// committed": the broker closes the connection without PUBACK, so the device sends it again.
+pub type Handler =
+    Arc<dyn Fn(String, bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Topics whose messages go through the handler.
+pub const TELEMETRY_FILTER: &str = "things/+/up/#";
+
+struct Subscriber {
+    filters: Vec<String>,
+    outbox: mpsc::Sender<Publish>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    sessions: HashMap<u64, (String, Subscriber)>,
+    /// Client id -> session, to take over a duplicate client id (MQTT 3.1.1, 3.1.4-2).
+    by_client: HashMap<String, (u64, watch::Sender<bool>)>,
+}
+
+pub struct Broker {
+    registry: Arc<Mutex<Registry>>,
+    handler: Handler,
+    max_payload: usize,
+}
+
+impl Broker {
+    pub fn new(handler: Handler, max_payload: usize) -> Self {
+        Self {
+            registry: Arc::new(Mutex::new(Registry::default())),
+            handler,
+            max_payload,
+        }
+    }
+
+    /// Accepts connections until `shutdown` turns true; then stops accepting, lets each
+    /// connection finish the message in hand, and returns.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let broker = this.clone();
+                        let stop = shutdown.clone();
+                        connections.spawn(async move { broker.connection(stream, peer, stop).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting an MQTT connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(listener);
+        while connections.join_next().await.is_some() {}
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut out = BytesMut::with_capacity(256);
+        // CONNECT first, within 10 s.
+        let connect = match tokio::time::timeout(
+            Duration::from_secs(10),
+            read_packet(&mut stream, &mut buf, self.max_payload),
+        )
+        .await
+        {
+            Ok(Ok(Some(Packet::Connect(connect)))) => connect,
+            Ok(Ok(Some(other))) => {
+                tracing::debug!(%peer, ?other, "first packet was not CONNECT");
+                return;
+            }
+            _ => return,
+        };
+        let client_id = if connect.client_id.is_empty() {
+            format!("anon-{peer}")
+        } else {
+            connect.client_id.clone()
+        };
+        let (outbox_tx, mut outbox) = mpsc::channel::<Publish>(1024);
+        let (kick_tx, mut kicked) = watch::channel(false);
+        let session = {
+            let mut registry = self.lock();
+            registry.next_id += 1;
+            let id = registry.next_id;
+            registry.sessions.insert(
+                id,
+                (client_id.clone(), Subscriber { filters: Vec::new(), outbox: outbox_tx }),
+            );
+            if let Some((_, old)) = registry.by_client.insert(client_id.clone(), (id, kick_tx)) {
+                let _ = old.send(true);
+            }
+            id
+        };
+        let ack = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false));
+        if write_packet(&mut stream, &mut out, &ack).await.is_err() {
+            self.forget(session, &client_id);
+            return;
+        }
+        tracing::debug!(%peer, client = %client_id, "MQTT client connected");
+        // A silent client is dropped after 1.5 keep-alive periods.
+        let idle = match connect.keep_alive {
+            0 => Duration::from_secs(24 * 3600),
+            s => Duration::from_millis(u64::from(s) * 1500),
+        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = kicked.changed() => break,
+                Some(publish) = outbox.recv() => {
+                    if write_packet(&mut stream, &mut out, &Packet::Publish(publish)).await.is_err() {
+                        break;
+                    }
+                }
+                packet = tokio::time::timeout(idle, read_packet(&mut stream, &mut buf, self.max_payload)) => {
+                    let packet = match packet {
+                        Ok(Ok(Some(p))) => p,
+                        Ok(Ok(None)) => break,
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %client_id, error = %e, "closing the connection");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::debug!(client = %client_id, "keep-alive expired");
+                            break;
+                        }
+                    };
+                    match self.on_packet(session, &client_id, packet).await {
+                        Ok(Some(reply)) => {
+                            if write_packet(&mut stream, &mut out, &reply).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(()) => break,
+                    }
+                }
+            }
+        }
+        self.forget(session, &client_id);
+        tracing::debug!(client = %client_id, "MQTT client disconnected");
+    }
+
+    fn forget(&self, session: u64, client_id: &str) {
+        let mut registry = self.lock();
+        registry.sessions.remove(&session);
+        if registry.by_client.get(client_id).is_some_and(|(id, _)| *id == session) {
+            registry.by_client.remove(client_id);
+        }
+    }
+
+    /// Handles one packet; `Err` closes the connection.
+    async fn on_packet(
+        &self,
+        session: u64,
+        client_id: &str,
+        packet: Packet,
+    ) -> Result<Option<Packet>, ()> {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(client_id, publish).await,
+            Packet::Subscribe(subscribe) => {
+                let mut codes = Vec::with_capacity(subscribe.filters.len());
+                let mut registry = self.lock();
+                for filter in subscribe.filters {
+                    if valid_filter(&filter.path) {
+                        if let Some((_, sub)) = registry.sessions.get_mut(&session)
+                            && !sub.filters.contains(&filter.path)
+                        {
+                            sub.filters.push(filter.path);
+                        }
+                        codes.push(SubscribeReasonCode::Success(QoS::AtMostOnce));
+                    } else {
+                        codes.push(SubscribeReasonCode::Failure);
+                    }
+                }
+                Ok(Some(Packet::SubAck(SubAck::new(subscribe.pkid, codes))))
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                if let Some((_, sub)) = self.lock().sessions.get_mut(&session) {
+                    sub.filters.retain(|f| !unsubscribe.topics.contains(f));
+                }
+                Ok(Some(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid))))
+            }
+            Packet::PingReq => Ok(Some(Packet::PingResp)),
+            Packet::PubAck(_) => Ok(None),
+            Packet::Disconnect => Err(()),
+            other => {
+                tracing::debug!(client = %client_id, ?other, "unsupported packet; closing");
+                Err(())
+            }
+        }
+    }
+
+    async fn on_publish(&self, client_id: &str, publish: Publish) -> Result<Option<Packet>, ()> {
+        if publish.qos == QoS::ExactlyOnce {
+            tracing::warn!(client = %client_id, "QoS 2 is not supported (nor by AWS IoT Core); closing");
+            return Err(());
+        }
+        if !valid_topic(&publish.topic) {
+            tracing::warn!(client = %client_id, topic = %publish.topic, "invalid topic; closing");
+            return Err(());
+        }
+        if matches(&publish.topic, TELEMETRY_FILTER)
+            && let Err(error) = (self.handler)(publish.topic.clone(), publish.payload.clone()).await
+        {
+            // Not committed: no PUBACK; the device resends after reconnecting.
+            tracing::warn!(client = %client_id, %error, "ingest failed; closing without PUBACK");
+            return Err(());
+        }
+        self.forward(&publish);
+        Ok(match publish.qos {
+            QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(publish.pkid))),
+            _ => None,
+        })
+    }
+
+    /// Forwards to matching subscribers at QoS 0; a subscriber too slow to keep up loses
+    /// messages rather than stalling publishers.
+    fn forward(&self, publish: &Publish) {
+        let registry = self.lock();
+        for (client, sub) in registry.sessions.values() {
+            if sub.filters.iter().any(|f| matches(&publish.topic, f)) {
+                let mut copy = Publish::new(publish.topic.clone(), QoS::AtMostOnce, Vec::new());
+                copy.payload = publish.payload.clone();
+                if sub.outbox.try_send(copy).is_err() {
+                    metrics::counter!("mqtt_forward_dropped_total").increment(1);
+                    tracing::debug!(%client, "subscriber is slow; message dropped");
+                }
+            }
+        }
+    }
+}
+
+async fn read_packet(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    max_payload: usize,
+) -> Result<Option<Packet>, String> {
+    loop {
+        match Packet::read(buf, max_payload) {
+            Ok(packet) => return Ok(Some(packet)),
+            Err(rumqttc::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(format!("malformed packet: {e}")),
+        }
+        buf.reserve(4096);
+        match stream.read_buf(buf).await {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+async fn write_packet(
+    stream: &mut TcpStream,
+    out: &mut BytesMut,
+    packet: &Packet,
+) -> Result<(), String> {
+    out.clear();
+    packet.write(out, usize::MAX).map_err(|e| e.to_string())?;
+    stream.write_all(out).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,9 @@
+//! `iot-local`: the whole platform on one machine, without AWS. The binary's commands are
+//! thin; everything is here so the end-to-end tests start the platform in-process.
+
+pub mod broker;
+pub mod config;
+pub mod demo;
+pub mod pipeline;
+pub mod platform;
+pub mod sim;

@@ -1,0 +1,266 @@
+//! The pipeline on one machine: adapters built once, the message handler the broker (or the
+//! external-broker subscriber) calls, and the workers behind the durable queues.
+
+use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
+use iot_core::parse::Parser;
+use iot_core::ports::{BusEvent, Clock, SystemClock};
+use iot_core::repo::Catalog;
+use iot_core::stats::{Schedule, StatsEngine};
+use iot_core::usecase::{
+    ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService, InboundMessage, InboxNotifier, Ingest,
+    IngestOutcome, NotifyService, StatsService,
+};
+use iot_embedded::blobs::FsBlobStore;
+use iot_embedded::notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
+use iot_embedded::sqlite::{
+    Database, QueueBus, Received, SqliteMetaStore, SqliteQueue, SqliteScheduler, SqliteTelemetry,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// How long a received queue message stays hidden while a worker handles it.
+const VISIBILITY: Duration = Duration::from_secs(30);
+
+pub struct Services {
+    pub db: Database,
+    pub catalog: Catalog,
+    pub telemetry: Arc<SqliteTelemetry>,
+    pub ingest: Arc<Ingest>,
+    pub alarms: Arc<AlarmService>,
+    pub notify: Arc<NotifyService>,
+    pub stats: Arc<StatsService>,
+    pub scheduler: Arc<SqliteScheduler>,
+    pub alarm_queue: SqliteQueue,
+    pub event_queue: SqliteQueue,
+    pub dead_letters: Arc<FsBlobStore>,
+    pub clock: Arc<dyn Clock>,
+    next_message: AtomicU64,
+}
+
+impl Services {
+    pub fn build(config: &Config, data_dir: &Path) -> Result<Self, String> {
+        let db = Database::open(&data_dir.join("iot.db")).map_err(|e| e.to_string())?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ttl = config.pipeline.cache_ttl_ms.max(0);
+        let catalog = Catalog::new(Arc::new(SqliteMetaStore::new(db.clone())));
+        let telemetry = Arc::new(SqliteTelemetry::new(db.clone()));
+        let alarm_queue = SqliteQueue::new(db.clone(), "alarm-requests", clock.clone());
+        let event_queue = SqliteQueue::new(db.clone(), "alarm-events", clock.clone());
+        let bus = QueueBus::default().subscribe(ALARM_EVENTS_TOPIC, event_queue.clone());
+        let dead_letters = Arc::new(
+            FsBlobStore::new(data_dir.join("blobs")).map_err(|e| e.to_string())?,
+        );
+        let ingest = Ingest::new(
+            catalog.clone(),
+            telemetry.clone(),
+            Arc::new(alarm_queue.clone()),
+            dead_letters.clone(),
+            clock.clone(),
+            Parser::default(),
+        )
+        .with_cache_ttl(ttl);
+        let alarms = AlarmService::new(
+            catalog.clone(),
+            Arc::new(bus),
+            clock.clone(),
+            AlarmEvaluator::default(),
+        )
+        .with_cache_ttl(ttl);
+        let webhook = WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms))
+            .map_err(|e| format!("building the webhook client: {e}"))?;
+        let notifier = ChannelRouter {
+            webhook: Arc::new(webhook),
+            in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),
+            sns: Arc::new(ConsoleNotifier),
+        };
+        let notify = NotifyService::new(catalog.clone(), Arc::new(notifier), clock.clone());
+        let stats = StatsService::new(
+            catalog.clone(),
+            telemetry.clone(),
+            clock.clone(),
+            StatsEngine::default(),
+        );
+        Ok(Self {
+            scheduler: Arc::new(SqliteScheduler::new(db.clone())),
+            db,
+            catalog,
+            telemetry,
+            ingest: Arc::new(ingest),
+            alarms: Arc::new(alarms),
+            notify: Arc::new(notify),
+            stats: Arc::new(stats),
+            alarm_queue,
+            event_queue,
+            dead_letters,
+            clock,
+            next_message: AtomicU64::new(0),
+        })
+    }
+
+    /// Ingests one MQTT message. `Ok` once it is committed (stored, or kept as a dead letter);
+    /// `Err` when the platform could not commit it and the message must be delivered again.
+    pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
+        let started = Instant::now();
+        metrics::counter!("mqtt_messages_received_total").increment(1);
+        let received_at = self.clock.now_ms();
+        let n = self.next_message.fetch_add(1, Ordering::Relaxed);
+        let message = InboundMessage {
+            message_id: format!("{received_at}-{n}"),
+            topic,
+            payload: payload.to_vec(),
+            received_at,
+        };
+        let outcome = self.ingest.ingest(&message).await.map_err(|e| {
+            metrics::counter!("ingest_errors_total").increment(1);
+            e.to_string()
+        })?;
+        match outcome {
+            IngestOutcome::Stored { .. } => {
+                metrics::counter!("ingest_messages_parsed_total").increment(1);
+            }
+            IngestOutcome::DeadLettered { reason, key } => {
+                metrics::counter!("ingest_messages_failed_total").increment(1);
+                tracing::warn!(topic = %message.topic, %reason, dead_letter = %key, "message kept as a dead letter");
+            }
+        }
+        metrics::histogram!("ingest_latency_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// Back-off before a failed queue message is tried again: 1 s, 2 s, 4 s ... up to a minute.
+fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// Takes batches from `queue` and hands each message to `handle`; deletes what succeeded,
+/// delays what failed. Returns when `shutdown` turns true, after the batch in hand.
+async fn drain_queue<F, Fut>(queue: SqliteQueue, mut shutdown: watch::Receiver<bool>, handle: F)
+where
+    F: Fn(Received) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    while !*shutdown.borrow() {
+        let batch = match queue.receive(64, VISIBILITY).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(queue = queue.name(), error = %e, "cannot read the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = queue.wait(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        for message in batch {
+            let (seq, count) = (message.seq, message.receive_count);
+            match handle(message).await {
+                Ok(()) => done.push(seq),
+                Err(error) => {
+                    tracing::warn!(queue = queue.name(), %error, attempt = count, "will retry");
+                    if let Err(e) = queue.retry_after(seq, backoff(count)).await {
+                        tracing::error!(error = %e, "cannot delay the message");
+                    }
+                }
+            }
+        }
+        if let Err(e) = queue.delete(done).await {
+            tracing::error!(queue = queue.name(), error = %e, "cannot delete handled messages; they will run again");
+        }
+    }
+}
+
+/// Evaluates alarm requests in order; transitions go to the event queue.
+pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
+    let queue = services.alarm_queue.clone();
+    drain_queue(queue, shutdown, |message| {
+        let services = services.clone();
+        async move {
+            let request: AlarmRequest = serde_json::from_str(&message.body)
+                .map_err(|e| format!("unreadable alarm request: {e}"))?;
+            services.alarms.evaluate(&request).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}
+
+/// Notifies alarm transitions through the matching routes.
+pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
+    let queue = services.event_queue.clone();
+    drain_queue(queue, shutdown, |message| {
+        let services = services.clone();
+        async move {
+            let event: BusEvent = serde_json::from_str(&message.body)
+                .map_err(|e| format!("unreadable event: {e}"))?;
+            let transition: AlarmTransition = serde_json::from_str(&event.body)
+                .map_err(|e| format!("unreadable alarm transition: {e}"))?;
+            services.notify.notify(&transition).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+}
+
+/// Runs statistics jobs on their CRON schedules (UTC). Schedules are re-read every few
+/// seconds, so jobs saved through the API start without a restart. A run missed while the
+/// platform was down is not made up, as with EventBridge Scheduler.
+pub async fn stats_timer(services: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
+    let mut next: HashMap<String, (String, i64)> = HashMap::new();
+    while !*shutdown.borrow() {
+        let now = services.clock.now_ms();
+        match services.scheduler.schedules().await {
+            Ok(schedules) => {
+                next.retain(|name, _| schedules.iter().any(|s| &s.name == name));
+                for schedule in schedules {
+                    let entry = next.get(&schedule.name);
+                    let stale = entry.is_none_or(|(cron, _)| cron != &schedule.cron);
+                    if stale {
+                        match Schedule::parse(&schedule.cron).map(|s| s.next_after(now)) {
+                            Ok(Some(at)) => {
+                                next.insert(schedule.name.clone(), (schedule.cron.clone(), at));
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(schedule = %schedule.name, error = %e, "bad schedule"),
+                        }
+                        continue;
+                    }
+                    let Some((cron, due)) = entry.cloned() else { continue };
+                    if due > now {
+                        continue;
+                    }
+                    let target = &schedule.target;
+                    match services.stats.run(&target.tenant_id, &target.job_id, due).await {
+                        Ok(run) => tracing::info!(job = %target.job_id, results = run.results.len(), failures = run.failures.len(), "statistics job ran"),
+                        Err(e) => tracing::warn!(job = %target.job_id, error = %e, "statistics job failed"),
+                    }
+                    let following = Schedule::parse(&cron).ok().and_then(|s| s.next_after(due.max(now)));
+                    match following {
+                        Some(at) => next.insert(schedule.name.clone(), (cron, at)),
+                        None => next.remove(&schedule.name),
+                    };
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read schedules"),
+        }
+        let sleep_ms = next
+            .values()
+            .map(|(_, at)| at - services.clock.now_ms())
+            .min()
+            .unwrap_or(1_000)
+            .clamp(10, 1_000);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

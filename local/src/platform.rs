@@ -1,0 +1,315 @@
+//! Starting and stopping the platform: data dir, database, broker (embedded or external),
+//! workers, statistics timer and the HTTP API.
+
+use axum::Router;
+use axum::routing::get;
+use iot_api::ApiState;
+use iot_core::parse::Parser;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::broker::{Broker, Handler, TELEMETRY_FILTER};
+use crate::config::Config;
+use crate::pipeline::{self, Services};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("the data directory {path} is not usable: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("cannot open the database: {0}")]
+    Database(String),
+    #[error("{what} port {port} on 127.0.0.1 is in use or not allowed ({reason}); choose another with {flag}")]
+    Port {
+        what: &'static str,
+        port: u16,
+        flag: &'static str,
+        reason: String,
+    },
+    #[error("cannot reach the MQTT broker at {url}: {reason}")]
+    Broker { url: String, reason: String },
+    #[error("the MQTT URL {0:?} is invalid: use mqtt://host:port")]
+    BrokerUrl(String),
+}
+
+/// A running platform; [`Running::shutdown`] stops it cleanly.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    /// The embedded broker's address (`None` with an external broker).
+    pub mqtt_addr: Option<SocketAddr>,
+    pub services: Arc<Services>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting, finishes the messages in hand, and waits for every task.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until a task ends on its own (it should not), then shuts down.
+    pub async fn wait_for_signal(self) {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing the messages in hand");
+        self.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The process-wide Prometheus recorder (a process has one).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; then ours just stays empty.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+fn prepare_data_dir(path: &PathBuf) -> Result<(), StartError> {
+    let err = |reason: String| StartError::DataDir {
+        path: path.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
+    let probe = path.join(".write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| err(format!("cannot write in it: {e}")))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+async fn bind(port: u16, what: &'static str, flag: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .map_err(|e| StartError::Port {
+            what,
+            port,
+            flag,
+            reason: e.to_string(),
+        })
+}
+
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let data_dir = config.data_dir.clone();
+    prepare_data_dir(&data_dir)?;
+    let prometheus = prometheus().clone();
+    let services = Arc::new(Services::build(config, &data_dir).map_err(StartError::Database)?);
+    let http = bind(config.http.port, "the HTTP", "--http-port").await?;
+    let http_addr = http.local_addr().map_err(|e| StartError::Port {
+        what: "the HTTP",
+        port: config.http.port,
+        flag: "--http-port",
+        reason: e.to_string(),
+    })?;
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let mqtt_addr = if config.mqtt.url.is_empty() {
+        let listener = bind(config.mqtt.port, "the MQTT", "--mqtt-port").await?;
+        let addr = listener.local_addr().ok();
+        let handler_services = services.clone();
+        let handler: Handler = Arc::new(move |topic, payload| {
+            let services = handler_services.clone();
+            Box::pin(async move { services.handle(topic, payload).await })
+        });
+        let broker = Broker::new(handler, config.mqtt.max_payload);
+        tasks.spawn(broker.serve(listener, stop.clone()));
+        addr
+    } else {
+        let subscriber = connect_external(config, services.clone()).await?;
+        tasks.spawn(subscriber.run(stop.clone()));
+        None
+    };
+
+    tasks.spawn(pipeline::alarm_worker(services.clone(), stop.clone()));
+    tasks.spawn(pipeline::notify_worker(services.clone(), stop.clone()));
+    tasks.spawn(pipeline::stats_timer(services.clone(), stop.clone()));
+
+    let api = Arc::new(ApiState {
+        catalog: services.catalog.clone(),
+        telemetry: services.telemetry.clone(),
+        alarms: services.alarms.clone(),
+        stats: services.stats.clone(),
+        scheduler: services.scheduler.clone(),
+        parser: Parser::default(),
+        clock: services.clock.clone(),
+        default_tenant: config.tenant.clone(),
+    });
+    let app = iot_api::app(api).merge(
+        Router::new().route("/metrics", get(move || std::future::ready(prometheus.render()))),
+    );
+    let mut http_stop = stop.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    Ok(Running {
+        http_addr,
+        mqtt_addr,
+        services,
+        shutdown,
+        tasks,
+    })
+}
+
+/// The ingest subscription on an external broker: a persistent session (clean session off)
+/// at QoS 1 with manual acknowledgements, so a message is acknowledged only after it is
+/// committed, and the broker keeps what arrives while the platform is down.
+struct ExternalSubscriber {
+    client: AsyncClient,
+    eventloop: rumqttc::EventLoop,
+    services: Arc<Services>,
+}
+
+fn parse_mqtt_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
+        None => Some((rest.to_owned(), 1883)),
+    }
+}
+
+async fn connect_external(
+    config: &Config,
+    services: Arc<Services>,
+) -> Result<ExternalSubscriber, StartError> {
+    let url = &config.mqtt.url;
+    let (host, port) = parse_mqtt_url(url).ok_or_else(|| StartError::BrokerUrl(url.clone()))?;
+    let mut options = MqttOptions::new(&config.mqtt.client_id, host, port);
+    options
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(config.mqtt.max_payload + 1024, config.mqtt.max_payload + 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    // Fail fast and clearly if the broker is not there.
+    let connected = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let broker_err = |reason: String| StartError::Broker {
+        url: url.clone(),
+        reason,
+    };
+    match connected {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(broker_err(reason)),
+        Err(_) => return Err(broker_err("no answer within 5 s".into())),
+    }
+    client
+        .subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce)
+        .await
+        .map_err(|e| broker_err(e.to_string()))?;
+    tracing::info!(%url, "subscribed to {TELEMETRY_FILTER} on the external broker");
+    Ok(ExternalSubscriber {
+        client,
+        eventloop,
+        services,
+    })
+}
+
+impl ExternalSubscriber {
+    /// Polls the connection; messages are handled one at a time, in order, by a second task
+    /// that acknowledges each after it is committed (PUBACKs must follow the PUBLISH order).
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
+        let client = self.client.clone();
+        let services = self.services.clone();
+        let worker = tokio::spawn(async move {
+            while let Some(publish) = rx.recv().await {
+                let mut delay = Duration::from_millis(100);
+                loop {
+                    match services.handle(publish.topic.clone(), publish.payload.clone()).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, "ingest failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                if let Err(e) = client.ack(&publish).await {
+                    tracing::warn!(error = %e, "acknowledging failed; the broker will resend");
+                }
+            }
+        });
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                event = self.eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        if tx.send(publish).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
+                        let _ = self.client.try_subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        }
+        // Finish what was received while the connection keeps sending the acks.
+        drop(tx);
+        let mut worker = worker;
+        loop {
+            tokio::select! {
+                _ = &mut worker => break,
+                event = self.eventloop.poll() => if event.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                },
+            }
+        }
+        let _ = self.client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while self.eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls_parse() {
+        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1884"), Some(("127.0.0.1".into(), 1884)));
+        assert_eq!(parse_mqtt_url("tcp://broker"), Some(("broker".into(), 1883)));
+        assert_eq!(parse_mqtt_url("http://x:1"), None);
+        assert_eq!(parse_mqtt_url("mqtt://x:port"), None);
+    }
+}

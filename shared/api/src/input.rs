@@ -1,0 +1,110 @@
+//! Request input: tenant, bodies into core types, ids, times.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use iot_core::time::{Millis, parse_rfc3339};
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::error::ApiError;
+
+/// The tenant a request acts for. Until authentication lands this is the `x-tenant-id` header
+/// or the server's default tenant; the API is bound to 127.0.0.1 meanwhile.
+pub struct Tenant(pub String);
+
+impl FromRequestParts<Arc<ApiState>> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("x-tenant-id") {
+            None => Ok(Tenant(state.default_tenant.clone())),
+            Some(value) => {
+                let tenant = value
+                    .to_str()
+                    .map_err(|_| ApiError::bad_request("x-tenant-id must be text"))?;
+                check_id("x-tenant-id", tenant)?;
+                Ok(Tenant(tenant.to_owned()))
+            }
+        }
+    }
+}
+
+/// Ids appear in keys, MQTT topics and alarm ids: letters, digits, `_`, `-` and `.`.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            &format!("/{field}"),
+            format!("{id:?} is not a valid id: use 1 to 128 letters, digits, '_', '-' or '.'"),
+        ))
+    }
+}
+
+/// Reads a body into a core type, setting the fields the server owns (tenant, path id).
+pub fn body_as<T: DeserializeOwned>(
+    mut body: Json,
+    tenant: &str,
+    id: Option<(&str, &str)>,
+) -> Result<T, ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    object.insert("tenant_id".into(), Json::String(tenant.to_owned()));
+    if let Some((field, value)) = id {
+        match object.get(field).and_then(Json::as_str) {
+            Some(given) if given != value => {
+                return Err(ApiError::field(
+                    StatusCode::BAD_REQUEST,
+                    &format!("/{field}"),
+                    format!("is {given:?} but the path says {value:?}"),
+                ));
+            }
+            _ => {
+                object.insert(field.into(), Json::String(value.to_owned()));
+            }
+        }
+    }
+    serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the body does not match the expected shape: {e}"),
+        )
+    })
+}
+
+/// A time given as epoch milliseconds or RFC 3339.
+pub fn parse_time(field: &str, text: &str) -> Result<Millis, ApiError> {
+    text.parse::<Millis>()
+        .ok()
+        .or_else(|| parse_rfc3339(text))
+        .ok_or_else(|| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                &format!("/{field}"),
+                format!("{text:?} is neither epoch milliseconds nor an RFC 3339 time"),
+            )
+        })
+}
+
+/// Splits a comma-separated list, dropping empty entries.
+pub fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

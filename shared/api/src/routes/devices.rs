@@ -1,0 +1,232 @@
+//! Devices and their telemetry (range, latest, aggregates).
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use iot_core::model::Device;
+use iot_core::ports::{AggregateQuery, RangeQuery, StoreError};
+use iot_core::stats::Window;
+use iot_core::time::{HOUR, MINUTE, Millis};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::products::product_of;
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult};
+use crate::input::{Tenant, body_as, check_id, list, parse_time};
+
+/// Most points one range request returns.
+const MAX_POINTS: usize = 10_000;
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/v1/devices", get(list_devices).post(create))
+        .route("/v1/devices/{uid}", get(read).put(update).delete(remove))
+        .route("/v1/devices/{uid}/telemetry", get(range))
+        .route("/v1/devices/{uid}/latest", get(latest))
+        .route("/v1/devices/{uid}/aggregate", get(aggregate))
+}
+
+/// The device if it exists in the tenant; other tenants' devices are "not found".
+pub(crate) async fn device_of(state: &ApiState, tenant: &str, uid: &str) -> ApiResult<Device> {
+    state
+        .catalog
+        .device(uid)
+        .await?
+        .filter(|d| d.tenant_id == tenant)
+        .ok_or_else(|| ApiError::not_found(format!("device {uid:?}")))
+}
+
+#[derive(Deserialize)]
+struct DeviceFilter {
+    product: Option<String>,
+}
+
+async fn list_devices(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    query: Result<Query<DeviceFilter>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let filter = query?.0;
+    let devices = state.catalog.devices(&tenant, filter.product.as_deref()).await?;
+    Ok(Json(json!({ "items": devices })))
+}
+
+async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
+    check_id("uid", &device.uid)?;
+    if device.identification_code.trim().is_empty() {
+        return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/identification_code", "must not be empty"));
+    }
+    product_of(state, &device.tenant_id, &device.product_id)
+        .await
+        .map_err(|_| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/product_id", format!("product {:?} does not exist", device.product_id)))?;
+    state.catalog.put_device(device).await.map_err(|e| match e {
+        StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_) => ApiError::field(
+            StatusCode::CONFLICT,
+            "/identification_code",
+            format!("{:?} is used by another device", device.identification_code),
+        ),
+        e => e.into(),
+    })
+}
+
+async fn create(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Device>)> {
+    let device: Device = body_as(body?.0, &tenant, None)?;
+    if state.catalog.device(&device.uid).await?.is_some() {
+        return Err(ApiError::conflict(format!("device {:?} exists already", device.uid)));
+    }
+    save(&state, &device).await?;
+    Ok((StatusCode::CREATED, Json(device)))
+}
+
+async fn read(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Device>> {
+    Ok(Json(device_of(&state, &tenant, &uid).await?))
+}
+
+async fn update(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Device>> {
+    device_of(&state, &tenant, &uid).await?;
+    let device: Device = body_as(body?.0, &tenant, Some(("uid", &uid)))?;
+    save(&state, &device).await?;
+    Ok(Json(device))
+}
+
+async fn remove(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+) -> ApiResult<StatusCode> {
+    let device = device_of(&state, &tenant, &uid).await?;
+    state.catalog.delete_device(&device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- telemetry
+
+#[derive(Deserialize)]
+struct RangeParams {
+    /// Comma-separated signal names; all signals if absent.
+    signals: Option<String>,
+    signal: Option<String>,
+    /// Epoch ms or RFC 3339; default: an hour before `to`.
+    from: Option<String>,
+    /// Default: now.
+    to: Option<String>,
+    limit: Option<usize>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+    /// Bucket width for aggregates, in ms (default one minute).
+    bucket_ms: Option<Millis>,
+}
+
+impl RangeParams {
+    fn window(&self, now: Millis) -> ApiResult<Window> {
+        let end = match &self.to {
+            Some(t) => parse_time("to", t)?,
+            None => now,
+        };
+        let start = match &self.from {
+            Some(t) => parse_time("from", t)?,
+            None => end - HOUR,
+        };
+        if start > end {
+            return Err(ApiError::field(StatusCode::BAD_REQUEST, "/from", "must not be after `to`"));
+        }
+        Ok(Window { start, end })
+    }
+}
+
+async fn range(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+    query: Result<Query<RangeParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let params = query?.0;
+    device_of(&state, &tenant, &uid).await?;
+    let descending = match params.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::field(StatusCode::BAD_REQUEST, "/order", format!("{other:?}: use asc or desc")));
+        }
+    };
+    let mut signals = list(params.signals.as_deref());
+    signals.extend(params.signal.clone());
+    let points = state
+        .telemetry
+        .range(&RangeQuery {
+            device_uid: uid.clone(),
+            signals,
+            window: params.window(state.clock.now_ms())?,
+            limit: Some(params.limit.unwrap_or(1_000).min(MAX_POINTS)),
+            descending,
+        })
+        .await?;
+    let points: Vec<Value> = points
+        .into_iter()
+        .map(|p| json!({ "time": p.time, "signal": p.signal, "value": p.value }))
+        .collect();
+    Ok(Json(json!({ "device_uid": uid, "points": points })))
+}
+
+async fn latest(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+    query: Result<Query<RangeParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let params = query?.0;
+    device_of(&state, &tenant, &uid).await?;
+    let points = state
+        .telemetry
+        .latest(&uid, &list(params.signals.as_deref()))
+        .await?;
+    let values: serde_json::Map<String, Value> = points
+        .into_iter()
+        .map(|p| (p.signal, json!({ "time": p.time, "value": p.value })))
+        .collect();
+    Ok(Json(json!({ "device_uid": uid, "signals": values })))
+}
+
+async fn aggregate(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+    query: Result<Query<RangeParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let params = query?.0;
+    device_of(&state, &tenant, &uid).await?;
+    let Some(signal) = params.signal.clone() else {
+        return Err(ApiError::field(StatusCode::BAD_REQUEST, "/signal", "name the signal to aggregate"));
+    };
+    let window = params.window(state.clock.now_ms())?;
+    let bucket_ms = params.bucket_ms.unwrap_or(MINUTE);
+    if bucket_ms <= 0 || (window.end - window.start) / bucket_ms > MAX_POINTS as Millis {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/bucket_ms",
+            format!("must be > 0 and give at most {MAX_POINTS} buckets over the window"),
+        ));
+    }
+    let buckets = state
+        .telemetry
+        .aggregate(&AggregateQuery { device_uid: uid.clone(), signal: signal.clone(), window, bucket_ms })
+        .await?;
+    Ok(Json(json!({ "device_uid": uid, "signal": signal, "bucket_ms": bucket_ms, "buckets": buckets })))
+}

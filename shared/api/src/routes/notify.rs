@@ -1,0 +1,248 @@
+//! Notification templates, channels and routes, and in-system messages.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use iot_core::notify::{Channel, ChannelKind, InboxMessage, NotificationRoute, NotificationTemplate, validate_template};
+use iot_core::ports::StoreError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult};
+use crate::input::{Tenant, body_as, check_id};
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/v1/templates", get(list_templates).post(create_template))
+        .route("/v1/templates/{id}", get(read_template).put(update_template).delete(remove_template))
+        .route("/v1/channels", get(list_channels).post(create_channel))
+        .route("/v1/channels/{id}", get(read_channel).put(update_channel).delete(remove_channel))
+        .route("/v1/notification-routes", get(list_routes).post(create_route))
+        .route("/v1/notification-routes/{id}", get(read_route).put(update_route).delete(remove_route))
+        .route("/v1/users/{user}/messages", get(messages))
+        .route("/v1/users/{user}/messages/{id}/read", post(mark_read))
+}
+
+async fn delete(state: &ApiState, tenant: &str, kind: &str, label: &str, id: &str) -> ApiResult<StatusCode> {
+    state.catalog.delete_entity(tenant, kind, id).await.map_err(|e| match e {
+        StoreError::ConditionFailed(_) => ApiError::not_found(format!("{label} {id:?}")),
+        e => e.into(),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- templates
+
+async fn template_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<NotificationTemplate> {
+    state.catalog.template(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("template {id:?}")))
+}
+
+fn check_template(template: &NotificationTemplate) -> ApiResult<()> {
+    check_id("id", &template.id)?;
+    validate_template(template, None).map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+async fn list_templates(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "items": state.catalog.templates(&tenant).await? })))
+}
+
+async fn create_template(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<NotificationTemplate>)> {
+    let template: NotificationTemplate = body_as(body?.0, &tenant, None)?;
+    check_template(&template)?;
+    if state.catalog.template(&tenant, &template.id).await?.is_some() {
+        return Err(ApiError::conflict(format!("template {:?} exists already", template.id)));
+    }
+    state.catalog.put_template(&template).await?;
+    Ok((StatusCode::CREATED, Json(template)))
+}
+
+async fn read_template(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<NotificationTemplate>> {
+    Ok(Json(template_of(&state, &tenant, &id).await?))
+}
+
+async fn update_template(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<NotificationTemplate>> {
+    template_of(&state, &tenant, &id).await?;
+    let template: NotificationTemplate = body_as(body?.0, &tenant, Some(("id", &id)))?;
+    check_template(&template)?;
+    // Routes that send this template to a generic webhook need it to stay valid JSON.
+    for route in state.catalog.routes(&tenant).await?.iter().filter(|r| r.template_id == id) {
+        if let Some(channel) = state.catalog.channel(&tenant, &route.channel_id).await? {
+            validate_template(&template, Some(&channel.kind)).map_err(|e| {
+                ApiError::unprocessable(format!("route {:?} sends this template to channel {:?}: {e}", route.id, channel.id))
+            })?;
+        }
+    }
+    state.catalog.put_template(&template).await?;
+    Ok(Json(template))
+}
+
+async fn remove_template(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    delete(&state, &tenant, "TEMPLATE", "template", &id).await
+}
+
+// ---- channels
+
+async fn channel_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Channel> {
+    state.catalog.channel(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("channel {id:?}")))
+}
+
+fn check_channel(channel: &Channel) -> ApiResult<()> {
+    check_id("id", &channel.id)?;
+    if let ChannelKind::Webhook { url, .. } = &channel.kind
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/kind/url", "must be an http(s) URL"));
+    }
+    Ok(())
+}
+
+async fn list_channels(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "items": state.catalog.channels(&tenant).await? })))
+}
+
+async fn create_channel(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Channel>)> {
+    let channel: Channel = body_as(body?.0, &tenant, None)?;
+    check_channel(&channel)?;
+    if state.catalog.channel(&tenant, &channel.id).await?.is_some() {
+        return Err(ApiError::conflict(format!("channel {:?} exists already", channel.id)));
+    }
+    state.catalog.put_channel(&channel).await?;
+    Ok((StatusCode::CREATED, Json(channel)))
+}
+
+async fn read_channel(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Channel>> {
+    Ok(Json(channel_of(&state, &tenant, &id).await?))
+}
+
+async fn update_channel(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Channel>> {
+    channel_of(&state, &tenant, &id).await?;
+    let channel: Channel = body_as(body?.0, &tenant, Some(("id", &id)))?;
+    check_channel(&channel)?;
+    state.catalog.put_channel(&channel).await?;
+    Ok(Json(channel))
+}
+
+async fn remove_channel(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    delete(&state, &tenant, "CHANNEL", "channel", &id).await
+}
+
+// ---- routes
+
+async fn route_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<NotificationRoute> {
+    state
+        .catalog
+        .routes(tenant)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("notification route {id:?}")))
+}
+
+/// A route must name an existing template and channel, and the template must suit the channel.
+async fn check_route(state: &ApiState, route: &NotificationRoute) -> ApiResult<()> {
+    check_id("id", &route.id)?;
+    let tenant = &route.tenant_id;
+    let template = state.catalog.template(tenant, &route.template_id).await?.ok_or_else(|| {
+        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/template_id", format!("template {:?} does not exist", route.template_id))
+    })?;
+    let channel = state.catalog.channel(tenant, &route.channel_id).await?.ok_or_else(|| {
+        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/channel_id", format!("channel {:?} does not exist", route.channel_id))
+    })?;
+    validate_template(&template, Some(&channel.kind)).map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+async fn list_routes(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "items": state.catalog.routes(&tenant).await? })))
+}
+
+async fn create_route(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<NotificationRoute>)> {
+    let route: NotificationRoute = body_as(body?.0, &tenant, None)?;
+    check_route(&state, &route).await?;
+    if route_of(&state, &tenant, &route.id).await.is_ok() {
+        return Err(ApiError::conflict(format!("notification route {:?} exists already", route.id)));
+    }
+    state.catalog.put_route(&route).await?;
+    Ok((StatusCode::CREATED, Json(route)))
+}
+
+async fn read_route(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<NotificationRoute>> {
+    Ok(Json(route_of(&state, &tenant, &id).await?))
+}
+
+async fn update_route(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<NotificationRoute>> {
+    route_of(&state, &tenant, &id).await?;
+    let route: NotificationRoute = body_as(body?.0, &tenant, Some(("id", &id)))?;
+    check_route(&state, &route).await?;
+    state.catalog.put_route(&route).await?;
+    Ok(Json(route))
+}
+
+async fn remove_route(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    delete(&state, &tenant, "ROUTE", "notification route", &id).await
+}
+
+// ---- in-system messages
+
+#[derive(Deserialize)]
+struct MessageParams {
+    unread: Option<bool>,
+}
+
+async fn messages(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(user): Path<String>,
+    query: Result<Query<MessageParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let unread_only = query?.0.unread.unwrap_or(false);
+    let items = state.catalog.messages(&tenant, &user, unread_only).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn mark_read(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path((user, id)): Path<(String, String)>,
+) -> ApiResult<Json<InboxMessage>> {
+    let mut message = state
+        .catalog
+        .message(&tenant, &user, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("message {id:?}")))?;
+    if message.read_at.is_none() {
+        message.read_at = Some(state.clock.now_ms());
+        state.catalog.put_message(&message).await?;
+    }
+    Ok(Json(message))
+}
