@@ -24,8 +24,11 @@ use tokio::task::JoinSet;
 
 /// What the broker does with a device message before acknowledging it. `Err` means "not
 /// committed": the broker closes the connection without PUBACK, so the device sends it again.
-pub type Handler =
-    Arc<dyn Fn(String, bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(String, bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Topics whose messages go through the handler.
 pub const TELEMETRY_FILTER: &str = "things/+/up/#";
@@ -124,7 +127,13 @@ impl Broker {
             let id = registry.next_id;
             registry.sessions.insert(
                 id,
-                (client_id.clone(), Subscriber { filters: Vec::new(), outbox: outbox_tx }),
+                (
+                    client_id.clone(),
+                    Subscriber {
+                        filters: Vec::new(),
+                        outbox: outbox_tx,
+                    },
+                ),
             );
             if let Some((_, old)) = registry.by_client.insert(client_id.clone(), (id, kick_tx)) {
                 let _ = old.send(true);
@@ -184,7 +193,11 @@ impl Broker {
     fn forget(&self, session: u64, client_id: &str) {
         let mut registry = self.lock();
         registry.sessions.remove(&session);
-        if registry.by_client.get(client_id).is_some_and(|(id, _)| *id == session) {
+        if registry
+            .by_client
+            .get(client_id)
+            .is_some_and(|(id, _)| *id == session)
+        {
             registry.by_client.remove(client_id);
         }
     }

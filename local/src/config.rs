@@ -112,12 +112,11 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG).map_err(|e| {
-            ConfigError::Invalid {
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULT_CONFIG).map_err(|e| ConfigError::Invalid {
                 path: "(defaults)".into(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
@@ -217,7 +216,10 @@ mod tests {
         std::fs::write(&file, "tenant = \"acme\"\n[http]\nport = 9000\n")?;
         let env = [
             ("IOT_LOCAL_HTTP_PORT".to_owned(), "9100".to_owned()),
-            ("IOT_LOCAL_MQTT_URL".to_owned(), "mqtt://127.0.0.1:1884".to_owned()),
+            (
+                "IOT_LOCAL_MQTT_URL".to_owned(),
+                "mqtt://127.0.0.1:1884".to_owned(),
+            ),
             ("PATH".to_owned(), "/bin".to_owned()),
         ];
         let config = Config::load(Some(&file), env)?;
@@ -233,7 +235,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("iot.toml");
         std::fs::write(&file, "[http]\nprot = 9000\n")?;
-        let err = Config::load(Some(&file), []).err().ok_or("accepted a typo")?;
+        let err = Config::load(Some(&file), [])
+            .err()
+            .ok_or("accepted a typo")?;
         assert!(err.to_string().contains("prot"), "{err}");
 
         let env = [("IOT_LOCAL_HTTP_PORT".to_owned(), "eighty".to_owned())];
@@ -243,7 +247,10 @@ mod tests {
         let env = [("IOT_LOCAL_NOPE".to_owned(), "1".to_owned())];
         assert!(Config::load(None, env).is_err());
         let missing = dir.path().join("missing.toml");
-        assert!(matches!(Config::load(Some(&missing), []), Err(ConfigError::Read { .. })));
+        assert!(matches!(
+            Config::load(Some(&missing), []),
+            Err(ConfigError::Read { .. })
+        ));
         Ok(())
     }
 }

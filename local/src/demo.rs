@@ -2,8 +2,10 @@
 //! statistics job and notification routes, so data, alarms and notifications show at once.
 
 use iot_core::alarm::{AlarmRule, Band, Condition, Debounce, Direction, Level};
-use iot_core::model::{Device, ParserScript, Product, SignalDef};
-use iot_core::notify::{Channel, ChannelKind, NotificationRoute, NotificationTemplate, WebhookFlavor};
+use iot_core::model::{Device, ParserScript, Product, SignalDef, SignalKind};
+use iot_core::notify::{
+    Channel, ChannelKind, NotificationRoute, NotificationTemplate, WebhookFlavor,
+};
 use iot_core::ports::{ScheduleTarget, Scheduler, StoreError};
 use iot_core::stats::{DeviceScope, StatJob};
 use iot_core::time::MINUTE;
@@ -26,10 +28,39 @@ pub fn is_binary(n: usize) -> bool {
 
 fn signals() -> Vec<SignalDef> {
     vec![
-        SignalDef::number("temperature").with_unit("°C").with_range(-40.0, 85.0),
-        SignalDef::number("humidity").with_unit("%").with_range(0.0, 100.0),
-        SignalDef::number("co2").with_unit("ppm").with_range(0.0, 10_000.0),
+        SignalDef::number("temperature")
+            .with_unit("°C")
+            .with_range(-40.0, 85.0),
+        SignalDef::number("humidity")
+            .with_unit("%")
+            .with_range(0.0, 100.0),
+        SignalDef::number("co2")
+            .with_unit("ppm")
+            .with_range(0.0, 10_000.0),
     ]
+}
+
+/// The binary frame also reports the battery, status flags and a frame counter.
+fn binary_signals() -> Vec<SignalDef> {
+    let flag = |name: &str| SignalDef {
+        name: name.into(),
+        kind: SignalKind::Bool,
+        unit: None,
+        range: None,
+    };
+    let mut signals = signals();
+    signals.retain(|s| s.name != "co2");
+    signals.extend([
+        SignalDef::number("battery_mv")
+            .with_unit("mV")
+            .with_range(0.0, 5_000.0),
+        SignalDef::number("signal_quality").with_range(0.0, 15.0),
+        SignalDef::number("frame_counter"),
+        flag("low_battery"),
+        flag("sensor_fault"),
+        flag("tamper"),
+    ]);
+    signals
 }
 
 fn hot_rule(tenant: &str, product: &str) -> AlarmRule {
@@ -43,13 +74,25 @@ fn hot_rule(tenant: &str, product: &str) -> AlarmRule {
             signal: "temperature".into(),
             direction: Direction::Above,
             bands: vec![
-                Band { level: Level::Warning, threshold: 28.0 },
-                Band { level: Level::Major, threshold: 32.0 },
-                Band { level: Level::Critical, threshold: 36.0 },
+                Band {
+                    level: Level::Warning,
+                    threshold: 28.0,
+                },
+                Band {
+                    level: Level::Major,
+                    threshold: 32.0,
+                },
+                Band {
+                    level: Level::Critical,
+                    threshold: 36.0,
+                },
             ],
             deadband: 0.5,
         },
-        debounce: Debounce { samples: 2, for_ms: 0 },
+        debounce: Debounce {
+            samples: 2,
+            for_ms: 0,
+        },
     }
 }
 
@@ -62,17 +105,30 @@ pub async fn install(
     webhook: Option<&str>,
 ) -> Result<(), StoreError> {
     let catalog = &services.catalog;
-    for (id, name, script) in [
-        (JSON_PRODUCT, "Indoor air sensor (JSON)", JSON_SCRIPT),
-        (BINARY_PRODUCT, "Indoor air sensor (12-byte frame)", BINARY_SCRIPT),
+    for (id, name, script, signals) in [
+        (
+            JSON_PRODUCT,
+            "Indoor air sensor (JSON)",
+            JSON_SCRIPT,
+            signals(),
+        ),
+        (
+            BINARY_PRODUCT,
+            "Indoor air sensor (12-byte frame)",
+            BINARY_SCRIPT,
+            binary_signals(),
+        ),
     ] {
         catalog
             .put_product(&Product {
                 id: id.into(),
                 tenant_id: tenant.into(),
                 name: name.into(),
-                script: Some(ParserScript { source: script.into(), version: 1 }),
-                signals: signals(),
+                script: Some(ParserScript {
+                    source: script.into(),
+                    version: 1,
+                }),
+                signals,
             })
             .await?;
         catalog.put_rule(&hot_rule(tenant, id)).await?;
@@ -104,7 +160,12 @@ pub async fn install(
                 uid: uid.clone(),
                 identification_code: format!("SN-{n:05}"),
                 tenant_id: tenant.into(),
-                product_id: if is_binary(n) { BINARY_PRODUCT } else { JSON_PRODUCT }.into(),
+                product_id: if is_binary(n) {
+                    BINARY_PRODUCT
+                } else {
+                    JSON_PRODUCT
+                }
+                .into(),
                 department_id: "default".into(),
                 name: format!("Room {n}"),
             })
@@ -124,13 +185,17 @@ pub async fn install(
             id: "ops-inbox".into(),
             tenant_id: tenant.into(),
             name: "Operators' inbox".into(),
-            kind: ChannelKind::InSystem { user_ids: vec!["admin".into()] },
+            kind: ChannelKind::InSystem {
+                user_ids: vec!["admin".into()],
+            },
         },
         Channel {
             id: "on-call-sms".into(),
             tenant_id: tenant.into(),
             name: "On-call SMS (printed locally)".into(),
-            kind: ChannelKind::Sms { phone_numbers: vec!["+15550100".into()] },
+            kind: ChannelKind::Sms {
+                phone_numbers: vec!["+15550100".into()],
+            },
         },
     ];
     if let Some(url) = webhook {
@@ -138,7 +203,11 @@ pub async fn install(
             id: "webhook".into(),
             tenant_id: tenant.into(),
             name: "Webhook".into(),
-            kind: ChannelKind::Webhook { flavor: WebhookFlavor::Slack, url: url.into(), secret_ref: None },
+            kind: ChannelKind::Webhook {
+                flavor: WebhookFlavor::Slack,
+                url: url.into(),
+                secret_ref: None,
+            },
         });
     }
     for channel in &channels {
@@ -148,7 +217,11 @@ pub async fn install(
                 id: format!("alarms-to-{}", channel.id),
                 tenant_id: tenant.into(),
                 rule_ids: vec![],
-                min_level: if channel.id == "on-call-sms" { Level::Major } else { Level::Warning },
+                min_level: if channel.id == "on-call-sms" {
+                    Level::Major
+                } else {
+                    Level::Warning
+                },
                 events: vec![],
                 template_id: "alarm-text".into(),
                 channel_id: channel.id.clone(),
@@ -172,7 +245,10 @@ pub async fn install(
         .upsert(
             &format!("stats.{tenant}.{}", job.id),
             &job.cron,
-            &ScheduleTarget { tenant_id: tenant.into(), job_id: job.id.clone() },
+            &ScheduleTarget {
+                tenant_id: tenant.into(),
+                job_id: job.id.clone(),
+            },
         )
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "iot-local", version, about = "The IoT platform on one machine, without AWS")]
+#[command(
+    name = "iot-local",
+    version,
+    about = "The IoT platform on one machine, without AWS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +96,12 @@ fn init_logging(level: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 }
 
 fn split_url(url: &str) -> Result<(String, u16), String> {
@@ -101,48 +110,81 @@ fn split_url(url: &str) -> Result<(String, u16), String> {
         .or_else(|| url.strip_prefix("tcp://"))
         .ok_or_else(|| format!("{url:?}: use mqtt://host:port"))?;
     match rest.trim_end_matches('/').rsplit_once(':') {
-        Some((host, port)) => Ok((host.to_owned(), port.parse().map_err(|_| format!("{url:?}: bad port"))?)),
+        Some((host, port)) => Ok((
+            host.to_owned(),
+            port.parse().map_err(|_| format!("{url:?}: bad port"))?,
+        )),
         None => Ok((rest.to_owned(), 1883)),
     }
 }
 
-async fn up(overrides: Overrides, demo_on: bool, devices: usize, rate: f64, webhook: Option<String>) -> Result<(), String> {
+async fn up(
+    overrides: Overrides,
+    demo_on: bool,
+    devices: usize,
+    rate: f64,
+    webhook: Option<String>,
+) -> Result<(), String> {
     let config = load(&overrides)?;
     init_logging(&config.log.level);
     let running = platform::start(&config).await.map_err(|e| e.to_string())?;
     let api = format!("http://{}", running.http_addr);
-    println!("iot-local is running (data in {})", config.data_dir.display());
+    println!(
+        "iot-local is running (data in {})",
+        config.data_dir.display()
+    );
     match running.mqtt_addr {
-        Some(addr) => println!("  MQTT broker  mqtt://{addr}  (devices publish to things/<uid>/up/telemetry, QoS 1)"),
+        Some(addr) => println!(
+            "  MQTT broker  mqtt://{addr}  (devices publish to things/<uid>/up/telemetry, QoS 1)"
+        ),
         None => println!("  MQTT broker  {} (external)", config.mqtt.url),
     }
     println!("  HTTP API     {api}   metrics {api}/metrics");
     println!("  The API has no authentication yet: it listens on 127.0.0.1 only.");
     if demo_on {
-        demo::install(&running.services, &config.tenant, devices, webhook.as_deref())
-            .await
-            .map_err(|e| format!("installing the demo: {e}"))?;
+        demo::install(
+            &running.services,
+            &config.tenant,
+            devices,
+            webhook.as_deref(),
+        )
+        .await
+        .map_err(|e| format!("installing the demo: {e}"))?;
         let (host, port) = match running.mqtt_addr {
             Some(addr) => (addr.ip().to_string(), addr.port()),
             None => split_url(&config.mqtt.url)?,
         };
         tokio::spawn(async move {
-            let options = sim::SimOptions { host, port, devices, rate, duration: None };
+            let options = sim::SimOptions {
+                host,
+                port,
+                devices,
+                rate,
+                duration: None,
+            };
             if let Err(e) = sim::run(options).await {
                 tracing::error!(error = %e, "the simulator stopped");
             }
         });
         println!();
-        println!("Demo: {devices} simulated devices at {rate} msg/s; sim-001 overheats every 90 s.");
+        println!(
+            "Demo: {devices} simulated devices at {rate} msg/s; sim-001 overheats every 90 s."
+        );
         println!("Try:");
         println!("  curl {api}/v1/devices");
         println!("  curl '{api}/v1/devices/sim-001/latest'");
-        println!("  curl '{api}/v1/devices/sim-001/telemetry?signal=temperature&order=desc&limit=5'");
+        println!(
+            "  curl '{api}/v1/devices/sim-001/telemetry?signal=temperature&order=desc&limit=5'"
+        );
         println!("  curl '{api}/v1/alarms?status=open'");
         println!("  curl {api}/v1/users/admin/messages          # in-system notifications");
         println!("  curl '{api}/v1/stat-jobs/temperature-5min/results?device=sim-001'");
-        println!("  curl -X POST {api}/v1/products/env-sensor/dry-run -H 'content-type: application/json' -d '{{\"payload\":\"{{\\\"temp\\\":31}}\"}}'");
-        println!("SMS notifications are printed here (there is no SNS on one machine). Ctrl-C stops.");
+        println!(
+            "  curl -X POST {api}/v1/products/env-sensor/dry-run -H 'content-type: application/json' -d '{{\"payload\":\"{{\\\"temp\\\":31}}\"}}'"
+        );
+        println!(
+            "SMS notifications are printed here (there is no SNS on one machine). Ctrl-C stops."
+        );
     }
     running.wait_for_signal().await;
     Ok(())
@@ -156,15 +198,32 @@ async fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
-        Command::Up { overrides, demo, demo_devices, demo_rate, webhook } => {
-            up(overrides, demo, demo_devices, demo_rate, webhook).await
-        }
-        Command::Sim { devices, rate, mqtt_url, duration } => {
+        Command::Up {
+            overrides,
+            demo,
+            demo_devices,
+            demo_rate,
+            webhook,
+        } => up(overrides, demo, demo_devices, demo_rate, webhook).await,
+        Command::Sim {
+            devices,
+            rate,
+            mqtt_url,
+            duration,
+        } => {
             init_logging("info");
             match split_url(&mqtt_url) {
                 Ok((host, port)) => {
-                    let options = sim::SimOptions { host, port, devices, rate, duration: duration.map(Duration::from_secs) };
-                    println!("simulating {devices} devices at {rate} msg/s against {mqtt_url}; Ctrl-C stops");
+                    let options = sim::SimOptions {
+                        host,
+                        port,
+                        devices,
+                        rate,
+                        duration: duration.map(Duration::from_secs),
+                    };
+                    println!(
+                        "simulating {devices} devices at {rate} msg/s against {mqtt_url}; Ctrl-C stops"
+                    );
                     tokio::select! {
                         result = sim::run(options) => result.map(|c| {
                             println!("published {}, acknowledged {}", c.published.load(std::sync::atomic::Ordering::Relaxed), c.acknowledged.load(std::sync::atomic::Ordering::Relaxed));

@@ -53,9 +53,8 @@ impl Services {
         let alarm_queue = SqliteQueue::new(db.clone(), "alarm-requests", clock.clone());
         let event_queue = SqliteQueue::new(db.clone(), "alarm-events", clock.clone());
         let bus = QueueBus::default().subscribe(ALARM_EVENTS_TOPIC, event_queue.clone());
-        let dead_letters = Arc::new(
-            FsBlobStore::new(data_dir.join("blobs")).map_err(|e| e.to_string())?,
-        );
+        let dead_letters =
+            Arc::new(FsBlobStore::new(data_dir.join("blobs")).map_err(|e| e.to_string())?);
         let ingest = Ingest::new(
             catalog.clone(),
             telemetry.clone(),
@@ -72,8 +71,9 @@ impl Services {
             AlarmEvaluator::default(),
         )
         .with_cache_ttl(ttl);
-        let webhook = WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms))
-            .map_err(|e| format!("building the webhook client: {e}"))?;
+        let webhook =
+            WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms))
+                .map_err(|e| format!("building the webhook client: {e}"))?;
         let notifier = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),
@@ -189,7 +189,12 @@ pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<boo
         async move {
             let request: AlarmRequest = serde_json::from_str(&message.body)
                 .map_err(|e| format!("unreadable alarm request: {e}"))?;
-            services.alarms.evaluate(&request).await.map(|_| ()).map_err(|e| e.to_string())
+            services
+                .alarms
+                .evaluate(&request)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     })
     .await;
@@ -205,7 +210,12 @@ pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bo
                 .map_err(|e| format!("unreadable event: {e}"))?;
             let transition: AlarmTransition = serde_json::from_str(&event.body)
                 .map_err(|e| format!("unreadable alarm transition: {e}"))?;
-            services.notify.notify(&transition).await.map(|_| ()).map_err(|e| e.to_string())
+            services
+                .notify
+                .notify(&transition)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     })
     .await;
@@ -230,20 +240,34 @@ pub async fn stats_timer(services: Arc<Services>, mut shutdown: watch::Receiver<
                                 next.insert(schedule.name.clone(), (schedule.cron.clone(), at));
                             }
                             Ok(None) => {}
-                            Err(e) => tracing::warn!(schedule = %schedule.name, error = %e, "bad schedule"),
+                            Err(e) => {
+                                tracing::warn!(schedule = %schedule.name, error = %e, "bad schedule")
+                            }
                         }
                         continue;
                     }
-                    let Some((cron, due)) = entry.cloned() else { continue };
+                    let Some((cron, due)) = entry.cloned() else {
+                        continue;
+                    };
                     if due > now {
                         continue;
                     }
                     let target = &schedule.target;
-                    match services.stats.run(&target.tenant_id, &target.job_id, due).await {
-                        Ok(run) => tracing::info!(job = %target.job_id, results = run.results.len(), failures = run.failures.len(), "statistics job ran"),
-                        Err(e) => tracing::warn!(job = %target.job_id, error = %e, "statistics job failed"),
+                    match services
+                        .stats
+                        .run(&target.tenant_id, &target.job_id, due)
+                        .await
+                    {
+                        Ok(run) => {
+                            tracing::info!(job = %target.job_id, results = run.results.len(), failures = run.failures.len(), "statistics job ran")
+                        }
+                        Err(e) => {
+                            tracing::warn!(job = %target.job_id, error = %e, "statistics job failed")
+                        }
                     }
-                    let following = Schedule::parse(&cron).ok().and_then(|s| s.next_after(due.max(now)));
+                    let following = Schedule::parse(&cron)
+                        .ok()
+                        .and_then(|s| s.next_after(due.max(now)));
                     match following {
                         Some(at) => next.insert(schedule.name.clone(), (cron, at)),
                         None => next.remove(&schedule.name),

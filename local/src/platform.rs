@@ -26,7 +26,9 @@ pub enum StartError {
     DataDir { path: String, reason: String },
     #[error("cannot open the database: {0}")]
     Database(String),
-    #[error("{what} port {port} on 127.0.0.1 is in use or not allowed ({reason}); choose another with {flag}")]
+    #[error(
+        "{what} port {port} on 127.0.0.1 is in use or not allowed ({reason}); choose another with {flag}"
+    )]
     Port {
         what: &'static str,
         port: u16,
@@ -94,7 +96,11 @@ fn prepare_data_dir(path: &PathBuf) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn bind(port: u16, what: &'static str, flag: &'static str) -> Result<TcpListener, StartError> {
+async fn bind(
+    port: u16,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, StartError> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .await
         .map_err(|e| StartError::Port {
@@ -151,9 +157,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         clock: services.clock.clone(),
         default_tenant: config.tenant.clone(),
     });
-    let app = iot_api::app(api).merge(
-        Router::new().route("/metrics", get(move || std::future::ready(prometheus.render()))),
-    );
+    let app = iot_api::app(api).merge(Router::new().route(
+        "/metrics",
+        get(move || std::future::ready(prometheus.render())),
+    ));
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
         let served = axum::serve(http, app)
@@ -184,7 +191,9 @@ struct ExternalSubscriber {
 }
 
 fn parse_mqtt_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://"))?;
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))?;
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
@@ -203,7 +212,10 @@ async fn connect_external(
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(config.mqtt.max_payload + 1024, config.mqtt.max_payload + 1024);
+        .set_max_packet_size(
+            config.mqtt.max_payload + 1024,
+            config.mqtt.max_payload + 1024,
+        );
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     // Fail fast and clearly if the broker is not there.
     let connected = tokio::time::timeout(Duration::from_secs(5), async {
@@ -248,7 +260,10 @@ impl ExternalSubscriber {
             while let Some(publish) = rx.recv().await {
                 let mut delay = Duration::from_millis(100);
                 loop {
-                    match services.handle(publish.topic.clone(), publish.payload.clone()).await {
+                    match services
+                        .handle(publish.topic.clone(), publish.payload.clone())
+                        .await
+                    {
                         Ok(()) => break,
                         Err(error) => {
                             tracing::warn!(%error, "ingest failed; retrying");
@@ -274,7 +289,7 @@ impl ExternalSubscriber {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
                         let _ = self.client.try_subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce);
                     }
-                    Ok(_) => {}
+                    Ok(event) => tracing::trace!(?event, "mqtt"),
                     Err(e) => {
                         tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
                         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -307,8 +322,14 @@ mod tests {
 
     #[test]
     fn mqtt_urls_parse() {
-        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1884"), Some(("127.0.0.1".into(), 1884)));
-        assert_eq!(parse_mqtt_url("tcp://broker"), Some(("broker".into(), 1883)));
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1:1884"),
+            Some(("127.0.0.1".into(), 1884))
+        );
+        assert_eq!(
+            parse_mqtt_url("tcp://broker"),
+            Some(("broker".into(), 1883))
+        );
         assert_eq!(parse_mqtt_url("http://x:1"), None);
         assert_eq!(parse_mqtt_url("mqtt://x:port"), None);
     }

@@ -39,7 +39,12 @@ impl DeviceModel {
     pub fn new(n: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(n as u64);
         let base = 20.0 + rng.f64() * 4.0;
-        Self { n, rng, base, counter: 0 }
+        Self {
+            n,
+            rng,
+            base,
+            counter: 0,
+        }
     }
 
     /// The next reading at `t` seconds since the start: temperature, humidity, co2.
@@ -54,7 +59,8 @@ impl DeviceModel {
             0.0
         };
         let mut temperature = self.base + drift + excursion + (self.rng.f64() - 0.5) * 0.4;
-        let humidity = (45.0 + 10.0 * (t / 600.0).cos() + (self.rng.f64() - 0.5) * 2.0).clamp(0.0, 100.0);
+        let humidity =
+            (45.0 + 10.0 * (t / 600.0).cos() + (self.rng.f64() - 0.5) * 2.0).clamp(0.0, 100.0);
         let co2 = 600.0 + 300.0 * (t / 900.0 + self.n as f64).sin().abs() + self.rng.f64() * 30.0;
         // About one reading in 500 is out of range (a glitching sensor).
         if self.rng.u32(0..500) == 0 {
@@ -129,7 +135,8 @@ async fn device(
 ) -> Result<(), String> {
     let uid = device_uid(n);
     let mut mqtt = MqttOptions::new(&uid, &options.host, options.port);
-    mqtt.set_keep_alive(Duration::from_secs(30)).set_inflight(50);
+    mqtt.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(50);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     let topic = format!("things/{uid}/up/telemetry");
     let mut model = DeviceModel::new(n);
@@ -175,7 +182,9 @@ async fn device(
             if let Event::Incoming(Packet::PubAck(_)) = event {
                 counters.acknowledged.fetch_add(1, Ordering::Relaxed);
             }
-            if counters.acknowledged.load(Ordering::Relaxed) >= counters.published.load(Ordering::Relaxed) {
+            if counters.acknowledged.load(Ordering::Relaxed)
+                >= counters.published.load(Ordering::Relaxed)
+            {
                 break;
             }
         }
@@ -193,17 +202,25 @@ mod tests {
     fn binary_frames_have_the_documented_layout() {
         let frame = binary_frame(21.0, 45.0, 3000, 42);
         assert_eq!(frame.len(), 12);
-        assert_eq!(&frame[..11], &[0x01, 0x08, 0x34, 0x2d, 0x0b, 0xb8, 0xa0, 0, 0, 0, 0x2a]);
+        assert_eq!(
+            &frame[..11],
+            &[0x01, 0x08, 0x34, 0x2d, 0x0b, 0xb8, 0xa0, 0, 0, 0, 0x2a]
+        );
         assert_eq!(frame[11], frame[..11].iter().fold(0, |a, b| a ^ b));
     }
 
     #[test]
     fn device_one_heats_up_and_cools_down() {
         let mut model = DeviceModel::new(1);
-        let peak = (0..90).map(|t| model.reading(f64::from(t)).0).fold(f64::MIN, f64::max);
+        let peak = (0..90)
+            .map(|t| model.reading(f64::from(t)).0)
+            .fold(f64::MIN, f64::max);
         assert!(peak > 36.0, "peak {peak}");
         let mut calm = DeviceModel::new(2);
-        let hottest = (0..90).map(|t| calm.reading(f64::from(t)).0).filter(|t| *t < 100.0).fold(f64::MIN, f64::max);
+        let hottest = (0..90)
+            .map(|t| calm.reading(f64::from(t)).0)
+            .filter(|t| *t < 100.0)
+            .fold(f64::MIN, f64::max);
         assert!(hottest < 28.0, "hottest {hottest}");
     }
 }

@@ -132,7 +132,9 @@ impl From<TelemetryError> for ApiError {
 impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
         match e {
-            SchedulerError::Invalid(why) => ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/cron", why),
+            SchedulerError::Invalid(why) => {
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/cron", why)
+            }
             SchedulerError::Unavailable(_) => ApiError::unavailable(e),
         }
     }

@@ -48,7 +48,11 @@ async fn list(
         Some("open") => filter.open_only = true,
         Some(text) => {
             filter.status = Some(AlarmStatus::parse(text).ok_or_else(|| {
-                ApiError::field(StatusCode::BAD_REQUEST, "/status", format!("{text:?}: use active, acknowledged, cleared or open"))
+                ApiError::field(
+                    StatusCode::BAD_REQUEST,
+                    "/status",
+                    format!("{text:?}: use active, acknowledged, cleared or open"),
+                )
             })?);
         }
     }
@@ -82,9 +86,12 @@ struct ActionBody {
 async fn open_alarm(state: &ApiState, tenant: &str, id: &str) -> ApiResult<(String, String)> {
     let record = record_of(state, tenant, id).await?;
     if record.status == AlarmStatus::Cleared {
-        return Err(ApiError::conflict(format!("alarm {id:?} is cleared already")));
+        return Err(ApiError::conflict(format!(
+            "alarm {id:?} is cleared already"
+        )));
     }
-    let (device, rule, _) = parse_alarm_id(id).ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))?;
+    let (device, rule, _) =
+        parse_alarm_id(id).ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))?;
     Ok((device.to_owned(), rule.to_owned()))
 }
 
@@ -94,10 +101,16 @@ fn actor(body: &Bytes) -> ApiResult<String> {
         None
     } else {
         serde_json::from_slice::<ActionBody>(body)
-            .map_err(|e| ApiError::bad_request(format!("the body must be {{\"by\": \"name\"}} or empty: {e}")))?
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body must be {{\"by\": \"name\"}} or empty: {e}"
+                ))
+            })?
             .by
     };
-    Ok(by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "api".to_owned()))
+    Ok(by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "api".to_owned()))
 }
 
 async fn acknowledge(
@@ -108,7 +121,12 @@ async fn acknowledge(
 ) -> ApiResult<Json<AlarmTransition>> {
     let by = actor(&body)?;
     let (device, rule) = open_alarm(&state, &tenant, &id).await?;
-    Ok(Json(state.alarms.acknowledge(&tenant, &device, &rule, &by).await?))
+    Ok(Json(
+        state
+            .alarms
+            .acknowledge(&tenant, &device, &rule, &by)
+            .await?,
+    ))
 }
 
 async fn clear(
@@ -119,5 +137,7 @@ async fn clear(
 ) -> ApiResult<Json<AlarmTransition>> {
     let by = actor(&body)?;
     let (device, rule) = open_alarm(&state, &tenant, &id).await?;
-    Ok(Json(state.alarms.clear(&tenant, &device, &rule, &by).await?))
+    Ok(Json(
+        state.alarms.clear(&tenant, &device, &rule, &by).await?,
+    ))
 }

@@ -51,18 +51,31 @@ async fn list_devices(
     query: Result<Query<DeviceFilter>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let filter = query?.0;
-    let devices = state.catalog.devices(&tenant, filter.product.as_deref()).await?;
+    let devices = state
+        .catalog
+        .devices(&tenant, filter.product.as_deref())
+        .await?;
     Ok(Json(json!({ "items": devices })))
 }
 
 async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
     check_id("uid", &device.uid)?;
     if device.identification_code.trim().is_empty() {
-        return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/identification_code", "must not be empty"));
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/identification_code",
+            "must not be empty",
+        ));
     }
     product_of(state, &device.tenant_id, &device.product_id)
         .await
-        .map_err(|_| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/product_id", format!("product {:?} does not exist", device.product_id)))?;
+        .map_err(|_| {
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/product_id",
+                format!("product {:?} does not exist", device.product_id),
+            )
+        })?;
     state.catalog.put_device(device).await.map_err(|e| match e {
         StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_) => ApiError::field(
             StatusCode::CONFLICT,
@@ -80,7 +93,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Device>)> {
     let device: Device = body_as(body?.0, &tenant, None)?;
     if state.catalog.device(&device.uid).await?.is_some() {
-        return Err(ApiError::conflict(format!("device {:?} exists already", device.uid)));
+        return Err(ApiError::conflict(format!(
+            "device {:?} exists already",
+            device.uid
+        )));
     }
     save(&state, &device).await?;
     Ok((StatusCode::CREATED, Json(device)))
@@ -145,7 +161,11 @@ impl RangeParams {
             None => end - HOUR,
         };
         if start > end {
-            return Err(ApiError::field(StatusCode::BAD_REQUEST, "/from", "must not be after `to`"));
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "/from",
+                "must not be after `to`",
+            ));
         }
         Ok(Window { start, end })
     }
@@ -163,7 +183,11 @@ async fn range(
         None | Some("asc") => false,
         Some("desc") => true,
         Some(other) => {
-            return Err(ApiError::field(StatusCode::BAD_REQUEST, "/order", format!("{other:?}: use asc or desc")));
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "/order",
+                format!("{other:?}: use asc or desc"),
+            ));
         }
     };
     let mut signals = list(params.signals.as_deref());
@@ -213,7 +237,11 @@ async fn aggregate(
     let params = query?.0;
     device_of(&state, &tenant, &uid).await?;
     let Some(signal) = params.signal.clone() else {
-        return Err(ApiError::field(StatusCode::BAD_REQUEST, "/signal", "name the signal to aggregate"));
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/signal",
+            "name the signal to aggregate",
+        ));
     };
     let window = params.window(state.clock.now_ms())?;
     let bucket_ms = params.bucket_ms.unwrap_or(MINUTE);
@@ -226,7 +254,14 @@ async fn aggregate(
     }
     let buckets = state
         .telemetry
-        .aggregate(&AggregateQuery { device_uid: uid.clone(), signal: signal.clone(), window, bucket_ms })
+        .aggregate(&AggregateQuery {
+            device_uid: uid.clone(),
+            signal: signal.clone(),
+            window,
+            bucket_ms,
+        })
         .await?;
-    Ok(Json(json!({ "device_uid": uid, "signal": signal, "bucket_ms": bucket_ms, "buckets": buckets })))
+    Ok(Json(
+        json!({ "device_uid": uid, "signal": signal, "bucket_ms": bucket_ms, "buckets": buckets }),
+    ))
 }

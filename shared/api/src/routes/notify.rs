@@ -5,7 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use iot_core::notify::{Channel, ChannelKind, InboxMessage, NotificationRoute, NotificationTemplate, validate_template};
+use iot_core::notify::{
+    Channel, ChannelKind, InboxMessage, NotificationRoute, NotificationTemplate, validate_template,
+};
 use iot_core::ports::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,27 +20,55 @@ use crate::input::{Tenant, body_as, check_id};
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v1/templates", get(list_templates).post(create_template))
-        .route("/v1/templates/{id}", get(read_template).put(update_template).delete(remove_template))
+        .route(
+            "/v1/templates/{id}",
+            get(read_template)
+                .put(update_template)
+                .delete(remove_template),
+        )
         .route("/v1/channels", get(list_channels).post(create_channel))
-        .route("/v1/channels/{id}", get(read_channel).put(update_channel).delete(remove_channel))
-        .route("/v1/notification-routes", get(list_routes).post(create_route))
-        .route("/v1/notification-routes/{id}", get(read_route).put(update_route).delete(remove_route))
+        .route(
+            "/v1/channels/{id}",
+            get(read_channel).put(update_channel).delete(remove_channel),
+        )
+        .route(
+            "/v1/notification-routes",
+            get(list_routes).post(create_route),
+        )
+        .route(
+            "/v1/notification-routes/{id}",
+            get(read_route).put(update_route).delete(remove_route),
+        )
         .route("/v1/users/{user}/messages", get(messages))
         .route("/v1/users/{user}/messages/{id}/read", post(mark_read))
 }
 
-async fn delete(state: &ApiState, tenant: &str, kind: &str, label: &str, id: &str) -> ApiResult<StatusCode> {
-    state.catalog.delete_entity(tenant, kind, id).await.map_err(|e| match e {
-        StoreError::ConditionFailed(_) => ApiError::not_found(format!("{label} {id:?}")),
-        e => e.into(),
-    })?;
+async fn delete(
+    state: &ApiState,
+    tenant: &str,
+    kind: &str,
+    label: &str,
+    id: &str,
+) -> ApiResult<StatusCode> {
+    state
+        .catalog
+        .delete_entity(tenant, kind, id)
+        .await
+        .map_err(|e| match e {
+            StoreError::ConditionFailed(_) => ApiError::not_found(format!("{label} {id:?}")),
+            e => e.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- templates
 
 async fn template_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<NotificationTemplate> {
-    state.catalog.template(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("template {id:?}")))
+    state
+        .catalog
+        .template(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("template {id:?}")))
 }
 
 fn check_template(template: &NotificationTemplate) -> ApiResult<()> {
@@ -46,8 +76,13 @@ fn check_template(template: &NotificationTemplate) -> ApiResult<()> {
     validate_template(template, None).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-async fn list_templates(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "items": state.catalog.templates(&tenant).await? })))
+async fn list_templates(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": state.catalog.templates(&tenant).await? }),
+    ))
 }
 
 async fn create_template(
@@ -57,14 +92,26 @@ async fn create_template(
 ) -> ApiResult<(StatusCode, Json<NotificationTemplate>)> {
     let template: NotificationTemplate = body_as(body?.0, &tenant, None)?;
     check_template(&template)?;
-    if state.catalog.template(&tenant, &template.id).await?.is_some() {
-        return Err(ApiError::conflict(format!("template {:?} exists already", template.id)));
+    if state
+        .catalog
+        .template(&tenant, &template.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "template {:?} exists already",
+            template.id
+        )));
     }
     state.catalog.put_template(&template).await?;
     Ok((StatusCode::CREATED, Json(template)))
 }
 
-async fn read_template(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<NotificationTemplate>> {
+async fn read_template(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<NotificationTemplate>> {
     Ok(Json(template_of(&state, &tenant, &id).await?))
 }
 
@@ -78,10 +125,19 @@ async fn update_template(
     let template: NotificationTemplate = body_as(body?.0, &tenant, Some(("id", &id)))?;
     check_template(&template)?;
     // Routes that send this template to a generic webhook need it to stay valid JSON.
-    for route in state.catalog.routes(&tenant).await?.iter().filter(|r| r.template_id == id) {
+    for route in state
+        .catalog
+        .routes(&tenant)
+        .await?
+        .iter()
+        .filter(|r| r.template_id == id)
+    {
         if let Some(channel) = state.catalog.channel(&tenant, &route.channel_id).await? {
             validate_template(&template, Some(&channel.kind)).map_err(|e| {
-                ApiError::unprocessable(format!("route {:?} sends this template to channel {:?}: {e}", route.id, channel.id))
+                ApiError::unprocessable(format!(
+                    "route {:?} sends this template to channel {:?}: {e}",
+                    route.id, channel.id
+                ))
             })?;
         }
     }
@@ -89,14 +145,22 @@ async fn update_template(
     Ok(Json(template))
 }
 
-async fn remove_template(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove_template(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     delete(&state, &tenant, "TEMPLATE", "template", &id).await
 }
 
 // ---- channels
 
 async fn channel_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Channel> {
-    state.catalog.channel(tenant, id).await?.ok_or_else(|| ApiError::not_found(format!("channel {id:?}")))
+    state
+        .catalog
+        .channel(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("channel {id:?}")))
 }
 
 fn check_channel(channel: &Channel) -> ApiResult<()> {
@@ -104,13 +168,22 @@ fn check_channel(channel: &Channel) -> ApiResult<()> {
     if let ChannelKind::Webhook { url, .. } = &channel.kind
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
-        return Err(ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/kind/url", "must be an http(s) URL"));
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/kind/url",
+            "must be an http(s) URL",
+        ));
     }
     Ok(())
 }
 
-async fn list_channels(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "items": state.catalog.channels(&tenant).await? })))
+async fn list_channels(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": state.catalog.channels(&tenant).await? }),
+    ))
 }
 
 async fn create_channel(
@@ -121,13 +194,20 @@ async fn create_channel(
     let channel: Channel = body_as(body?.0, &tenant, None)?;
     check_channel(&channel)?;
     if state.catalog.channel(&tenant, &channel.id).await?.is_some() {
-        return Err(ApiError::conflict(format!("channel {:?} exists already", channel.id)));
+        return Err(ApiError::conflict(format!(
+            "channel {:?} exists already",
+            channel.id
+        )));
     }
     state.catalog.put_channel(&channel).await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }
 
-async fn read_channel(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<Channel>> {
+async fn read_channel(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Channel>> {
     Ok(Json(channel_of(&state, &tenant, &id).await?))
 }
 
@@ -144,7 +224,11 @@ async fn update_channel(
     Ok(Json(channel))
 }
 
-async fn remove_channel(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove_channel(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     delete(&state, &tenant, "CHANNEL", "channel", &id).await
 }
 
@@ -164,17 +248,39 @@ async fn route_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Notific
 async fn check_route(state: &ApiState, route: &NotificationRoute) -> ApiResult<()> {
     check_id("id", &route.id)?;
     let tenant = &route.tenant_id;
-    let template = state.catalog.template(tenant, &route.template_id).await?.ok_or_else(|| {
-        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/template_id", format!("template {:?} does not exist", route.template_id))
-    })?;
-    let channel = state.catalog.channel(tenant, &route.channel_id).await?.ok_or_else(|| {
-        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/channel_id", format!("channel {:?} does not exist", route.channel_id))
-    })?;
-    validate_template(&template, Some(&channel.kind)).map_err(|e| ApiError::unprocessable(e.to_string()))
+    let template = state
+        .catalog
+        .template(tenant, &route.template_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/template_id",
+                format!("template {:?} does not exist", route.template_id),
+            )
+        })?;
+    let channel = state
+        .catalog
+        .channel(tenant, &route.channel_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/channel_id",
+                format!("channel {:?} does not exist", route.channel_id),
+            )
+        })?;
+    validate_template(&template, Some(&channel.kind))
+        .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-async fn list_routes(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "items": state.catalog.routes(&tenant).await? })))
+async fn list_routes(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": state.catalog.routes(&tenant).await? }),
+    ))
 }
 
 async fn create_route(
@@ -185,13 +291,20 @@ async fn create_route(
     let route: NotificationRoute = body_as(body?.0, &tenant, None)?;
     check_route(&state, &route).await?;
     if route_of(&state, &tenant, &route.id).await.is_ok() {
-        return Err(ApiError::conflict(format!("notification route {:?} exists already", route.id)));
+        return Err(ApiError::conflict(format!(
+            "notification route {:?} exists already",
+            route.id
+        )));
     }
     state.catalog.put_route(&route).await?;
     Ok((StatusCode::CREATED, Json(route)))
 }
 
-async fn read_route(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<Json<NotificationRoute>> {
+async fn read_route(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<NotificationRoute>> {
     Ok(Json(route_of(&state, &tenant, &id).await?))
 }
 
@@ -208,7 +321,11 @@ async fn update_route(
     Ok(Json(route))
 }
 
-async fn remove_route(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn remove_route(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     delete(&state, &tenant, "ROUTE", "notification route", &id).await
 }
 

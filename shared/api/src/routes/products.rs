@@ -42,12 +42,19 @@ pub(crate) async fn product_of(state: &ApiState, tenant: &str, id: &str) -> ApiR
 fn check_product(state: &ApiState, product: &Product) -> ApiResult<()> {
     check_id("id", &product.id)?;
     state.parser.prepare(product).map_err(|e| {
-        ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/script/source", e.to_string())
+        ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/script/source",
+            e.to_string(),
+        )
     })?;
     Ok(())
 }
 
-async fn list(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
     let products = state.catalog.products(&tenant).await?;
     Ok(Json(json!({ "items": products })))
 }
@@ -63,7 +70,10 @@ async fn create(
     }
     check_product(&state, &product)?;
     if state.catalog.product(&tenant, &product.id).await?.is_some() {
-        return Err(ApiError::conflict(format!("product {:?} exists already; PUT /v1/products/{} to change it", product.id, product.id)));
+        return Err(ApiError::conflict(format!(
+            "product {:?} exists already; PUT /v1/products/{} to change it",
+            product.id, product.id
+        )));
     }
     state.catalog.put_product(&product).await?;
     Ok((StatusCode::CREATED, Json(product)))
@@ -87,7 +97,10 @@ async fn update(
     let previous = product_of(&state, &tenant, &id).await?;
     let previous_version = previous.script.as_ref().map_or(0, |s| s.version);
     if let Some(script) = &mut product.script {
-        let changed = previous.script.as_ref().is_none_or(|p| p.source != script.source);
+        let changed = previous
+            .script
+            .as_ref()
+            .is_none_or(|p| p.source != script.source);
         script.version = previous_version + u32::from(changed);
     }
     check_product(&state, &product)?;
@@ -109,7 +122,10 @@ async fn remove(
         )));
     }
     for rule in state.catalog.rules(&tenant, &id).await? {
-        state.catalog.delete_entity(&tenant, "RULE", &format!("{id}#{}", rule.id)).await?;
+        state
+            .catalog
+            .delete_entity(&tenant, "RULE", &format!("{id}#{}", rule.id))
+            .await?;
     }
     state.catalog.delete_entity(&tenant, "PRODUCT", &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -160,9 +176,16 @@ async fn try_payload(
         (Some(text), None, None) => text.as_bytes().to_vec(),
         (None, Some(b64), None) => base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "/payload_base64", e.to_string()))?,
-        (None, None, Some(hex)) => decode_hex(hex)
-            .ok_or_else(|| ApiError::field(StatusCode::BAD_REQUEST, "/payload_hex", "not an even number of hex digits"))?,
+            .map_err(|e| {
+                ApiError::field(StatusCode::BAD_REQUEST, "/payload_base64", e.to_string())
+            })?,
+        (None, None, Some(hex)) => decode_hex(hex).ok_or_else(|| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "/payload_hex",
+                "not an even number of hex digits",
+            )
+        })?,
         _ => {
             return Err(ApiError::bad_request(
                 "give exactly one of payload, payload_base64 or payload_hex",
@@ -185,10 +208,22 @@ async fn try_payload(
         None => None,
     };
     let topic = body.topic.unwrap_or_else(|| {
-        format!("things/{}/up/telemetry", device.as_ref().map_or("dry-run", |d| d.uid.as_str()))
+        format!(
+            "things/{}/up/telemetry",
+            device.as_ref().map_or("dry-run", |d| d.uid.as_str())
+        )
     });
-    match dry_run(&state.parser, &product, device.as_ref(), &topic, &payload, state.clock.now_ms()) {
-        Ok(run) => Ok(Json(json!({ "ok": true, "records": run.records, "warnings": run.warnings }))),
+    match dry_run(
+        &state.parser,
+        &product,
+        device.as_ref(),
+        &topic,
+        &payload,
+        state.clock.now_ms(),
+    ) {
+        Ok(run) => Ok(Json(
+            json!({ "ok": true, "records": run.records, "warnings": run.warnings }),
+        )),
         Err(e) => Err(ApiError::unprocessable(format!("{}: {e}", e.kind()))),
     }
 }
@@ -208,7 +243,8 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 
 fn check_rule(rule: &AlarmRule) -> ApiResult<()> {
     check_id("id", &rule.id)?;
-    rule.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    rule.validate()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     AlarmEvaluator::default()
         .compile(std::slice::from_ref(rule))
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -221,7 +257,9 @@ async fn list_rules(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     product_of(&state, &tenant, &id).await?;
-    Ok(Json(json!({ "items": state.catalog.rules(&tenant, &id).await? })))
+    Ok(Json(
+        json!({ "items": state.catalog.rules(&tenant, &id).await? }),
+    ))
 }
 
 async fn create_rule(
@@ -234,7 +272,10 @@ async fn create_rule(
     let rule: AlarmRule = body_as(body?.0, &tenant, Some(("product_id", &id)))?;
     check_rule(&rule)?;
     if state.catalog.rule(&tenant, &id, &rule.id).await?.is_some() {
-        return Err(ApiError::conflict(format!("rule {:?} exists already", rule.id)));
+        return Err(ApiError::conflict(format!(
+            "rule {:?} exists already",
+            rule.id
+        )));
     }
     state.catalog.put_rule(&rule).await?;
     Ok((StatusCode::CREATED, Json(rule)))
@@ -275,9 +316,15 @@ async fn remove_rule(
     Tenant(tenant): Tenant,
     Path((id, rule)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.catalog.delete_entity(&tenant, "RULE", &format!("{id}#{rule}")).await.map_err(|e| match e {
-        iot_core::ports::StoreError::ConditionFailed(_) => ApiError::not_found(format!("rule {rule:?} of product {id:?}")),
-        e => e.into(),
-    })?;
+    state
+        .catalog
+        .delete_entity(&tenant, "RULE", &format!("{id}#{rule}"))
+        .await
+        .map_err(|e| match e {
+            iot_core::ports::StoreError::ConditionFailed(_) => {
+                ApiError::not_found(format!("rule {rule:?} of product {id:?}"))
+            }
+            e => e.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -43,7 +43,10 @@ async fn save(state: &ApiState, job: &StatJob) -> ApiResult<()> {
     state.catalog.put_stat_job(job).await?;
     let name = schedule_name(&job.tenant_id, &job.id);
     if job.enabled {
-        let target = ScheduleTarget { tenant_id: job.tenant_id.clone(), job_id: job.id.clone() };
+        let target = ScheduleTarget {
+            tenant_id: job.tenant_id.clone(),
+            job_id: job.id.clone(),
+        };
         state.scheduler.upsert(&name, &job.cron, &target).await?;
     } else {
         state.scheduler.delete(&name).await?;
@@ -51,8 +54,13 @@ async fn save(state: &ApiState, job: &StatJob) -> ApiResult<()> {
     Ok(())
 }
 
-async fn list(State(state): State<Arc<ApiState>>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "items": state.catalog.stat_jobs(&tenant).await? })))
+async fn list(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": state.catalog.stat_jobs(&tenant).await? }),
+    ))
 }
 
 async fn create(
@@ -62,7 +70,10 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<StatJob>)> {
     let job: StatJob = body_as(body?.0, &tenant, None)?;
     if state.catalog.stat_job(&tenant, &job.id).await?.is_some() {
-        return Err(ApiError::conflict(format!("statistics job {:?} exists already", job.id)));
+        return Err(ApiError::conflict(format!(
+            "statistics job {:?} exists already",
+            job.id
+        )));
     }
     save(&state, &job).await?;
     Ok((StatusCode::CREATED, Json(job)))
@@ -95,10 +106,14 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     job_of(&state, &tenant, &id).await?;
     state.scheduler.delete(&schedule_name(&tenant, &id)).await?;
-    state.catalog.delete_entity(&tenant, "STATJOB", &id).await.map_err(|e| match e {
-        StoreError::ConditionFailed(_) => ApiError::not_found(format!("statistics job {id:?}")),
-        e => e.into(),
-    })?;
+    state
+        .catalog
+        .delete_entity(&tenant, "STATJOB", &id)
+        .await
+        .map_err(|e| match e {
+            StoreError::ConditionFailed(_) => ApiError::not_found(format!("statistics job {id:?}")),
+            e => e.into(),
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,7 +140,9 @@ async fn run_now(
         .iter()
         .map(|(device, error)| json!({ "device_uid": device, "error": error }))
         .collect();
-    Ok(Json(json!({ "window": run.window, "results": run.results, "failures": failures })))
+    Ok(Json(
+        json!({ "window": run.window, "results": run.results, "failures": failures }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,317 @@
+//! Helpers of the end-to-end tests: the platform on free ports, an HTTP client for the API, a
+//! device over MQTT, a webhook receiver, and a real Mosquitto.
+
+use axum::Router;
+use axum::routing::post;
+use iot_local::config::Config;
+use iot_local::platform::{self, Running};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub type Error = Box<dyn std::error::Error>;
+
+/// Starts the platform on free ports, on the embedded broker or on `mqtt_url`.
+pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<Running, Error> {
+    // Logs show with a failing test (RUST_LOG=debug for more).
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_test_writer()
+        .try_init();
+    let mut config = Config::default();
+    config.data_dir = data_dir.to_path_buf();
+    config.tenant = "acme".into();
+    config.http.port = 0;
+    config.mqtt.port = 0;
+    config.pipeline.cache_ttl_ms = 0;
+    if let Some(url) = mqtt_url {
+        config.mqtt.url = url.to_owned();
+        config.mqtt.client_id = format!("iot-local-{}", std::process::id());
+    }
+    Ok(platform::start(&config).await?)
+}
+
+/// Retries `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Error>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The HTTP API of a running platform.
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+    tenant: Option<String>,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            tenant: None,
+        }
+    }
+
+    /// The same API acting for another tenant (`x-tenant-id`).
+    pub fn as_tenant(&self, tenant: &str) -> Self {
+        Self {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            tenant: Some(tenant.to_owned()),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), Error> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(tenant) = &self.tenant {
+            request = request.header("x-tenant-id", tenant);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok((status, value))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, Value), Error> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), Error> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<(u16, Value), Error> {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<(u16, Value), Error> {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// POSTs and expects 201 Created.
+    pub async fn create(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        let (status, answer) = self.post(path, body).await?;
+        if status != 201 {
+            return Err(format!("POST {path} answered {status}: {answer}").into());
+        }
+        Ok(answer)
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        Ok(self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+}
+
+/// The value of a counter in Prometheus text (0 if absent).
+pub fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(key, _)| *key == name)
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// A device connected over MQTT that publishes at QoS 1 and waits for each PUBACK.
+pub struct Device {
+    client: AsyncClient,
+    acks: mpsc::Receiver<u16>,
+    topic: String,
+}
+
+impl Device {
+    pub async fn connect(addr: SocketAddr, uid: &str) -> Result<Self, Error> {
+        let mut options = MqttOptions::new(uid, addr.ip().to_string(), addr.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        let (tx, acks) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if tx.send(ack.pkid).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        Ok(Self {
+            client,
+            acks,
+            topic: format!("things/{uid}/up/telemetry"),
+        })
+    }
+
+    /// Publishes and returns once the broker acknowledged (the platform committed it).
+    pub async fn publish(&mut self, payload: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.client
+            .publish(&self.topic, QoS::AtLeastOnce, false, payload.into())
+            .await?;
+        tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+            .await
+            .map_err(|_| "no PUBACK within 10 s")?
+            .ok_or("the connection ended")?;
+        Ok(())
+    }
+}
+
+/// An HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it.
+pub struct WebhookReceiver {
+    pub url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Result<Self, Error> {
+        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let sink = bodies.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |body: String| {
+                let sink = sink.clone();
+                async move {
+                    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(value);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { url, bodies })
+    }
+
+    pub fn received(&self) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// A real Mosquitto on 127.0.0.1 (Debian's package; the test command installs it).
+pub struct Mosquitto {
+    pub port: u16,
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    fn binary() -> Result<PathBuf, Error> {
+        if let Ok(path) = std::env::var("MOSQUITTO") {
+            return Ok(path.into());
+        }
+        for candidate in [
+            "/usr/sbin/mosquitto",
+            "/usr/local/sbin/mosquitto",
+            "/usr/bin/mosquitto",
+        ] {
+            if Path::new(candidate).exists() {
+                return Ok(candidate.into());
+            }
+        }
+        Err("mosquitto is not installed: run ./scripts/test, which installs it, or apt-get install mosquitto".into())
+    }
+
+    pub async fn start() -> Result<Self, Error> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let config = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nmax_queued_messages 100000\n"
+            ),
+        )?;
+        let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
+        let child = tokio::process::Command::new(Self::binary()?)
+            .arg("-c")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        let broker = Self {
+            port,
+            child,
+            _dir: dir,
+        };
+        eventually(
+            "mosquitto to listen",
+            Duration::from_secs(10),
+            || async move {
+                Ok(tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                    .await
+                    .ok()
+                    .map(|_| ()))
+            },
+        )
+        .await?;
+        Ok(broker)
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
