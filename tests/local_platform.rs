@@ -282,14 +282,18 @@ async fn full_flow(api: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult
     Ok(())
 }
 
+/// The only dead letter (`dead-letters/{day}/{id}-{kind}.json`).
 fn find_dead_letter(dir: &Path) -> Result<Value, Error> {
+    let mut files = Vec::new();
     for day in std::fs::read_dir(dir)? {
         for file in std::fs::read_dir(day?.path())? {
-            let bytes = std::fs::read(file?.path())?;
-            return Ok(serde_json::from_slice(&bytes)?);
+            files.push(file?.path());
         }
     }
-    Err("no dead letter".into())
+    match files.as_slice() {
+        [file] => Ok(serde_json::from_slice(&std::fs::read(file)?)?),
+        other => Err(format!("expected one dead letter, found {other:?}").into()),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,8 +474,10 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
     let dir = tempfile::tempdir()?;
     // A port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let mut config = iot_local::config::Config::default();
-    config.data_dir = dir.path().join("data");
+    let mut config = iot_local::config::Config {
+        data_dir: dir.path().join("data"),
+        ..iot_local::config::Config::default()
+    };
     config.mqtt.port = 0;
     config.http.port = taken.local_addr()?.port();
     let err = iot_local::platform::start(&config)

@@ -24,9 +24,11 @@ pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<R
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_test_writer()
         .try_init();
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
-    config.tenant = "acme".into();
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        tenant: "acme".into(),
+        ..Config::default()
+    };
     config.http.port = 0;
     config.mqtt.port = 0;
     config.pipeline.cache_ttl_ms = 0;
