@@ -221,7 +221,11 @@ impl AlarmService {
                 .await
             {
                 Ok(()) => {}
-                Err(StoreError::ConditionFailed(_)) => continue,
+                // With alarm records the save is a transaction, whose only condition is the
+                // state's version: a cancelled transaction is the same lost race.
+                Err(StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_)) => {
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
             if !state.outbox.is_empty() {
