@@ -1,6 +1,7 @@
 //! `iot-local`: the whole platform on one machine, without AWS. The binary's commands are
 //! thin; everything is here so the end-to-end tests start the platform in-process.
 
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;

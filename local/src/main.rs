@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use iot_local::config::{Config, DEFAULT_CONFIG};
-use iot_local::{demo, platform, sim};
+use iot_local::{bench, demo, platform, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,6 +69,20 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<u64>,
+    },
+    /// Measure the platform under load (see docs/benchmarks.md).
+    Bench {
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Messages per second offered, all devices together.
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Benchmark against an external broker instead of the embedded one.
+        #[arg(long)]
+        mqtt_url: Option<String>,
     },
     /// Print the default configuration file, with comments.
     PrintConfig,
@@ -205,6 +219,21 @@ async fn main() -> ExitCode {
             demo_rate,
             webhook,
         } => up(overrides, demo, demo_devices, demo_rate, webhook).await,
+        Command::Bench {
+            devices,
+            rate,
+            duration,
+            mqtt_url,
+        } => {
+            init_logging("warn");
+            bench::run(bench::BenchOptions {
+                devices,
+                rate,
+                duration: Duration::from_secs(duration),
+                mqtt_url,
+            })
+            .await
+        }
         Command::Sim {
             devices,
             rate,
