@@ -12,6 +12,7 @@
 //! - [`usecase`]: ingest, alarm evaluation, notification, statistics run, dry-run.
 
 pub mod alarm;
+pub mod idempotency;
 pub mod model;
 pub mod notify;
 pub mod parse;

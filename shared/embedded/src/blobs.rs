@@ -1,7 +1,7 @@
 //! [`BlobStore`] on the local file system: one file per key under a root directory.
 
 use async_trait::async_trait;
-use iot_core::ports::{BlobError, BlobStore};
+use iot_core::ports::{BlobError, BlobStore, check_key};
 use std::path::{Component, Path, PathBuf};
 
 pub struct FsBlobStore {
@@ -20,14 +20,11 @@ impl FsBlobStore {
 
     /// The file of a key; keys are relative `a/b/c` paths without `.` or `..` segments.
     fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let plain = key.split('/').all(|segment| {
-            !segment.is_empty() && segment != "." && segment != ".." && !segment.contains('\\')
-        });
+        check_key(key)?;
         let relative = Path::new(key);
-        if !plain
-            || !relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)))
+        if !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
         {
             return Err(BlobError::InvalidKey(key.to_owned()));
         }

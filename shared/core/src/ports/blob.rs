@@ -9,6 +9,19 @@ pub enum BlobError {
     Unavailable(String),
 }
 
+/// Refuses keys every store must refuse: keys are relative `a/b/c` paths with no empty, `.` or
+/// `..` segment and no backslash, so they mean the same in S3 and in a directory.
+pub fn check_key(key: &str) -> Result<(), BlobError> {
+    let plain = key.split('/').all(|segment| {
+        !segment.is_empty() && segment != "." && segment != ".." && !segment.contains('\\')
+    });
+    if plain {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.to_owned()))
+    }
+}
+
 /// Files: firmware images, exports, raw dead letters (S3, or a directory).
 #[async_trait]
 pub trait BlobStore: Send + Sync {

@@ -217,7 +217,21 @@ impl TelemetryStore for MemoryTelemetry {
                 });
                 continue;
             }
-            points.extend(points_of(std::slice::from_ref(record)));
+            if record.device_uid.is_empty() {
+                report.rejected.push(Rejected {
+                    index,
+                    reason: "the record names no device".into(),
+                });
+                continue;
+            }
+            for point in points_of(std::slice::from_ref(record)) {
+                // Same device, signal and time: the newer write replaces the value.
+                points.retain(|p| {
+                    (p.time, &p.device_uid, &p.signal)
+                        != (point.time, &point.device_uid, &point.signal)
+                });
+                points.push(point);
+            }
             report.written += 1;
         }
         Ok(report)
@@ -225,6 +239,11 @@ impl TelemetryStore for MemoryTelemetry {
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
         self.available()?;
+        if query.window.end < query.window.start {
+            return Err(TelemetryError::Invalid(
+                "the window ends before it starts".into(),
+            ));
+        }
         let mut points: Vec<Point> = self
             .select(&query.device_uid, &query.signals)
             .into_iter()
@@ -311,9 +330,7 @@ pub struct MemoryBlobs {
 #[async_trait]
 impl BlobStore for MemoryBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
-        if key.is_empty() || key.starts_with('/') || key.split('/').any(|part| part == "..") {
-            return Err(BlobError::InvalidKey(key.to_owned()));
-        }
+        check_key(key)?;
         lock(&self.blobs).insert(key.to_owned(), (bytes, content_type.to_owned()));
         Ok(())
     }

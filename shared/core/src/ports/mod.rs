@@ -12,7 +12,7 @@ mod notifier;
 mod scheduler;
 mod telemetry;
 
-pub use blob::{BlobError, BlobStore};
+pub use blob::{BlobError, BlobStore, check_key};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
 pub use messaging::{BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};

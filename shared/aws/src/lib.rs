@@ -1,0 +1,16 @@
+//! `iot-aws`: the platform's ports on AWS, with the AWS SDK for Rust. Clients are built once per
+//! process from [`config::load`]; `AWS_ENDPOINT_URL` points them at an emulator in tests.
+
+pub mod batch;
+pub mod config;
+pub mod dynamo;
+mod error;
+pub mod s3;
+pub mod sns;
+pub mod sqs;
+pub mod testing;
+
+pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
+pub use s3::S3BlobStore;
+pub use sns::SnsBus;
+pub use sqs::SqsQueue;

@@ -1,0 +1,144 @@
+//! [`BlobStore`] on S3, with presigned URLs for downloads (exports, firmware) and uploads.
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use iot_core::ports::{BlobError, BlobStore, check_key};
+use std::time::Duration;
+
+use crate::error::{code, describe};
+
+#[derive(Clone)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+}
+
+/// An S3 client for `config`. Emulators serve buckets under the path (`host/bucket/key`), not
+/// as subdomains, so a custom endpoint turns path-style addressing on.
+pub fn client(config: &aws_config::SdkConfig) -> Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(crate::config::uses_custom_endpoint(config))
+        .build();
+    Client::from_conf(s3)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BlobError {
+    BlobError::Unavailable(e.to_string())
+}
+
+fn presigning(expires_in_secs: u64) -> Result<PresigningConfig, BlobError> {
+    PresigningConfig::expires_in(Duration::from_secs(expires_in_secs)).map_err(unavailable)
+}
+
+impl S3BlobStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// A URL a client can PUT the blob's bytes to for `expires_in_secs` (firmware uploads from
+    /// the web console, without the bytes passing through the API Lambda).
+    pub async fn upload_url(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in_secs: u64,
+    ) -> Result<String, BlobError> {
+        check_key(key)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(presigning(expires_in_secs)?)
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        check_key(key)?;
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if code(&e) == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(unavailable(describe(&e))),
+        };
+        let bytes = output.body.collect().await.map_err(unavailable)?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable(describe(&e)))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn download_url(&self, key: &str, expires_in_secs: u64) -> Result<String, BlobError> {
+        check_key(key)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning(expires_in_secs)?)
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(request.uri().to_owned())
+    }
+}

@@ -1,0 +1,207 @@
+//! SQS, SNS and S3 specifics against the AWS emulator on 127.0.0.1 (started by the test
+//! command): batching limits and refusals, SNS-to-SQS fan-out with attribute filters, and
+//! presigned uploads.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use iot_aws::testing::{emulator_config, unique_name};
+use iot_aws::{S3BlobStore, SnsBus, SqsQueue};
+use iot_core::ports::{BlobStore, BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
+use std::collections::{BTreeMap, HashMap};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+async fn queue(
+    client: &aws_sdk_sqs::Client,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let created = client
+        .create_queue()
+        .queue_name(unique_name("q"))
+        .send()
+        .await?;
+    Ok(created.queue_url().unwrap_or_default().to_owned())
+}
+
+/// Everything on the queue, as (logical id attribute, body).
+async fn drain(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut seen = Vec::new();
+    loop {
+        let output = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        if output.messages().is_empty() {
+            return Ok(seen);
+        }
+        for m in output.messages() {
+            let id = m
+                .message_attributes()
+                .and_then(|a| a.get(iot_aws::sqs::ID_ATTRIBUTE))
+                .and_then(|v| v.string_value())
+                .unwrap_or_default()
+                .to_owned();
+            seen.push((id, m.body().unwrap_or_default().to_owned()));
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await?;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_sent_in_chunks_and_refusals_are_reported_by_id() -> TestResult {
+    let config = emulator_config().await?;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let url = queue(&client).await?;
+    let sqs = SqsQueue::new(client.clone(), &url);
+
+    let messages: Vec<QueueMessage> = (0..23)
+        .map(|i| QueueMessage {
+            id: format!("m{i:02}"),
+            body: format!("{{\"n\":{i}}}"),
+        })
+        .collect();
+    sqs.send(messages).await?;
+    let mut received = drain(&client, &url).await?;
+    received.sort();
+    assert_eq!(received.len(), 23);
+    assert_eq!(received[7], ("m07".to_owned(), "{\"n\":7}".to_owned()));
+
+    // A body over SQS's size limit is refused; the others in its batch still go.
+    let result = sqs
+        .send(vec![
+            QueueMessage {
+                id: "small".into(),
+                body: "ok".into(),
+            },
+            QueueMessage {
+                id: "huge".into(),
+                body: "x".repeat(1024 * 1024 + 1),
+            },
+        ])
+        .await;
+    match result {
+        Err(QueueError::Partial(refused)) => {
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert_eq!(refused[0].0, "huge");
+        }
+        Err(QueueError::Unavailable(why)) => {
+            // Some emulators refuse the whole request instead of the one entry.
+            assert!(
+                why.to_lowercase().contains("length") || why.contains("size"),
+                "{why}"
+            );
+        }
+        Ok(()) => panic!("a message over the size limit must not pass silently"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sns_fans_out_to_subscribed_queues_filtered_by_attributes() -> TestResult {
+    let config = emulator_config().await?;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topic = sns
+        .create_topic()
+        .name(unique_name("alarm-events"))
+        .send()
+        .await?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let url = queue(&sqs).await?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&arn)
+        .attributes("RawMessageDelivery", "true")
+        .attributes("FilterPolicy", r#"{"tenant_id": ["acme"]}"#)
+        .send()
+        .await?;
+
+    let bus = SnsBus::new(sns, HashMap::from([("alarm-events".to_owned(), topic)]));
+    for tenant in ["acme", "globex", "acme"] {
+        bus.publish(BusEvent {
+            topic: "alarm-events".into(),
+            body: format!("{{\"tenant\":\"{tenant}\"}}"),
+            attributes: BTreeMap::from([
+                ("tenant_id".to_owned(), tenant.to_owned()),
+                ("level".to_owned(), "major".to_owned()),
+            ]),
+        })
+        .await?;
+    }
+    let bodies: Vec<String> = drain(&sqs, &url)
+        .await?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(bodies, ["{\"tenant\":\"acme\"}", "{\"tenant\":\"acme\"}"]);
+
+    let unknown = bus
+        .publish(BusEvent {
+            topic: "nowhere".into(),
+            body: String::new(),
+            attributes: BTreeMap::new(),
+        })
+        .await;
+    assert!(matches!(unknown, Err(QueueError::Unavailable(_))));
+    Ok(())
+}
+
+#[tokio::test]
+async fn presigned_urls_upload_and_download() -> TestResult {
+    let config = emulator_config().await?;
+    let client = iot_aws::s3::client(&config);
+    let bucket = unique_name("firmware");
+    client.create_bucket().bucket(&bucket).send().await?;
+    let store = S3BlobStore::new(client, &bucket);
+
+    let upload = store
+        .upload_url("firmware/p1/2.0.0.bin", "application/octet-stream", 300)
+        .await?;
+    assert!(
+        upload.starts_with(&iot_aws::testing::endpoint()?),
+        "{upload}"
+    );
+    assert!(
+        upload.contains(&format!("/{bucket}/")),
+        "path-style on an emulator: {upload}"
+    );
+    let http = reqwest::Client::new();
+    let put = http
+        .put(&upload)
+        .header("content-type", "application/octet-stream")
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await?;
+    assert!(put.status().is_success(), "{}", put.status());
+    assert_eq!(
+        store.get("firmware/p1/2.0.0.bin").await?,
+        Some(vec![1, 2, 3])
+    );
+
+    let download = store.download_url("firmware/p1/2.0.0.bin", 300).await?;
+    assert!(download.contains("X-Amz-Signature"), "{download}");
+    let bytes = http.get(&download).send().await?.bytes().await?;
+    assert_eq!(bytes.as_ref(), [1, 2, 3]);
+    Ok(())
+}
