@@ -6,11 +6,13 @@ pub mod config;
 pub mod dynamo;
 mod error;
 pub mod s3;
+pub mod scheduler;
 pub mod sns;
 pub mod sqs;
 pub mod testing;
 
 pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
 pub use s3::S3BlobStore;
+pub use scheduler::EventBridgeScheduler;
 pub use sns::SnsBus;
 pub use sqs::SqsQueue;
