@@ -25,7 +25,9 @@ async fn schedules_are_created_updated_and_deleted() -> TestResult {
         job_id: "daily-energy".into(),
     };
 
-    scheduler.upsert("acme-daily-energy", "0 2 * * *", &target).await?;
+    scheduler
+        .upsert("acme-daily-energy", "0 2 * * *", &target)
+        .await?;
     let stored = client
         .get_schedule()
         .name("acme-daily-energy")
@@ -38,7 +40,9 @@ async fn schedules_are_created_updated_and_deleted() -> TestResult {
         serde_json::from_str(stored.target().and_then(|t| t.input()).unwrap_or_default())?;
     assert_eq!(input, target);
 
-    scheduler.upsert("acme-daily-energy", "*/15 * * * *", &target).await?;
+    scheduler
+        .upsert("acme-daily-energy", "*/15 * * * *", &target)
+        .await?;
     let stored = client
         .get_schedule()
         .name("acme-daily-energy")
