@@ -65,9 +65,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         *response.status_mut() = StatusCode::BAD_REQUEST;
         response.headers_mut().insert(
             "content-type",
-            "application/x-amz-json-1.0"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
+            axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
         );
         return response;
     }
