@@ -8,6 +8,7 @@ mod error;
 pub mod s3;
 pub mod scheduler;
 pub mod sns;
+pub mod sns_notify;
 pub mod sqs;
 pub mod testing;
 
@@ -15,4 +16,5 @@ pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
 pub use s3::S3BlobStore;
 pub use scheduler::EventBridgeScheduler;
 pub use sns::SnsBus;
+pub use sns_notify::SnsNotifier;
 pub use sqs::SqsQueue;

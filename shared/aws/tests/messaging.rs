@@ -205,3 +205,117 @@ async fn presigned_urls_upload_and_download() -> TestResult {
     assert_eq!(bytes.as_ref(), [1, 2, 3]);
     Ok(())
 }
+
+fn delivery(kind: iot_core::notify::ChannelKind) -> iot_core::notify::Delivery {
+    iot_core::notify::Delivery {
+        channel: iot_core::notify::Channel {
+            id: "c1".into(),
+            tenant_id: "acme".into(),
+            name: "on-call".into(),
+            kind,
+        },
+        subject: "Critical: boiler 7 over temperature\n(95.2 °C)".into(),
+        body: "Boiler 7 reads 95.2 °C, above the critical band (90 °C).".into(),
+        webhook_body: None,
+        key: "d1:hot:1:raised:c1".into(),
+    }
+}
+
+#[tokio::test]
+async fn sns_channels_send_email_sms_and_push() -> TestResult {
+    use iot_core::notify::ChannelKind;
+    use iot_core::ports::{DeliveryError, Notifier};
+    let config = emulator_config().await?;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let notifier = iot_aws::SnsNotifier::new(sns.clone());
+
+    // E-mail: a topic the addresses subscribe to; an SQS subscriber stands in for the mailbox.
+    let topic = sns
+        .create_topic()
+        .name(unique_name("email"))
+        .send()
+        .await?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let url = queue(&sqs).await?;
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await?;
+    notifier
+        .deliver(&delivery(ChannelKind::Email { topic_arn: topic }))
+        .await?;
+    let received = drain(&sqs, &url).await?;
+    assert_eq!(received.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(&received[0].1)?;
+    assert_eq!(
+        envelope["Subject"],
+        "Critical: boiler 7 over temperature (95.2 °C)"
+    );
+    assert_eq!(
+        envelope["Message"],
+        "Boiler 7 reads 95.2 °C, above the critical band (90 °C)."
+    );
+
+    // SMS: each number; a malformed number is a permanent failure, not retried.
+    notifier
+        .deliver(&delivery(ChannelKind::Sms {
+            phone_numbers: vec!["+15555550100".into(), "+15555550101".into()],
+        }))
+        .await?;
+    let bad = notifier
+        .deliver(&delivery(ChannelKind::Sms {
+            phone_numbers: vec!["not a number".into()],
+        }))
+        .await;
+    assert!(matches!(bad, Err(DeliveryError::Permanent(_))), "{bad:?}");
+
+    // Push: each platform endpoint; a disabled endpoint is permanent.
+    let app = sns
+        .create_platform_application()
+        .name(unique_name("app"))
+        .platform("GCM")
+        .attributes("PlatformCredential", "server-key")
+        .send()
+        .await?
+        .platform_application_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let endpoint = sns
+        .create_platform_endpoint()
+        .platform_application_arn(&app)
+        .token("device-token-1")
+        .send()
+        .await?
+        .endpoint_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let push = delivery(ChannelKind::Push {
+        endpoint_arns: vec![endpoint.clone()],
+    });
+    notifier.deliver(&push).await?;
+    sns.set_endpoint_attributes()
+        .endpoint_arn(&endpoint)
+        .attributes("Enabled", "false")
+        .send()
+        .await?;
+    let disabled = notifier.deliver(&push).await;
+    assert!(
+        matches!(disabled, Err(DeliveryError::Permanent(_))),
+        "{disabled:?}"
+    );
+    Ok(())
+}
