@@ -11,6 +11,7 @@ pub mod sns;
 pub mod sns_notify;
 pub mod sqs;
 pub mod testing;
+pub mod timestream;
 
 pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
 pub use s3::S3BlobStore;
@@ -18,3 +19,4 @@ pub use scheduler::EventBridgeScheduler;
 pub use sns::SnsBus;
 pub use sns_notify::SnsNotifier;
 pub use sqs::SqsQueue;
+pub use timestream::TimestreamTelemetry;

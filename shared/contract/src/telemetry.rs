@@ -7,7 +7,7 @@ use iot_core::time::Millis;
 
 use crate::{Outcome, ensure, same};
 
-/// 2026-11-20T23:59:57Z: the six readings below cross midnight, so stores that partition by
+/// 2026-11-26T23:59:57Z: the six readings below cross midnight, so stores that partition by
 /// day must join two days.
 pub const T0: Millis = 1_795_737_597_000;
 
