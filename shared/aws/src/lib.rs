@@ -5,6 +5,7 @@ pub mod batch;
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod iot;
 pub mod s3;
 pub mod scheduler;
 pub mod sns;
@@ -14,6 +15,7 @@ pub mod testing;
 pub mod timestream;
 
 pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
+pub use iot::{IotGateway, IotSettings};
 pub use s3::S3BlobStore;
 pub use scheduler::EventBridgeScheduler;
 pub use sns::SnsBus;

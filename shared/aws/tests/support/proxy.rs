@@ -22,6 +22,8 @@ pub struct Faults {
     /// The next request whose `x-amz-target` contains the first string gets this status and
     /// JSON body instead of reaching the emulator.
     pub answer_once: Mutex<Option<(String, u16, String)>>,
+    /// Every forwarded request: method, path and query, body.
+    pub recorded: Mutex<Vec<(String, String, Vec<u8>)>>,
     /// How many matching requests reach the emulator before the canned answer is given.
     pub pass_before_answer: AtomicU32,
 }
@@ -94,6 +96,19 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return Response::new(Body::empty());
     };
+    faults
+        .recorded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((
+            parts.method.to_string(),
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            body.to_vec(),
+        ));
     let url = format!(
         "{}{}",
         proxy.upstream,

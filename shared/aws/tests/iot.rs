@@ -1,0 +1,169 @@
+//! AWS IoT Core and IoT Data against moto, through a recording proxy: registration with a
+//! certificate and the device policy, the tenant's thing group, desired state in the shadow,
+//! commands (moto accepts a publish but delivers it nowhere, so the test checks the request on
+//! the wire), firmware jobs, and deregistration that revokes the certificate.
+
+mod support;
+
+use iot_aws::config::load_for_endpoint;
+use iot_aws::testing::{emulator_config, unique_name};
+use iot_aws::{IotGateway, IotSettings};
+use iot_core::model::Device;
+use iot_core::ports::{DeviceGateway, GatewayError, OtaJob};
+use serde_json::json;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[tokio::test]
+async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
+    let direct = emulator_config().await?;
+    let iot = aws_sdk_iot::Client::new(&direct);
+    let policy = unique_name("iot-dev-device");
+    iot.create_policy()
+        .policy_name(&policy)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+                "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"}]})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    let (proxy_url, faults) = support::proxy::proxy().await?;
+    let config = load_for_endpoint(&Default::default(), &proxy_url).await;
+    let prefix = unique_name("iot-dev-");
+    let gateway = IotGateway::connect(
+        &config,
+        IotSettings {
+            policy_name: policy.clone(),
+            thing_group_prefix: prefix.clone(),
+        },
+    )
+    .await?;
+
+    let uid = unique_name("pump");
+    let device = Device {
+        uid: uid.clone(),
+        identification_code: "SN-1".into(),
+        tenant_id: "acme".into(),
+        product_id: "pump".into(),
+        department_id: "plant".into(),
+        name: "Pump 1".into(),
+    };
+    let credentials = gateway.register(&device).await?;
+    assert!(credentials.certificate_pem.contains("BEGIN CERTIFICATE"));
+    assert!(credentials.private_key_pem.contains("PRIVATE KEY"));
+    assert!(!credentials.endpoint.is_empty());
+    assert!(matches!(
+        gateway.register(&device).await,
+        Err(GatewayError::AlreadyRegistered(_))
+    ));
+
+    let thing = iot.describe_thing().thing_name(&uid).send().await?;
+    assert_eq!(
+        thing
+            .attributes()
+            .and_then(|a| a.get("tenant_id"))
+            .map(String::as_str),
+        Some("acme")
+    );
+    let members = iot
+        .list_things_in_thing_group()
+        .thing_group_name(format!("{prefix}acme"))
+        .send()
+        .await?;
+    assert_eq!(members.things(), [uid.clone()]);
+    let principals = iot.list_thing_principals().thing_name(&uid).send().await?;
+    let certificate_arn = principals
+        .principals()
+        .first()
+        .cloned()
+        .ok_or("no certificate attached")?;
+    assert!(certificate_arn.ends_with(&credentials.certificate_id));
+    let policies = iot
+        .list_attached_policies()
+        .target(&certificate_arn)
+        .send()
+        .await?;
+    assert_eq!(
+        policies
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy_name())
+            .collect::<Vec<_>>(),
+        [policy.as_str()]
+    );
+
+    gateway
+        .set_desired(&uid, &json!({"interval_s": 30}))
+        .await?;
+    let data = aws_sdk_iotdataplane::Client::new(&direct);
+    let shadow = data.get_thing_shadow().thing_name(&uid).send().await?;
+    let shadow: serde_json::Value =
+        serde_json::from_slice(shadow.payload().map(|p| p.as_ref()).unwrap_or_default())?;
+    assert_eq!(shadow["state"]["desired"]["interval_s"], 30);
+
+    gateway.send_command(&uid, &json!({"reboot": true})).await?;
+    let publish = faults
+        .recorded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(method, path, _)| method == "POST" && path.starts_with("/topics/"))
+        .cloned()
+        .ok_or("no publish request was sent")?;
+    assert_eq!(
+        publish.1,
+        format!("/topics/things%2F{uid}%2Fdown%2Fcommand?qos=1")
+    );
+    assert_eq!(publish.2, br#"{"reboot":true}"#);
+    assert!(matches!(
+        gateway.send_command("nobody", &json!({})).await,
+        Err(GatewayError::UnknownDevice(_))
+    ));
+
+    let job = OtaJob {
+        id: unique_name("fw"),
+        tenant_id: "acme".into(),
+        device_uids: vec![uid.clone()],
+        firmware_key: "firmware/pump/2.0.0.bin".into(),
+        version: "2.0.0".into(),
+    };
+    let job_id = gateway
+        .start_ota(&job, "https://example.invalid/fw.bin")
+        .await?;
+    let described = iot.describe_job().job_id(&job_id).send().await?;
+    let targets = described
+        .job()
+        .map(|j| j.targets().to_vec())
+        .unwrap_or_default();
+    assert_eq!(targets, [thing.thing_arn().unwrap_or_default().to_owned()]);
+    let document: serde_json::Value = serde_json::from_str(
+        iot.get_job_document()
+            .job_id(&job_id)
+            .send()
+            .await?
+            .document()
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(document["version"], "2.0.0");
+    assert_eq!(document["url"], "https://example.invalid/fw.bin");
+
+    gateway.deregister(&uid).await?;
+    assert!(
+        iot.describe_thing().thing_name(&uid).send().await.is_err(),
+        "thing deleted"
+    );
+    assert!(
+        iot.describe_certificate()
+            .certificate_id(&credentials.certificate_id)
+            .send()
+            .await
+            .is_err(),
+        "certificate revoked and deleted"
+    );
+    assert!(matches!(
+        gateway.deregister(&uid).await,
+        Err(GatewayError::UnknownDevice(_))
+    ));
+    Ok(())
+}
