@@ -71,7 +71,7 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         .thing_group_name(format!("{prefix}acme"))
         .send()
         .await?;
-    assert_eq!(members.things(), [uid.clone()]);
+    assert_eq!(members.things(), std::slice::from_ref(&uid));
     let principals = iot.list_thing_principals().thing_name(&uid).send().await?;
     let certificate_arn = principals
         .principals()
