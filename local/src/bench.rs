@@ -285,6 +285,7 @@ async fn device(
     let mut last_ts = 0i64;
     let mut local = Samples::default();
     let mut connected = false;
+    let mut done_check = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
             _ = ticker.tick(), if connected && Instant::now() < end => {
@@ -304,14 +305,17 @@ async fn device(
                     if let Some(at) = sent.remove(&ack.pkid) {
                         local.puback_ms.push(at.elapsed().as_secs_f64() * 1e3);
                     }
-                    if Instant::now() >= end && sent.is_empty() {
-                        break;
-                    }
                 }
                 Ok(_) => {}
                 Err(e) => return Err(format!("{uid}: {e}")),
             },
-            _ = tokio::time::sleep_until((end + Duration::from_secs(10)).into()) => break,
+            // Done once the offered load is sent and every message acknowledged.
+            _ = done_check.tick(), if Instant::now() >= end => {
+                let unacknowledged = local.published as usize - local.puback_ms.len();
+                if unacknowledged == 0 || Instant::now() >= end + Duration::from_secs(10) {
+                    break;
+                }
+            }
         }
     }
     let _ = client.try_disconnect();

@@ -140,14 +140,21 @@ fn backoff(receive_count: u32) -> Duration {
 }
 
 /// Takes batches from `queue` and hands each message to `handle`; deletes what succeeded,
-/// delays what failed. Returns when `shutdown` turns true, after the batch in hand.
-async fn drain_queue<F, Fut>(queue: SqliteQueue, mut shutdown: watch::Receiver<bool>, handle: F)
-where
+/// delays what failed. Messages with the same `key` (a device) are handled one after the other
+/// in queue order; different keys run concurrently, so their store writes share commits.
+/// Returns when `shutdown` turns true, after the batch in hand.
+async fn drain_queue<K, F, Fut>(
+    queue: SqliteQueue,
+    mut shutdown: watch::Receiver<bool>,
+    key: K,
+    handle: F,
+) where
+    K: Fn(&Received) -> String,
     F: Fn(Received) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     while !*shutdown.borrow() {
-        let batch = match queue.receive(64, VISIBILITY).await {
+        let batch = match queue.receive(256, VISIBILITY).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(queue = queue.name(), error = %e, "cannot read the queue");
@@ -162,29 +169,71 @@ where
             }
             continue;
         }
-        let mut done = Vec::with_capacity(batch.len());
+        let mut groups: Vec<(String, Vec<Received>)> = Vec::new();
         for message in batch {
-            let (seq, count) = (message.seq, message.receive_count);
-            match handle(message).await {
-                Ok(()) => done.push(seq),
-                Err(error) => {
-                    tracing::warn!(queue = queue.name(), %error, attempt = count, "will retry");
-                    if let Err(e) = queue.retry_after(seq, backoff(count)).await {
-                        tracing::error!(error = %e, "cannot delay the message");
-                    }
-                }
+            let k = key(&message);
+            match groups.iter_mut().find(|(g, _)| *g == k) {
+                Some((_, messages)) => messages.push(message),
+                None => groups.push((k, vec![message])),
             }
         }
+        let handled = futures_util::future::join_all(groups.into_iter().map(|(_, messages)| {
+            let (queue, handle) = (&queue, &handle);
+            async move {
+                let mut done = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let (seq, count) = (message.seq, message.receive_count);
+                    match handle(message).await {
+                        Ok(()) => done.push(seq),
+                        Err(error) => {
+                            tracing::warn!(queue = queue.name(), %error, attempt = count, "will retry");
+                            if let Err(e) = queue.retry_after(seq, backoff(count)).await {
+                                tracing::error!(error = %e, "cannot delay the message");
+                            }
+                        }
+                    }
+                }
+                done
+            }
+        }))
+        .await;
+        let done: Vec<i64> = handled.into_iter().flatten().collect();
         if let Err(e) = queue.delete(done).await {
             tracing::error!(queue = queue.name(), error = %e, "cannot delete handled messages; they will run again");
         }
     }
 }
 
+/// The device a queued message is about, to keep each device's messages in order.
+fn device_of(message: &Received) -> String {
+    #[derive(serde::Deserialize)]
+    struct AboutDevice {
+        #[serde(default)]
+        device_uid: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        body: String,
+    }
+    let about = |text: &str| {
+        serde_json::from_str::<AboutDevice>(text)
+            .ok()
+            .map(|a| a.device_uid)
+    };
+    about(&message.body)
+        .filter(|uid| !uid.is_empty())
+        .or_else(|| {
+            serde_json::from_str::<Envelope>(&message.body)
+                .ok()
+                .and_then(|e| about(&e.body))
+        })
+        .unwrap_or_default()
+}
+
 /// Evaluates alarm requests in order; transitions go to the event queue.
 pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.alarm_queue.clone();
-    drain_queue(queue, shutdown, |message| {
+    drain_queue(queue, shutdown, device_of, |message| {
         let services = services.clone();
         async move {
             let request: AlarmRequest = serde_json::from_str(&message.body)
@@ -203,7 +252,7 @@ pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<boo
 /// Notifies alarm transitions through the matching routes.
 pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.event_queue.clone();
-    drain_queue(queue, shutdown, |message| {
+    drain_queue(queue, shutdown, device_of, |message| {
         let services = services.clone();
         async move {
             let event: BusEvent = serde_json::from_str(&message.body)

@@ -6,7 +6,7 @@ use iot_core::ports::{
     check_transaction,
 };
 use rusqlite::types::Value as Sql;
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use std::sync::Arc;
 
 use super::Database;
@@ -31,7 +31,7 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 }
 
 /// Version of the live item at `key`, if any.
-fn live_version(tx: &Transaction<'_>, key: &Key, now: i64) -> Result<Option<u64>, rusqlite::Error> {
+fn live_version(tx: &Connection, key: &Key, now: i64) -> Result<Option<u64>, rusqlite::Error> {
     tx.query_row(
         "SELECT version FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
         params![key.pk, key.sk, now],
@@ -41,7 +41,7 @@ fn live_version(tx: &Transaction<'_>, key: &Key, now: i64) -> Result<Option<u64>
     .map(|v| v.map(|v| v as u64))
 }
 
-fn write_item(tx: &Transaction<'_>, item: &Item) -> Result<(), rusqlite::Error> {
+fn write_item(tx: &Connection, item: &Item) -> Result<(), rusqlite::Error> {
     tx.execute(
         "INSERT OR REPLACE INTO items (pk, sk, data, version, ipk, isk, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -113,7 +113,7 @@ impl MetaStore for SqliteMetaStore {
         let now = self.clock.now_ms();
         let raw = self
             .db
-            .run(move |c| {
+            .read(move |c| {
                 c.query_row(
                     &format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)"),
                     params![key.pk, key.sk, now],
@@ -184,7 +184,7 @@ impl MetaStore for SqliteMetaStore {
         let on_index = query.on_index;
         let rows = self
             .db
-            .run(move |c| {
+            .read(move |c| {
                 c.prepare(&sql)?
                     .query_map(params_from_iter(args), read_item)?
                     .collect::<Result<Vec<_>, _>>()
@@ -218,7 +218,7 @@ impl MetaStore for SqliteMetaStore {
         let outcome = self
             .db
             .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx = c.savepoint()?;
                 for write in &writes {
                     let (key, condition) = write.target();
                     if !condition.holds(live_version(&tx, key, now)?) {

@@ -78,7 +78,7 @@ impl SqliteQueue {
         let max_receives = self.max_receives;
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 tx.execute(
                     "UPDATE queue SET queue = ?1, visible_at = ?3, receive_count = 0
                      WHERE queue = ?2 AND visible_at <= ?3 AND receive_count >= ?4",
@@ -124,7 +124,7 @@ impl SqliteQueue {
         }
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 {
                     let mut delete = tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?;
                     for seq in seqs {
@@ -216,7 +216,7 @@ impl MessageQueue for SqliteQueue {
         let now = self.clock.now_ms();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 {
                     let mut insert = tx.prepare_cached(
                         "INSERT INTO queue (queue, message_id, body, enqueued_at, visible_at)

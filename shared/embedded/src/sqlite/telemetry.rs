@@ -20,7 +20,7 @@ impl SqliteTelemetry {
     /// Runs a query selecting `POINT_COLUMNS`.
     async fn points(&self, sql: String, args: Vec<Sql>) -> Result<Vec<Point>, TelemetryError> {
         self.db
-            .run(move |c| {
+            .read(move |c| {
                 c.prepare(&sql)?
                     .query_map(params_from_iter(args), read_point)?
                     .collect::<Result<Vec<_>, _>>()
@@ -84,7 +84,7 @@ impl TelemetryStore for SqliteTelemetry {
         let records = records.to_vec();
         self.db
             .run(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let mut report = WriteReport::default();
                 {
                     let mut insert = tx.prepare_cached(
