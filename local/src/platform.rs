@@ -5,8 +5,10 @@ use axum::Router;
 use axum::routing::get;
 use iot_api::ApiState;
 use iot_core::parse::Parser;
+use iot_core::usecase::device_uid_from_topic;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -249,29 +251,59 @@ async fn connect_external(
     })
 }
 
+/// Messages from the external broker handled at once (across devices).
+const IN_FLIGHT: usize = 128;
+
 impl ExternalSubscriber {
-    /// Polls the connection; messages are handled one at a time, in order, by a second task
-    /// that acknowledges each after it is committed (PUBACKs must follow the PUBLISH order).
+    /// Polls the connection; a second task handles the messages, up to [`IN_FLIGHT`] at once
+    /// across devices but one at a time per device (so alarms see each device's readings in
+    /// order), and acknowledges them in arrival order after each is committed (MQTT requires
+    /// PUBACKs in PUBLISH order).
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let (tx, mut rx) = mpsc::channel::<rumqttc::Publish>(1024);
+        use futures_util::StreamExt;
+        let (tx, rx) = mpsc::channel::<rumqttc::Publish>(1024);
         let client = self.client.clone();
         let services = self.services.clone();
+        let lanes: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+            Arc::default();
         let worker = tokio::spawn(async move {
-            while let Some(publish) = rx.recv().await {
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    match services
+            let handled = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|publish| (publish, rx))
+            })
+            .map(|publish| {
+                let (services, lanes) = (services.clone(), lanes.clone());
+                async move {
+                    let device = device_uid_from_topic(&publish.topic)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let lane = lanes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(device.clone())
+                        .or_default()
+                        .clone();
+                    let turn = lane.lock().await;
+                    let mut delay = Duration::from_millis(100);
+                    while let Err(error) = services
                         .handle(publish.topic.clone(), publish.payload.clone())
                         .await
                     {
-                        Ok(()) => break,
-                        Err(error) => {
-                            tracing::warn!(%error, "ingest failed; retrying");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(10));
-                        }
+                        tracing::warn!(%error, "ingest failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(10));
                     }
+                    drop(turn);
+                    // Forget idle lanes so the map does not grow with every device ever seen.
+                    let mut all = lanes.lock().unwrap_or_else(|p| p.into_inner());
+                    if Arc::strong_count(&lane) == 2 {
+                        all.remove(&device);
+                    }
+                    publish
                 }
+            })
+            .buffered(IN_FLIGHT);
+            futures_util::pin_mut!(handled);
+            while let Some(publish) = handled.next().await {
                 if let Err(e) = client.ack(&publish).await {
                     tracing::warn!(error = %e, "acknowledging failed; the broker will resend");
                 }
