@@ -6,6 +6,7 @@
 pub use iot_core;
 
 pub mod blobs;
+pub mod messaging;
 pub mod meta;
 pub mod telemetry;
 
@@ -35,7 +36,9 @@ pub type Guard = Box<dyn std::any::Any + Send>;
 /// Generates one `#[tokio::test]` per check. The invoking test file defines:
 /// `async fn meta_store(clock: Arc<ManualClock>) -> Result<(Arc<dyn MetaStore>, Guard), _>`,
 /// `async fn telemetry_store() -> Result<(Arc<dyn TelemetryStore>, Guard), _>` and
-/// `async fn blob_store() -> Result<(Arc<dyn BlobStore>, Guard), _>`.
+/// `async fn blob_store() -> Result<(Arc<dyn BlobStore>, Guard), _>`,
+/// `async fn queue() -> Result<(Arc<dyn MessageQueue>, TakeAll<'static>, Guard), _>` and
+/// `async fn scheduler() -> Result<(Arc<dyn Scheduler>, Guard), _>`.
 #[macro_export]
 macro_rules! suite {
     () => {
@@ -43,6 +46,18 @@ macro_rules! suite {
             the_index_lists_items_by_their_index_key, transactions_are_all_or_nothing);
         $crate::suite!(@telemetry range_latest_and_aggregates, rewriting_a_point_replaces_it);
         $crate::suite!(@blobs blobs_round_trip_list_and_delete, keys_that_could_escape_are_refused);
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sent_messages_arrive_once_each() -> $crate::Outcome {
+            let (queue, take_all, _guard) = queue().await?;
+            $crate::messaging::sent_messages_arrive_once_each(queue.as_ref(), take_all).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn schedules_are_validated_replaced_and_deleted() -> $crate::Outcome {
+            let (scheduler, _guard) = scheduler().await?;
+            $crate::messaging::schedules_are_validated_replaced_and_deleted(scheduler.as_ref()).await
+        }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn expired_items_are_absent() -> $crate::Outcome {

@@ -4,9 +4,11 @@
 
 use iot_aws::dynamo::provision;
 use iot_aws::testing::{emulator_config, unique_name};
-use iot_aws::{DynamoMetaStore, DynamoTelemetry, S3BlobStore};
+use iot_aws::{DynamoMetaStore, DynamoTelemetry, EventBridgeScheduler, S3BlobStore, SqsQueue};
 use iot_contract::Guard;
+use iot_contract::messaging::TakeAll;
 use iot_core::ports::{BlobStore, ManualClock, MetaStore, TelemetryStore};
+use iot_core::ports::{MessageQueue, QueueMessage, Scheduler};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +43,77 @@ async fn blob_store() -> Setup<dyn BlobStore> {
     let bucket = unique_name("blobs");
     client.create_bucket().bucket(&bucket).send().await?;
     Ok((Arc::new(S3BlobStore::new(client, bucket)), Box::new(())))
+}
+
+async fn queue() -> Result<
+    (Arc<dyn MessageQueue>, TakeAll<'static>, Guard),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let config = emulator_config().await?;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let url = client
+        .create_queue()
+        .queue_name(unique_name("contract"))
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let (inbox, inbox_url) = (client.clone(), url.clone());
+    let take_all: TakeAll<'static> = Box::new(move || {
+        let (client, url) = (inbox.clone(), inbox_url.clone());
+        Box::pin(async move {
+            let mut all = Vec::new();
+            loop {
+                let output = client
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .message_attribute_names("All")
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if output.messages().is_empty() {
+                    return Ok(all);
+                }
+                for m in output.messages() {
+                    let id = m
+                        .message_attributes()
+                        .and_then(|a| a.get(iot_aws::sqs::ID_ATTRIBUTE))
+                        .and_then(|v| v.string_value())
+                        .unwrap_or_default();
+                    all.push(QueueMessage {
+                        id: id.to_owned(),
+                        body: m.body().unwrap_or_default().to_owned(),
+                    });
+                    client
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        })
+    });
+    Ok((Arc::new(SqsQueue::new(client, url)), take_all, Box::new(())))
+}
+
+async fn scheduler() -> Setup<dyn Scheduler> {
+    let config = emulator_config().await?;
+    let client = aws_sdk_scheduler::Client::new(&config);
+    let group = unique_name("stats");
+    client.create_schedule_group().name(&group).send().await?;
+    Ok((
+        Arc::new(EventBridgeScheduler::new(
+            client,
+            group,
+            "arn:aws:lambda:us-east-1:123456789012:function:iot-dev-stats",
+            "arn:aws:iam::123456789012:role/iot-dev-scheduler",
+        )),
+        Box::new(()),
+    ))
 }
 
 iot_contract::suite!();
