@@ -43,33 +43,18 @@ fn event(ids: std::ops::Range<u32>) -> SqsEvent {
     event
 }
 
-/// The bodies on a queue, read around the proxy.
+/// The bodies on a queue, read around the proxy, sorted.
 async fn bodies_on(
     client: &aws_sdk_sqs::Client,
     url: &str,
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-    let mut bodies = Vec::new();
-    loop {
-        let output = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await?;
-        if output.messages().is_empty() {
-            bodies.sort();
-            return Ok(bodies);
-        }
-        for m in output.messages() {
-            bodies.push(m.body().unwrap_or_default().to_owned());
-            client
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await?;
-        }
-    }
+    let mut bodies: Vec<String> = support::sqs::drain(client, url)
+        .await?
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    bodies.sort();
+    Ok(bodies)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,14 +68,7 @@ async fn the_emulator_stopping_mid_batch_fails_only_the_unwritten_and_a_retry_ad
     let table = unique_name("meta");
     provision::create_meta_table(&dynamo, &table).await?;
     let sqs = aws_sdk_sqs::Client::new(&direct);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique_name("alarm-requests"))
-        .send()
-        .await?
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
+    let (queue_url, _) = support::sqs::create_queue(&sqs, "alarm-requests").await?;
 
     // The handler, as an SQS-driven function runs it: idempotent by message id, forwarding each
     // message to the next queue. Both go through the proxy.

@@ -2,65 +2,21 @@
 //! command): batching limits and refusals, SNS-to-SQS fan-out with attribute filters, and
 //! presigned uploads.
 
-use aws_sdk_sqs::types::QueueAttributeName;
+mod support;
+
 use iot_aws::testing::{emulator_config, unique_name};
 use iot_aws::{S3BlobStore, SnsBus, SqsQueue};
 use iot_core::ports::{BlobStore, BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
 use std::collections::{BTreeMap, HashMap};
+use support::sqs::{create_queue, drain};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-async fn queue(
-    client: &aws_sdk_sqs::Client,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let created = client
-        .create_queue()
-        .queue_name(unique_name("q"))
-        .send()
-        .await?;
-    Ok(created.queue_url().unwrap_or_default().to_owned())
-}
-
-/// Everything on the queue, as (logical id attribute, body).
-async fn drain(
-    client: &aws_sdk_sqs::Client,
-    url: &str,
-) -> Result<Vec<(String, String)>, Box<dyn std::error::Error + Send + Sync>> {
-    let mut seen = Vec::new();
-    loop {
-        let output = client
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .send()
-            .await?;
-        if output.messages().is_empty() {
-            return Ok(seen);
-        }
-        for m in output.messages() {
-            let id = m
-                .message_attributes()
-                .and_then(|a| a.get(iot_aws::sqs::ID_ATTRIBUTE))
-                .and_then(|v| v.string_value())
-                .unwrap_or_default()
-                .to_owned();
-            seen.push((id, m.body().unwrap_or_default().to_owned()));
-            client
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await?;
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_batch_is_sent_in_chunks_and_refusals_are_reported_by_id() -> TestResult {
     let config = emulator_config().await?;
     let client = aws_sdk_sqs::Client::new(&config);
-    let url = queue(&client).await?;
+    let (url, _) = create_queue(&client, "q").await?;
     let sqs = SqsQueue::new(client.clone(), &url);
 
     let messages: Vec<QueueMessage> = (0..23)
@@ -118,16 +74,7 @@ async fn sns_fans_out_to_subscribed_queues_filtered_by_attributes() -> TestResul
         .topic_arn()
         .unwrap_or_default()
         .to_owned();
-    let url = queue(&sqs).await?;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let (url, arn) = create_queue(&sqs, "q").await?;
     sns.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")
@@ -239,16 +186,7 @@ async fn sns_channels_send_email_sms_and_push() -> TestResult {
         .topic_arn()
         .unwrap_or_default()
         .to_owned();
-    let url = queue(&sqs).await?;
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let (url, queue_arn) = create_queue(&sqs, "mailbox").await?;
     sns.subscribe()
         .topic_arn(&topic)
         .protocol("sqs")

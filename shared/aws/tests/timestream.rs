@@ -18,10 +18,10 @@ type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const T0: i64 = 1_795_737_597_000; // 2026-11-26 23:59:57 UTC
 
-async fn store()
--> Result<(TimestreamTelemetry, sql::TableRef), Box<dyn std::error::Error + Send + Sync>> {
-    let config = emulator_config().await?;
-    let (write, query) = clients(&config).await?;
+/// A new database with a `telemetry` table; returns the database name.
+async fn create_table(
+    write: &iot_aws::timestream::WriteClient,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let database = unique_name("iot");
     write
         .create_database()
@@ -34,6 +34,14 @@ async fn store()
         .table_name("telemetry")
         .send()
         .await?;
+    Ok(database)
+}
+
+async fn store()
+-> Result<(TimestreamTelemetry, sql::TableRef), Box<dyn std::error::Error + Send + Sync>> {
+    let config = emulator_config().await?;
+    let (write, query) = clients(&config).await?;
+    let database = create_table(&write).await?;
     let table = sql::TableRef {
         database: database.clone(),
         table: "telemetry".into(),
@@ -257,18 +265,7 @@ async fn records_timestream_rejects_are_reported_by_their_index_in_the_whole_wri
     let (proxy_url, faults) = support::proxy::proxy().await?;
     let config = iot_aws::config::load_for_endpoint(&Default::default(), &proxy_url).await;
     let (write, query) = clients(&config).await?;
-    let database = unique_name("iot");
-    write
-        .create_database()
-        .database_name(&database)
-        .send()
-        .await?;
-    write
-        .create_table()
-        .database_name(&database)
-        .table_name("telemetry")
-        .send()
-        .await?;
+    let database = create_table(&write).await?;
     let store = TimestreamTelemetry::new(write, query, database, "telemetry");
     let records: Vec<Record> = (0..150)
         .map(|i| Record {

@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Duration as Days, NaiveDate};
 use futures_util::future::try_join_all;
 use iot_core::model::{Record, Value};
-use iot_core::ports::{Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport};
+use iot_core::ports::{
+    Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport, order_points,
+};
 use iot_core::time::Millis;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -393,12 +395,8 @@ impl TelemetryStore for DynamoTelemetry {
     }
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
+        query.check()?;
         let window = query.window;
-        if window.end < window.start {
-            return Err(TelemetryError::Invalid(
-                "the window ends before it starts".into(),
-            ));
-        }
         let (Some(first), Some(last)) = (day_of(window.start.max(0)), day_of(window.end.max(0)))
         else {
             return Err(TelemetryError::Invalid("the window is out of range".into()));
@@ -422,11 +420,7 @@ impl TelemetryStore for DynamoTelemetry {
         let per_signal =
             try_join_all(signals.iter().map(|s| self.signal_points(query, s, &days))).await?;
         let mut points: Vec<Point> = per_signal.into_iter().flatten().collect();
-        points.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.signal.cmp(&b.signal)));
-        if query.descending {
-            points.reverse();
-        }
-        points.truncate(query.limit.unwrap_or(usize::MAX));
+        order_points(&mut points, query.descending, query.limit);
         Ok(points)
     }
 

@@ -17,7 +17,7 @@ use chrono::NaiveDateTime;
 use iot_core::model::{Record, Value};
 use iot_core::ports::{
     AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
-    WriteReport,
+    WriteReport, order_points,
 };
 use iot_core::time::Millis;
 use std::collections::BTreeMap;
@@ -323,20 +323,10 @@ impl TelemetryStore for TimestreamTelemetry {
     }
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
-        if query.window.end < query.window.start {
-            return Err(TelemetryError::Invalid(
-                "the window ends before it starts".into(),
-            ));
-        }
+        query.check()?;
         let (columns, rows) = self.run(sql::range(&self.table, query)).await?;
         let mut points = points_of_rows(&query.device_uid, &columns, &rows);
-        if query.descending {
-            // Rows come newest first; within a row, keep signal order stable.
-            points.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.signal.cmp(&b.signal)));
-        } else {
-            points.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.signal.cmp(&b.signal)));
-        }
-        points.truncate(query.limit.unwrap_or(usize::MAX));
+        order_points(&mut points, query.descending, query.limit);
         Ok(points)
     }
 

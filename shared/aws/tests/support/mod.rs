@@ -1,1 +1,4 @@
+#![allow(dead_code)] // each test binary uses a part
+
 pub mod proxy;
+pub mod sqs;

@@ -239,11 +239,7 @@ impl TelemetryStore for MemoryTelemetry {
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
         self.available()?;
-        if query.window.end < query.window.start {
-            return Err(TelemetryError::Invalid(
-                "the window ends before it starts".into(),
-            ));
-        }
+        query.check()?;
         let mut points: Vec<Point> = self
             .select(&query.device_uid, &query.signals)
             .into_iter()

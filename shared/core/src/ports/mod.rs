@@ -24,5 +24,5 @@ pub use notifier::{DeliveryError, Notifier};
 pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError};
 pub use telemetry::{
     AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
-    WriteReport, aggregate, points_of,
+    WriteReport, aggregate, order_points, points_of,
 };

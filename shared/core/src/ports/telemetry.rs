@@ -103,6 +103,29 @@ pub trait TelemetryStore: Send + Sync {
     }
 }
 
+impl RangeQuery {
+    /// Refuses what every store refuses: a window that ends before it starts.
+    pub fn check(&self) -> Result<(), TelemetryError> {
+        if self.window.end < self.window.start {
+            return Err(TelemetryError::Invalid(format!(
+                "the window starts ({}) after it ends ({})",
+                self.window.start, self.window.end
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Orders points by time (newest first when `descending`), then by signal, and keeps `limit`:
+/// the order every store returns for a range.
+pub fn order_points(points: &mut Vec<Point>, descending: bool, limit: Option<usize>) {
+    points.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.signal.cmp(&b.signal)));
+    if descending {
+        points.reverse();
+    }
+    points.truncate(limit.unwrap_or(usize::MAX));
+}
+
 impl AggregateQuery {
     /// The range query that reads this aggregate's points, oldest first.
     pub fn range(&self) -> RangeQuery {

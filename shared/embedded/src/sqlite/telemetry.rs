@@ -113,12 +113,7 @@ impl TelemetryStore for SqliteTelemetry {
     }
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
-        if query.window.start > query.window.end {
-            return Err(TelemetryError::Invalid(format!(
-                "the window starts ({}) after it ends ({})",
-                query.window.start, query.window.end
-            )));
-        }
+        query.check()?;
         let (filter, signal_args) = signal_filter(&query.signals);
         let order = if query.descending { "DESC" } else { "ASC" };
         let limit = query.limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
