@@ -154,7 +154,7 @@ async fn drain_queue<K, F, Fut>(
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     while !*shutdown.borrow() {
-        let batch = match queue.receive(256, VISIBILITY).await {
+        let batch = match queue.receive(64, VISIBILITY).await {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(queue = queue.name(), error = %e, "cannot read the queue");
