@@ -13,7 +13,7 @@ use iot_core::usecase::{
 use iot_embedded::blobs::FsBlobStore;
 use iot_embedded::notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
 use iot_embedded::sqlite::{
-    Database, QueueBus, Received, SqliteMetaStore, SqliteQueue, SqliteScheduler, SqliteTelemetry,
+    Database, QueueBus, SqliteMetaStore, SqliteQueue, SqliteScheduler, SqliteTelemetry,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -139,18 +139,19 @@ fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
-/// Takes batches from `queue` and hands each message to `handle`; deletes what succeeded,
-/// delays what failed. Messages with the same `key` (a device) are handled one after the other
-/// in queue order; different keys run concurrently, so their store writes share commits.
-/// Returns when `shutdown` turns true, after the batch in hand.
-async fn drain_queue<K, F, Fut>(
+/// Takes batches from `queue`, decodes each message once, and hands it to `handle`; deletes
+/// what succeeded, delays what failed (an undecodable message too, so it ends in the dead-letter
+/// queue). Messages of the same device are handled one after the other in queue order;
+/// different devices run concurrently, so their store writes share commits. Returns when
+/// `shutdown` turns true, after the batch in hand.
+async fn drain_queue<T, F, Fut>(
     queue: SqliteQueue,
     mut shutdown: watch::Receiver<bool>,
-    key: K,
+    decode: fn(&str) -> Result<T, String>,
+    device: fn(&T) -> &str,
     handle: F,
 ) where
-    K: Fn(&Received) -> String,
-    F: Fn(Received) -> Fut,
+    F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     while !*shutdown.borrow() {
@@ -169,21 +170,28 @@ async fn drain_queue<K, F, Fut>(
             }
             continue;
         }
-        let mut groups: Vec<(String, Vec<Received>)> = Vec::new();
+        // (device, [(seq, receive count, decoded message)]), in queue order.
+        type Lane<T> = (String, Vec<(i64, u32, Result<T, String>)>);
+        let mut lanes: Vec<Lane<T>> = Vec::new();
         for message in batch {
-            let k = key(&message);
-            match groups.iter_mut().find(|(g, _)| *g == k) {
-                Some((_, messages)) => messages.push(message),
-                None => groups.push((k, vec![message])),
+            let decoded = decode(&message.body);
+            let uid = decoded.as_ref().map_or("", device).to_owned();
+            let entry = (message.seq, message.receive_count, decoded);
+            match lanes.iter_mut().find(|(d, _)| *d == uid) {
+                Some((_, messages)) => messages.push(entry),
+                None => lanes.push((uid, vec![entry])),
             }
         }
-        let handled = futures_util::future::join_all(groups.into_iter().map(|(_, messages)| {
+        let handled = futures_util::future::join_all(lanes.into_iter().map(|(_, messages)| {
             let (queue, handle) = (&queue, &handle);
             async move {
                 let mut done = Vec::with_capacity(messages.len());
-                for message in messages {
-                    let (seq, count) = (message.seq, message.receive_count);
-                    match handle(message).await {
+                for (seq, count, decoded) in messages {
+                    let result = match decoded {
+                        Ok(message) => handle(message).await,
+                        Err(e) => Err(e),
+                    };
+                    match result {
                         Ok(()) => done.push(seq),
                         Err(error) => {
                             tracing::warn!(queue = queue.name(), %error, attempt = count, "will retry");
@@ -204,69 +212,59 @@ async fn drain_queue<K, F, Fut>(
     }
 }
 
-/// The device a queued message is about, to keep each device's messages in order.
-fn device_of(message: &Received) -> String {
-    #[derive(serde::Deserialize)]
-    struct AboutDevice {
-        #[serde(default)]
-        device_uid: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        body: String,
-    }
-    let about = |text: &str| {
-        serde_json::from_str::<AboutDevice>(text)
-            .ok()
-            .map(|a| a.device_uid)
-    };
-    about(&message.body)
-        .filter(|uid| !uid.is_empty())
-        .or_else(|| {
-            serde_json::from_str::<Envelope>(&message.body)
-                .ok()
-                .and_then(|e| about(&e.body))
-        })
-        .unwrap_or_default()
-}
-
-/// Evaluates alarm requests in order; transitions go to the event queue.
+/// Evaluates alarm requests, each device's in order; transitions go to the event queue.
 pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.alarm_queue.clone();
-    drain_queue(queue, shutdown, device_of, |message| {
-        let services = services.clone();
-        async move {
-            let request: AlarmRequest = serde_json::from_str(&message.body)
-                .map_err(|e| format!("unreadable alarm request: {e}"))?;
-            services
-                .alarms
-                .evaluate(&request)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    })
+    let decode = |body: &str| {
+        serde_json::from_str::<AlarmRequest>(body)
+            .map_err(|e| format!("unreadable alarm request: {e}"))
+    };
+    drain_queue(
+        queue,
+        shutdown,
+        decode,
+        |request| request.device_uid.as_str(),
+        |request| {
+            let services = services.clone();
+            async move {
+                services
+                    .alarms
+                    .evaluate(&request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
     .await;
 }
 
 /// Notifies alarm transitions through the matching routes.
 pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.event_queue.clone();
-    drain_queue(queue, shutdown, device_of, |message| {
-        let services = services.clone();
-        async move {
-            let event: BusEvent = serde_json::from_str(&message.body)
-                .map_err(|e| format!("unreadable event: {e}"))?;
-            let transition: AlarmTransition = serde_json::from_str(&event.body)
-                .map_err(|e| format!("unreadable alarm transition: {e}"))?;
-            services
-                .notify
-                .notify(&transition)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    })
+    let decode = |body: &str| {
+        let event: BusEvent =
+            serde_json::from_str(body).map_err(|e| format!("unreadable event: {e}"))?;
+        serde_json::from_str::<AlarmTransition>(&event.body)
+            .map_err(|e| format!("unreadable alarm transition: {e}"))
+    };
+    drain_queue(
+        queue,
+        shutdown,
+        decode,
+        |transition| transition.device_uid.as_str(),
+        |transition| {
+            let services = services.clone();
+            async move {
+                services
+                    .notify
+                    .notify(&transition)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
     .await;
 }
 
