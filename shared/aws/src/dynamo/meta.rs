@@ -31,6 +31,20 @@ pub struct DynamoMetaStore {
     clock: Arc<dyn Clock>,
 }
 
+/// Applies an optional condition to any of the SDK's request builders (each is its own type,
+/// with the same three setters).
+macro_rules! with_condition {
+    ($builder:expr, $expression:expr) => {
+        match $expression {
+            Some(e) => $builder
+                .condition_expression(e.text)
+                .set_expression_attribute_names(Some(e.names))
+                .set_expression_attribute_values(Some(e.values)),
+            None => $builder,
+        }
+    };
+}
+
 /// A condition as DynamoDB expression parts.
 struct Expression {
     text: String,
@@ -165,29 +179,23 @@ impl DynamoMetaStore {
         let key_attrs = Self::key(key);
         let item = match write {
             Write::Put { item, .. } => {
-                let mut put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(Self::encode(&item)));
-                if let Some(e) = expression {
-                    put = put
-                        .condition_expression(e.text)
-                        .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values(Some(e.values));
-                }
+                let put = with_condition!(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(Self::encode(&item))),
+                    expression
+                );
                 TransactWriteItem::builder()
                     .put(put.build().map_err(invalid)?)
                     .build()
             }
             Write::Delete { .. } => {
-                let mut delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_attrs));
-                if let Some(e) = expression {
-                    delete = delete
-                        .condition_expression(e.text)
-                        .set_expression_attribute_names(Some(e.names))
-                        .set_expression_attribute_values(Some(e.values));
-                }
+                let delete = with_condition!(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_attrs)),
+                    expression
+                );
                 TransactWriteItem::builder()
                     .delete(delete.build().map_err(invalid)?)
                     .build()
@@ -237,18 +245,13 @@ impl MetaStore for DynamoMetaStore {
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let key = item.key.clone();
-        let expression = self.expression(condition);
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::encode(&item)));
-        if let Some(e) = expression {
-            request = request
-                .condition_expression(e.text)
-                .set_expression_attribute_names(Some(e.names))
-                .set_expression_attribute_values(Some(e.values));
-        }
+        let request = with_condition!(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(Self::encode(&item))),
+            self.expression(condition)
+        );
         match request.send().await {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {
@@ -259,17 +262,13 @@ impl MetaStore for DynamoMetaStore {
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        let mut request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)));
-        if let Some(e) = self.expression(condition) {
-            request = request
-                .condition_expression(e.text)
-                .set_expression_attribute_names(Some(e.names))
-                .set_expression_attribute_values(Some(e.values));
-        }
+        let request = with_condition!(
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(key))),
+            self.expression(condition)
+        );
         match request.send().await {
             Ok(_) => Ok(()),
             Err(e) if code(&e) == Some("ConditionalCheckFailedException") => {

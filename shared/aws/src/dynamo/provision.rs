@@ -26,6 +26,21 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A pay-per-request table keyed by the strings `pk` and `sk`.
+fn keyed_table(
+    client: &Client,
+    table: &str,
+) -> Result<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder, String> {
+    Ok(client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk")?)
+        .attribute_definitions(attribute("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?))
+}
+
 /// The metadata table: `pk`/`sk` strings, index `gsi1` on `gsi1pk`/`gsi1sk`, TTL on `ttl`.
 pub async fn create_meta_table(client: &Client, table: &str) -> Result<(), String> {
     let index = GlobalSecondaryIndex::builder()
@@ -39,16 +54,9 @@ pub async fn create_meta_table(client: &Client, table: &str) -> Result<(), Strin
         )
         .build()
         .map_err(|e| e.to_string())?;
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
+    keyed_table(client, table)?
         .attribute_definitions(attribute("gsi1pk")?)
         .attribute_definitions(attribute("gsi1sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(index)
         .send()
         .await
@@ -58,14 +66,7 @@ pub async fn create_meta_table(client: &Client, table: &str) -> Result<(), Strin
 
 /// The telemetry table: `pk`/`sk` strings, TTL on `ttl`.
 pub async fn create_telemetry_table(client: &Client, table: &str) -> Result<(), String> {
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk")?)
-        .attribute_definitions(attribute("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
+    keyed_table(client, table)?
         .send()
         .await
         .map_err(|e| describe(&e))?;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration as Days, NaiveDate};
 use futures_util::future::try_join_all;
 use iot_core::model::{Record, Value};
 use iot_core::ports::{
-    Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport, order_points,
+    Point, RangeQuery, TelemetryError, TelemetryStore, WriteReport, order_points,
 };
 use iot_core::time::Millis;
 use std::collections::{BTreeMap, HashMap};
@@ -385,13 +385,7 @@ impl TelemetryStore for DynamoTelemetry {
             }
         }
         self.update_latest(newest).await?;
-        Ok(WriteReport {
-            written: records.len() - refused.len(),
-            rejected: refused
-                .into_iter()
-                .map(|(index, reason)| Rejected { index, reason })
-                .collect(),
-        })
+        Ok(WriteReport::with_rejections(records.len(), refused))
     }
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {

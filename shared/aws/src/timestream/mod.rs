@@ -16,8 +16,8 @@ use aws_sdk_timestreamwrite::types::{
 use chrono::NaiveDateTime;
 use iot_core::model::{Record, Value};
 use iot_core::ports::{
-    AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
-    WriteReport, order_points,
+    AggregateQuery, Bucket, Point, RangeQuery, TelemetryError, TelemetryStore, WriteReport,
+    order_points,
 };
 use iot_core::time::Millis;
 use std::collections::BTreeMap;
@@ -313,13 +313,7 @@ impl TelemetryStore for TimestreamTelemetry {
                 },
             }
         }
-        Ok(WriteReport {
-            written: records.len() - rejected.len(),
-            rejected: rejected
-                .into_iter()
-                .map(|(index, reason)| Rejected { index, reason })
-                .collect(),
-        })
+        Ok(WriteReport::with_rejections(records.len(), rejected))
     }
 
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {

@@ -36,6 +36,23 @@ pub struct WriteReport {
     pub rejected: Vec<Rejected>,
 }
 
+impl WriteReport {
+    /// The report of a batch of `total` records, of which those in `rejected` (index to
+    /// reason) were refused.
+    pub fn with_rejections(
+        total: usize,
+        rejected: std::collections::BTreeMap<usize, String>,
+    ) -> Self {
+        Self {
+            written: total - rejected.len(),
+            rejected: rejected
+                .into_iter()
+                .map(|(index, reason)| Rejected { index, reason })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejected {
     /// Index into the batch that was written.
