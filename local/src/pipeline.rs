@@ -11,7 +11,7 @@ use iot_core::usecase::{
     IngestOutcome, NotifyService, StatsService,
 };
 use iot_embedded::blobs::FsBlobStore;
-use iot_embedded::notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
+use iot_notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
 use iot_embedded::sqlite::{
     Database, QueueBus, SqliteMetaStore, SqliteQueue, SqliteScheduler, SqliteTelemetry,
 };

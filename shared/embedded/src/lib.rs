@@ -2,8 +2,6 @@
 //!
 //! - [`sqlite`]: metadata and telemetry in one SQLite database (WAL, migrations).
 //! - [`blobs`]: files under a directory.
-//! - [`notify`]: webhooks, the console, and a router by channel kind.
 
 pub mod blobs;
-pub mod notify;
 pub mod sqlite;

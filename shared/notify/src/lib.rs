@@ -1,5 +1,6 @@
-//! Notifiers for one machine: webhooks over HTTP, in-system messages in the metadata store, and
-//! the console for SNS channels (e-mail, SMS, push), which need AWS.
+//! `iot-notify`: notifiers that need no AWS, shared by the notify Lambda and `iot-local`:
+//! webhooks over HTTP, the console (for SNS channels on one machine), and a router that sends
+//! each delivery through the notifier of its channel's kind.
 
 use async_trait::async_trait;
 use iot_core::notify::{ChannelKind, Delivery};
