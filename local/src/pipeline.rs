@@ -11,10 +11,10 @@ use iot_core::usecase::{
     IngestOutcome, NotifyService, StatsService,
 };
 use iot_embedded::blobs::FsBlobStore;
-use iot_notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
 use iot_embedded::sqlite::{
     Database, QueueBus, SqliteMetaStore, SqliteQueue, SqliteScheduler, SqliteTelemetry,
 };
+use iot_notify::{ChannelRouter, ConsoleNotifier, WebhookNotifier};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 pub mod batch;
 pub mod config;
 pub mod dynamo;
-mod error;
+pub mod error;
 pub mod iot;
 pub mod s3;
 pub mod scheduler;
@@ -17,7 +17,7 @@ pub mod timestream;
 pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
 pub use iot::{IotGateway, IotSettings};
 pub use s3::S3BlobStore;
-pub use scheduler::EventBridgeScheduler;
+pub use scheduler::{EventBridgeScheduler, ScheduledInput};
 pub use sns::SnsBus;
 pub use sns_notify::SnsNotifier;
 pub use sqs::SqsQueue;

@@ -11,6 +11,20 @@ use iot_core::stats::Schedule;
 
 use crate::error::{code, describe};
 
+/// EventBridge Scheduler replaces this placeholder in the input with the time the run was
+/// scheduled for, so the window a run covers does not drift with invocation delays.
+pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+
+/// What the stats function receives: the job, and when the run was scheduled for.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ScheduledInput<T> {
+    #[serde(flatten)]
+    pub target: T,
+    /// RFC 3339 once EventBridge has filled it in; absent when invoked by hand.
+    #[serde(default)]
+    pub scheduled_at: String,
+}
+
 #[derive(Clone)]
 pub struct EventBridgeScheduler {
     client: Client,
@@ -49,7 +63,11 @@ impl EventBridgeScheduler {
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
-        let input = serde_json::to_string(target).map_err(|e| invalid(e.to_string()))?;
+        let input = serde_json::to_string(&ScheduledInput {
+            target,
+            scheduled_at: SCHEDULED_TIME.to_owned(),
+        })
+        .map_err(|e| invalid(e.to_string()))?;
         let target = Target::builder()
             .arn(&self.target_arn)
             .role_arn(&self.role_arn)

@@ -3,6 +3,7 @@
 //! the core converts and checks the expression before it is sent, tested here by a refusal.)
 
 use iot_aws::EventBridgeScheduler;
+use iot_aws::scheduler::{SCHEDULED_TIME, ScheduledInput};
 use iot_aws::testing::{emulator_config, unique_name};
 use iot_core::ports::{ScheduleTarget, Scheduler, SchedulerError};
 
@@ -36,9 +37,10 @@ async fn schedules_are_created_updated_and_deleted() -> TestResult {
         .await?;
     assert_eq!(stored.schedule_expression(), Some("cron(0 2 * * ? *)"));
     assert_eq!(stored.schedule_expression_timezone(), Some("UTC"));
-    let input: ScheduleTarget =
+    let input: ScheduledInput<ScheduleTarget> =
         serde_json::from_str(stored.target().and_then(|t| t.input()).unwrap_or_default())?;
-    assert_eq!(input, target);
+    assert_eq!(input.target, target);
+    assert_eq!(input.scheduled_at, SCHEDULED_TIME);
 
     scheduler
         .upsert("acme-daily-energy", "*/15 * * * *", &target)

@@ -6,6 +6,7 @@
 //! | device | `DEVICE#{uid}` | `DEVICE` | `TENANT#{t}#DEVICES` / `{product}#{uid}` |
 //! | identification-code pointer | `TENANT#{t}#CODE#{code}` | `CODE` | |
 //! | device alarm state | `DEVICE#{uid}` | `ALARMSTATE` | |
+//! | device presence | `DEVICE#{uid}` | `PRESENCE` | |
 //! | product | `TENANT#{t}` | `PRODUCT#{id}` | |
 //! | alarm rule | `TENANT#{t}` | `RULE#{product}#{id}` | |
 //! | statistics job | `TENANT#{t}` | `STATJOB#{id}` | |
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 use crate::alarm::{AlarmRecord, AlarmRule, AlarmStatus, DeviceAlarmState, parse_alarm_id};
-use crate::model::{Device, Product};
+use crate::model::{Device, Presence, Product};
 use crate::notify::{Channel, InboxMessage, NotificationRoute, NotificationTemplate};
 use crate::ports::{Condition, Item, Key, MetaStore, Query, SortKey, StoreError, Write};
 use crate::stats::{StatJob, StatResult};
@@ -46,6 +47,10 @@ fn code_key(tenant: &str, code: &str) -> Key {
 
 fn state_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "ALARMSTATE")
+}
+
+fn presence_key(uid: &str) -> Key {
+    Key::new(format!("DEVICE#{uid}"), "PRESENCE")
 }
 
 fn alarms_pk(tenant: &str) -> String {
@@ -152,6 +157,41 @@ impl Catalog {
             }
         }
         self.store.transact(writes).await
+    }
+
+    pub async fn presence(&self, uid: &str) -> Result<Option<Presence>, StoreError> {
+        self.get(presence_key(uid)).await
+    }
+
+    /// Records a connect or disconnect unless a newer one is recorded already. Returns whether
+    /// it was recorded.
+    pub async fn record_presence(
+        &self,
+        uid: &str,
+        presence: &Presence,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..5 {
+            let current = self.store.get(&presence_key(uid)).await?;
+            let condition = match &current {
+                Some(item) => {
+                    let recorded: Presence = from_item(item.clone())?;
+                    if !presence.supersedes(&recorded) {
+                        return Ok(false);
+                    }
+                    Condition::Version(item.version)
+                }
+                None => Condition::NotExists,
+            };
+            let mut item = Item::new(presence_key(uid), to_json(presence)?);
+            item.version = current.map_or(1, |i| i.version + 1);
+            match self.store.put(item, condition).await {
+                Err(StoreError::ConditionFailed(_)) => continue,
+                other => return other.map(|()| true),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "the presence of device {uid:?} kept changing; retry"
+        )))
     }
 
     pub async fn device_by_code(
@@ -491,7 +531,7 @@ impl Catalog {
             .await
     }
 
-    /// Deletes a device, its identification-code pointer and its alarm state.
+    /// Deletes a device, its identification-code pointer, its alarm state and its presence.
     pub async fn delete_device(&self, device: &Device) -> Result<(), StoreError> {
         self.store
             .transact(vec![
@@ -505,6 +545,10 @@ impl Catalog {
                 },
                 Write::Delete {
                     key: state_key(&device.uid),
+                    condition: Condition::Always,
+                },
+                Write::Delete {
+                    key: presence_key(&device.uid),
                     condition: Condition::Always,
                 },
             ])
@@ -540,4 +584,32 @@ fn alarm_item(record: &AlarmRecord) -> Result<Item, StoreError> {
     );
     item.index = Some(Key::new(format!("DEVICE#{}#ALARMS", record.device_uid), sk));
     Ok(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::memory::MemoryMetaStore;
+
+    fn presence(online: bool, since: Millis) -> Presence {
+        Presence {
+            online,
+            since,
+            reason: (!online).then(|| "CONNECTION_LOST".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn presence_only_moves_forward() -> Result<(), StoreError> {
+        let catalog = Catalog::new(Arc::new(MemoryMetaStore::default()));
+        assert_eq!(catalog.presence("d1").await?, None);
+        assert!(catalog.record_presence("d1", &presence(true, 100)).await?);
+        assert!(catalog.record_presence("d1", &presence(false, 300)).await?);
+        // A connect that happened before the disconnect arrives late: ignored.
+        assert!(!catalog.record_presence("d1", &presence(true, 200)).await?);
+        assert_eq!(catalog.presence("d1").await?, Some(presence(false, 300)));
+        assert!(catalog.record_presence("d1", &presence(true, 400)).await?);
+        assert_eq!(catalog.presence("d1").await?, Some(presence(true, 400)));
+        Ok(())
+    }
 }

@@ -1,9 +1,11 @@
 //! The domain model: who owns what, and the uniform record every payload becomes.
 
 mod catalog;
+mod presence;
 mod record;
 
 pub use catalog::{
     Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange,
 };
+pub use presence::Presence;
 pub use record::{Datum, Record, Value, raw_payload_text};

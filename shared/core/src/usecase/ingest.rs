@@ -124,11 +124,11 @@ impl Ingest {
     pub async fn ingest(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
         let Some(uid) = device_uid_from_topic(&message.topic) else {
             let reason = format!("topic {:?} is not things/{{device}}/up/...", message.topic);
-            return self.reject(message, "topic", &reason).await;
+            return self.dead_letter(message, "topic", &reason).await;
         };
         let Some(device) = self.catalog.device(uid).await? else {
             return self
-                .reject(
+                .dead_letter(
                     message,
                     "unknown_device",
                     &format!("device {uid:?} is not registered"),
@@ -137,7 +137,7 @@ impl Ingest {
         };
         let product = match self.product(&device).await? {
             Ok(product) => product,
-            Err(reason) => return self.reject(message, "product", &reason).await,
+            Err(reason) => return self.dead_letter(message, "product", &reason).await,
         };
         let input = crate::parse::ParseInput {
             payload: &message.payload,
@@ -147,7 +147,7 @@ impl Ingest {
         };
         let outcome = match self.parser.parse(&product, &input) {
             Ok(outcome) => outcome,
-            Err(e) => return self.reject(message, e.kind(), &e.to_string()).await,
+            Err(e) => return self.dead_letter(message, e.kind(), &e.to_string()).await,
         };
         if !outcome.warnings.is_empty() {
             metrics::counter!("ingest_dropped_values_total")
@@ -332,7 +332,9 @@ impl Ingest {
         Ok(())
     }
 
-    async fn reject(
+    /// Keeps a message that cannot be ingested (undecodable on the way in, say) in the
+    /// dead-letter archive with the reason, and counts it.
+    pub async fn dead_letter(
         &self,
         message: &InboundMessage,
         kind: &str,

@@ -1,0 +1,11 @@
+//! API: API Gateway's HTTP API, served by the platform's axum router.
+
+use iot_functions::api::{ApiConfig, router};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    iot_functions::init_tracing();
+    let config = ApiConfig::from_env()?;
+    let app = router(&iot_functions::sdk_config().await, &config).await?;
+    lambda_http::run(app).await
+}

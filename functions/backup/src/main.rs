@@ -1,0 +1,16 @@
+//! Backup: scheduled exports of the metadata tables to S3.
+
+use iot_functions::Value;
+use iot_functions::backup::{BackupConfig, BackupFunction};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    iot_functions::init_tracing();
+    let config = BackupConfig::from_env()?;
+    let function = &BackupFunction::new(&iot_functions::sdk_config().await, config);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        function.handle(event.payload)
+    }))
+    .await
+}

@@ -1,0 +1,44 @@
+//! Settings from the environment the SAM template gives each function, with errors that name
+//! the variable.
+
+use std::str::FromStr;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum EnvError {
+    #[error("environment variable {0} is not set (the SAM template sets it for this function)")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+pub fn required(name: &'static str) -> Result<String, EnvError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(EnvError::Missing(name)),
+    }
+}
+
+pub fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A parsed variable, or `default` when unset.
+pub fn parsed<T>(name: &'static str, default: T) -> Result<T, EnvError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(value) => value.trim().parse().map_err(|e: T::Err| EnvError::Invalid {
+            name,
+            reason: e.to_string(),
+            value,
+        }),
+    }
+}

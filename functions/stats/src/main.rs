@@ -1,0 +1,15 @@
+//! Stats: one statistics job per invocation, from its EventBridge Scheduler schedule.
+
+use iot_functions::stats::{StatsConfig, StatsFunction, StatsInput};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    iot_functions::init_tracing();
+    let config = StatsConfig::from_env()?;
+    let function = &StatsFunction::new(&iot_functions::sdk_config().await, &config).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<StatsInput>| {
+        function.handle(event.payload)
+    }))
+    .await
+}
