@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: the platform on free ports, an HTTP client for the API, a
 //! device over MQTT, a webhook receiver, and a real Mosquitto.
 
+pub mod aws;
+
 use axum::Router;
 use axum::routing::post;
 use iot_local::config::Config;
@@ -13,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
-pub type Error = Box<dyn std::error::Error>;
+pub type TestResult = Result<(), Error>;
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Starts the platform on free ports, on the embedded broker or on `mqtt_url`.
 pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<Running, Error> {

@@ -1,0 +1,378 @@
+//! The Lambda functions as deployed, on the AWS emulator: every sample in `events/` fed to its
+//! real handler, and a device message followed from a real Mosquitto through the telemetry
+//! rule's stand-in, ingest, the alarm queue, alarm, the SNS topic, the notify queue and notify,
+//! to a webhook receiver. What the emulator cannot run (IoT topic rules, Lambda's SQS polling)
+//! is played by `support/aws.rs`, in the shapes AWS uses.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use iot_core::repo::Catalog;
+use iot_e2e::aws::{Stack, start_rule_bridge};
+use iot_e2e::{Device, Error, Mosquitto, TestResult, WebhookReceiver, eventually};
+use iot_functions::alarm::AlarmFunction;
+use iot_functions::backup::BackupFunction;
+use iot_functions::ingest::IngestFunction;
+use iot_functions::notify::NotifyFunction;
+use iot_functions::stats::StatsFunction;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use tower::ServiceExt as _;
+
+const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
+
+fn sample(path: &str) -> Result<Value, Error> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Calls the API router as API Gateway's HTTP API would reach it through `lambda_http`.
+async fn api_event(router: &Router, path: &str) -> Result<(u16, Value), Error> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(path);
+    let request = lambda_http::request::from_str(&std::fs::read_to_string(file)?)?;
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        lambda_http::Body::Empty => Body::empty(),
+        lambda_http::Body::Text(text) => Body::from(text),
+        lambda_http::Body::Binary(bytes) => Body::from(bytes),
+        _ => Body::empty(),
+    };
+    call(router, Request::from_parts(parts, body)).await
+}
+
+async fn call(router: &Router, request: Request<Body>) -> Result<(u16, Value), Error> {
+    let response = router.clone().oneshot(request).await?;
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+async fn api(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), Error> {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("x-tenant-id", "acme")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
+    call(router, request).await
+}
+
+async fn create(router: &Router, path: &str, body: Value) -> TestResult {
+    let (status, answer) = api(router, "POST", path, Some(&body)).await?;
+    if status != 201 && status != 200 {
+        return Err(format!("POST {path}: {status} {answer}").into());
+    }
+    Ok(())
+}
+
+/// The fixtures the samples name: product `air`, device `air-1`, rule `hot`, a webhook route,
+/// and the statistics job `avg-temp`; created through the API function's router.
+async fn provision(router: &Router, webhook: &str) -> TestResult {
+    create(
+        router,
+        "/v1/products",
+        json!({
+            "id": "air", "name": "Indoor air", "script": { "source": JSON_SENSOR },
+            "signals": [
+                { "name": "temperature", "kind": "number", "range": { "min": -40, "max": 85 } },
+                { "name": "humidity", "kind": "number" }, { "name": "co2", "kind": "number" }
+            ]
+        }),
+    )
+    .await?;
+    create(router, "/v1/devices", json!({
+        "uid": "air-1", "identification_code": "SN-1", "product_id": "air", "department_id": "hq", "name": "Lab"
+    })).await?;
+    create(router, "/v1/products/air/rules", json!({
+        "id": "hot", "name": "Too hot", "enabled": true,
+        "condition": { "type": "threshold", "signal": "temperature", "direction": "above",
+            "bands": [ { "level": "warning", "threshold": 30 }, { "level": "critical", "threshold": 40 } ],
+            "deadband": 1 },
+        "debounce": { "samples": 1, "for_ms": 0 }
+    })).await?;
+    create(router, "/v1/templates", json!({
+        "id": "hook-json", "name": "JSON", "subject": "",
+        "body": r#"{"alarm": "${alarm_id}", "event": "${event}", "level": "${level}", "value": "${value}"}"#
+    })).await?;
+    create(router, "/v1/channels", json!({
+        "id": "hook", "name": "Hook", "kind": { "type": "webhook", "flavor": "generic", "url": webhook }
+    })).await?;
+    create(
+        router,
+        "/v1/notification-routes",
+        json!({
+            "id": "to-hook", "rule_ids": [], "min_level": "warning", "events": [],
+            "template_id": "hook-json", "channel_id": "hook"
+        }),
+    )
+    .await?;
+    create(router, "/v1/stat-jobs", json!({
+        "id": "avg-temp", "name": "Average temperature", "cron": "0 * * * *", "lead_ms": 3_600_000,
+        "signals": ["temperature"], "devices": { "type": "product", "product_id": "air" },
+        "script": "#{ avg: avg(series.temperature), n: count(series.temperature) }", "enabled": true
+    })).await?;
+    Ok(())
+}
+
+fn failures(response: &Value) -> usize {
+    response["batchItemFailures"]
+        .as_array()
+        .map_or(usize::MAX, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
+    let stack = Stack::create().await?;
+    let webhook = WebhookReceiver::start().await?;
+    let router = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    provision(&router, &webhook.url).await?;
+    let catalog = Catalog::new(iot_functions::stores::meta_store(
+        &stack.sdk,
+        &stack.meta_table,
+    ));
+
+    // Ingest, invoked directly by the rule: stored once, a redelivery is recognised.
+    let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
+    let direct = sample("ingest/rule-direct.json")?;
+    assert_eq!(ingest.handle(direct.clone()).await?["stored"], 1);
+    let again = ingest.handle(direct).await?;
+    assert!(again["duplicate"].is_string(), "{again}");
+
+    // Ingest from the rule's queue: the good message is stored, the poison one archived raw
+    // with its reason, and neither is retried.
+    let batch = ingest.handle(sample("ingest/sqs-from-rule.json")?).await?;
+    assert_eq!(failures(&batch), 0, "{batch}");
+    let letters = stack.dead_letters().await?;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (key, letter) = &letters[0];
+    assert!(key.starts_with("dead-letters/2026-11-23/"), "{key}");
+    assert_eq!(letter["message_id"], "6f1c1c2e-5d0b-4a53-9d43-0c1a8f0e7a03");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not JSON"),
+        "{letter}"
+    );
+
+    // Presence: a late "connected" does not undo the later "disconnected".
+    let disconnected = ingest
+        .handle(sample("ingest/presence-disconnected.json")?)
+        .await?;
+    assert_eq!(disconnected["recorded"], true, "{disconnected}");
+    let connected = ingest
+        .handle(sample("ingest/presence-connected.json")?)
+        .await?;
+    assert_eq!(connected["recorded"], false, "{connected}");
+    let presence = catalog
+        .presence("air-1")
+        .await?
+        .ok_or("no presence recorded")?;
+    assert!(!presence.online);
+    assert_eq!(presence.reason.as_deref(), Some("CONNECTION_LOST"));
+
+    // Alarm: the request raises `hot` at critical and publishes it to the topic, which fans
+    // out to the notify queue in SNS's envelope.
+    let alarm = AlarmFunction::new(&stack.sdk, &stack.alarm_config());
+    let event: iot_functions::SqsEvent =
+        serde_json::from_value(sample("alarm/sqs-alarm-requests.json")?)?;
+    let response = serde_json::to_value(alarm.handle(event).await?)?;
+    assert_eq!(failures(&response), 0, "{response}");
+    let fanned_out = eventually(
+        "the alarm event on the notify queue",
+        Duration::from_secs(10),
+        || {
+            let stack = &stack;
+            async move { stack.receive(&stack.notify_queue).await }
+        },
+    )
+    .await?;
+    let body: Value = serde_json::from_str(
+        fanned_out["Records"][0]["body"]
+            .as_str()
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(body["Type"], "Notification");
+    let raised: Value = serde_json::from_str(body["Message"].as_str().unwrap_or_default())?;
+    assert_eq!(
+        (raised["kind"].as_str(), raised["level"].as_str()),
+        (Some("raised"), Some("critical"))
+    );
+    let (status, alarms) = api(&router, "GET", "/v1/alarms?device=air-1", None).await?;
+    assert_eq!(status, 200, "{alarms}");
+    assert!(alarms.to_string().contains("\"hot\""), "{alarms}");
+
+    // Notify: the sample's envelope becomes the webhook's JSON body.
+    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config())?;
+    let event: iot_functions::SqsEvent =
+        serde_json::from_value(sample("notify/sqs-sns-envelope.json")?)?;
+    let response = serde_json::to_value(notify.handle(event).await?)?;
+    assert_eq!(failures(&response), 0, "{response}");
+    let received = webhook.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["alarm"], "air-1:hot:1795435200000");
+    assert_eq!(received[0]["level"], "critical");
+
+    // Stats: the window is [12:05 - 1 h, 12:05] of the scheduled time: readings 45.5 and 21.
+    let stats = StatsFunction::new(&stack.sdk, &stack.stats_config()).await?;
+    let run = stats
+        .handle(serde_json::from_value(sample(
+            "stats/scheduler-input.json",
+        )?)?)
+        .await?;
+    assert_eq!(run["results"], 1, "{run}");
+    let (_, results) = api(
+        &router,
+        "GET",
+        "/v1/stat-jobs/avg-temp/results?device=air-1",
+        None,
+    )
+    .await?;
+    assert!(results.to_string().contains("33.25"), "{results}");
+
+    // API Gateway HTTP API requests through lambda_http's conversion.
+    assert_eq!(api_event(&router, "api/health.json").await?.0, 200);
+    let (status, latest) = api_event(&router, "api/latest.json").await?;
+    assert_eq!(status, 200, "{latest}");
+    assert!(latest.to_string().contains("21"), "{latest}");
+    let (status, dry_run) = api_event(&router, "api/dry-run.json").await?;
+    assert_eq!(status, 200, "{dry_run}");
+    assert!(dry_run.to_string().contains("22.5"), "{dry_run}");
+    let (status, problem) = api_event(&router, "api/bad-request.json").await?;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem.to_string().contains("uid"), "{problem}");
+
+    // Backup: an export of the metadata table is started into the export bucket.
+    let backup = BackupFunction::new(&stack.sdk, stack.backup_config());
+    let exported = backup.handle(sample("backup/schedule.json")?).await?;
+    let export = &exported["exports"][0];
+    assert!(
+        export["export_arn"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("arn:aws:dynamodb:"),
+        "{exported}"
+    );
+    assert!(
+        export["prefix"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("dynamodb/{}/", stack.meta_table))
+    );
+    Ok(())
+}
+
+/// Takes one batch from `queue` and runs `handle` on it as Lambda would; returns how many
+/// messages it took.
+macro_rules! pump {
+    ($stack:expr, $queue:expr, $handle:expr) => {{
+        match $stack.receive(&$queue).await? {
+            None => 0,
+            Some(event) => {
+                let count = event["Records"].as_array().map_or(0, Vec::len);
+                let response = $handle(event.clone()).await?;
+                let failed = $stack.settle(&$queue, &event, &response).await?;
+                assert!(failed.is_empty(), "failed: {failed:?} in {response}");
+                count
+            }
+        }
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_message_reaches_a_webhook_through_the_deployed_functions() -> TestResult {
+    let stack = Stack::create().await?;
+    let webhook = WebhookReceiver::start().await?;
+    let mosquitto = Mosquitto::start().await?;
+    let router = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    provision(&router, &webhook.url).await?;
+    let _bridge = start_rule_bridge(mosquitto.addr(), &stack.sdk, &stack.ingest_queue.url).await?;
+
+    let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
+    let alarm = AlarmFunction::new(&stack.sdk, &stack.alarm_config());
+    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config())?;
+
+    let mut device = Device::connect(mosquitto.addr(), "air-1").await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    device
+        .publish(format!(
+            r#"{{"ts": {now}, "temp": 41.5, "hum": 40, "co2": 600}}"#
+        ))
+        .await?;
+    device.publish("garbage, not JSON").await?;
+
+    let (mut ingested, mut evaluated, mut notified) = (0, 0, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while webhook.received().is_empty() || ingested < 2 {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "the flow did not finish within 30 s (ingested {ingested}, evaluated {evaluated}, notified {notified})"
+            )
+            .into());
+        }
+        ingested += pump!(stack, stack.ingest_queue, |e| ingest.handle(e));
+        evaluated += pump!(stack, stack.alarm_queue, |e: Value| async {
+            let event: iot_functions::SqsEvent = serde_json::from_value(e)?;
+            Ok::<_, Error>(serde_json::to_value(alarm.handle(event).await?)?)
+        });
+        notified += pump!(stack, stack.notify_queue, |e: Value| async {
+            let event: iot_functions::SqsEvent = serde_json::from_value(e)?;
+            Ok::<_, Error>(serde_json::to_value(notify.handle(event).await?)?)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both device messages went through ingest; only the good one asked for evaluation.
+    assert_eq!((ingested, evaluated, notified), (2, 1, 1));
+    let hook = &webhook.received()[0];
+    assert_eq!(
+        (hook["event"].as_str(), hook["level"].as_str()),
+        (Some("raised"), Some("critical")),
+        "{hook}"
+    );
+    assert!(
+        hook["alarm"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("air-1:hot:"),
+        "{hook}"
+    );
+
+    let (_, latest) = api(
+        &router,
+        "GET",
+        "/v1/devices/air-1/latest?signal=temperature",
+        None,
+    )
+    .await?;
+    assert!(latest.to_string().contains("41.5"), "{latest}");
+    let (_, alarms) = api(&router, "GET", "/v1/alarms?status=open", None).await?;
+    assert!(alarms.to_string().contains("air-1:hot:"), "{alarms}");
+    let letters = stack.dead_letters().await?;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].1["topic"], "things/air-1/up/telemetry");
+    assert!(
+        letters[0].1["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not JSON"),
+        "{letters:?}"
+    );
+    mosquitto.stop().await;
+    Ok(())
+}
