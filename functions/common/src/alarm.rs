@@ -15,6 +15,17 @@ use std::sync::Arc;
 use crate::env::{self, EnvError};
 use crate::stores::meta_store;
 
+/// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
+pub const IAM_ACTIONS: &[&str] = &[
+    // rules (query), alarm state and records (get, transactional put), idempotency
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    // transitions to the alarm-events topic
+    "sns:Publish",
+];
+
 #[derive(Clone, Debug)]
 pub struct AlarmConfig {
     pub meta_table: String,

@@ -17,6 +17,26 @@ use crate::alarm::alarm_bus;
 use crate::env::{self, EnvError};
 use crate::stores::{TelemetryBackend, meta_store};
 
+/// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
+pub const IAM_ACTIONS: &[&str] = &[
+    // every entity: read, list (table and index), write, delete (transactions are authorised
+    // per item as put and delete)
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    // telemetry queries (Timestream backend)
+    "timestream:Select",
+    "timestream:DescribeEndpoints",
+    // acknowledged and cleared alarms
+    "sns:Publish",
+    // statistics jobs as schedules, which run as the scheduler role
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "iam:PassRole",
+];
+
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub meta_table: String,

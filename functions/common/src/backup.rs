@@ -8,6 +8,15 @@ use serde_json::{Value, json};
 
 use crate::env::{self, EnvError};
 
+/// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
+/// DynamoDB writes the export to S3 with the caller's permissions, hence the S3 actions.
+pub const IAM_ACTIONS: &[&str] = &[
+    "dynamodb:ExportTableToPointInTime",
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    "s3:PutObjectAcl",
+];
+
 #[derive(Clone, Debug)]
 pub struct BackupConfig {
     /// ARNs of the tables to export (point-in-time recovery must be on).

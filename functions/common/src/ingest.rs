@@ -20,6 +20,24 @@ use std::sync::Arc;
 use crate::env::{self, EnvError};
 use crate::stores::{TelemetryBackend, meta_store};
 
+/// The IAM actions this function uses, with the DynamoDB telemetry backend or Timestream
+/// (`template.yaml` grants exactly these; a test compares).
+pub const IAM_ACTIONS: &[&str] = &[
+    // device, product and code lookups; idempotency claims; presence
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    // telemetry points (DynamoDB backend): batches, and the latest-value items
+    "dynamodb:BatchWriteItem",
+    // telemetry (Timestream backend)
+    "timestream:WriteRecords",
+    "timestream:DescribeEndpoints",
+    // alarm-evaluation requests (SendMessageBatch is authorised as SendMessage)
+    "sqs:SendMessage",
+    // dead letters in the raw archive
+    "s3:PutObject",
+];
+
 #[derive(Clone, Debug)]
 pub struct IngestConfig {
     pub meta_table: String,

@@ -17,6 +17,16 @@ use std::time::Duration;
 use crate::env::{self, EnvError};
 use crate::stores::meta_store;
 
+/// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
+pub const IAM_ACTIONS: &[&str] = &[
+    // device, templates, channels, routes (query), done marks and in-system messages
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    // e-mail topics, SMS, push endpoints
+    "sns:Publish",
+];
+
 #[derive(Clone, Debug)]
 pub struct NotifyConfig {
     pub meta_table: String,

@@ -15,6 +15,17 @@ use std::sync::Arc;
 use crate::env::{self, EnvError};
 use crate::stores::{TelemetryBackend, meta_store};
 
+/// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
+pub const IAM_ACTIONS: &[&str] = &[
+    // the job, the product's devices (index query), the results
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    // telemetry windows (Timestream backend; the DynamoDB one is a query)
+    "timestream:Select",
+    "timestream:DescribeEndpoints",
+];
+
 #[derive(Clone, Debug)]
 pub struct StatsConfig {
     pub meta_table: String,
