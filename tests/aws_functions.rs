@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use iot_core::repo::Catalog;
-use iot_e2e::aws::{Stack, start_rule_bridge};
+use iot_e2e::aws::{CallRecorder, Stack, start_rule_bridge};
 use iot_e2e::{Device, Error, Mosquitto, TestResult, WebhookReceiver, eventually};
 use iot_functions::alarm::AlarmFunction;
 use iot_functions::backup::BackupFunction;
@@ -138,7 +138,21 @@ fn failures(response: &Value) -> usize {
 async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     let stack = Stack::create().await?;
     let webhook = WebhookReceiver::start().await?;
-    let router = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    // Each function's calls go through its own recorder, to compare with its IAM actions.
+    let mut calls = Vec::new();
+    for name in ["ingest", "alarm", "notify", "stats", "api", "backup"] {
+        calls.push((name, CallRecorder::start().await?));
+    }
+    let sdk = |name: &str| {
+        let recorder = calls.iter().find(|(n, _)| *n == name).map(|(_, r)| r);
+        async move {
+            match recorder {
+                Some(r) => Ok(r.config().await),
+                None => Err(Error::from(format!("no recorder for {name}"))),
+            }
+        }
+    };
+    let router = iot_functions::api::router(&sdk("api").await?, &stack.api_config()).await?;
     provision(&router, &webhook.url).await?;
     let catalog = Catalog::new(iot_functions::stores::meta_store(
         &stack.sdk,
@@ -146,7 +160,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     ));
 
     // Ingest, invoked directly by the rule: stored once, a redelivery is recognised.
-    let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
+    let ingest = IngestFunction::new(&sdk("ingest").await?, &stack.ingest_config()).await?;
     let direct = sample("ingest/rule-direct.json")?;
     assert_eq!(ingest.handle(direct.clone()).await?["stored"], 1);
     let again = ingest.handle(direct).await?;
@@ -187,7 +201,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
 
     // Alarm: the request raises `hot` at critical and publishes it to the topic, which fans
     // out to the notify queue in SNS's envelope.
-    let alarm = AlarmFunction::new(&stack.sdk, &stack.alarm_config());
+    let alarm = AlarmFunction::new(&sdk("alarm").await?, &stack.alarm_config());
     let event: iot_functions::SqsEvent =
         serde_json::from_value(sample("alarm/sqs-alarm-requests.json")?)?;
     let response = serde_json::to_value(alarm.handle(event).await?)?;
@@ -217,7 +231,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(alarms.to_string().contains("\"hot\""), "{alarms}");
 
     // Notify: the sample's envelope becomes the webhook's JSON body.
-    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config())?;
+    let notify = NotifyFunction::new(&sdk("notify").await?, &stack.notify_config())?;
     let event: iot_functions::SqsEvent =
         serde_json::from_value(sample("notify/sqs-sns-envelope.json")?)?;
     let response = serde_json::to_value(notify.handle(event).await?)?;
@@ -228,7 +242,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert_eq!(received[0]["level"], "critical");
 
     // Stats: the window is [12:05 - 1 h, 12:05] of the scheduled time: readings 45.5 and 21.
-    let stats = StatsFunction::new(&stack.sdk, &stack.stats_config()).await?;
+    let stats = StatsFunction::new(&sdk("stats").await?, &stack.stats_config()).await?;
     let run = stats
         .handle(serde_json::from_value(sample(
             "stats/scheduler-input.json",
@@ -257,7 +271,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(problem.to_string().contains("uid"), "{problem}");
 
     // Backup: an export of the metadata table is started into the export bucket.
-    let backup = BackupFunction::new(&stack.sdk, stack.backup_config());
+    let backup = BackupFunction::new(&sdk("backup").await?, stack.backup_config());
     let exported = backup.handle(sample("backup/schedule.json")?).await?;
     let export = &exported["exports"][0];
     assert!(
@@ -273,6 +287,32 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
             .unwrap_or_default()
             .starts_with(&format!("dynamodb/{}/", stack.meta_table))
     );
+
+    // Every call each function made is among the IAM actions it declares, which the template
+    // test holds its policy to: so the deployed policy lets it do what it just did.
+    for (name, recorder) in &calls {
+        let declared: &[&str] = match *name {
+            "ingest" => iot_functions::ingest::IAM_ACTIONS,
+            "alarm" => iot_functions::alarm::IAM_ACTIONS,
+            "notify" => iot_functions::notify::IAM_ACTIONS,
+            "stats" => iot_functions::stats::IAM_ACTIONS,
+            "api" => iot_functions::api::IAM_ACTIONS,
+            _ => iot_functions::backup::IAM_ACTIONS,
+        };
+        let used = recorder.actions();
+        assert!(
+            !used.is_empty(),
+            "{name} made no AWS call through its recorder"
+        );
+        let undeclared: Vec<&String> = used
+            .iter()
+            .filter(|a| !declared.contains(&a.as_str()))
+            .collect();
+        assert!(
+            undeclared.is_empty(),
+            "{name} called {undeclared:?}, which its IAM_ACTIONS do not list"
+        );
+    }
     Ok(())
 }
 

@@ -388,3 +388,150 @@ pub async fn start_rule_bridge(
         }
     }))
 }
+
+/// A proxy in front of the emulator that records which AWS API operations pass through it, so
+/// a test can compare what a function really calls with the IAM actions it declares.
+pub struct CallRecorder {
+    pub endpoint: String,
+    calls: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl CallRecorder {
+    pub async fn start() -> Result<Self, Error> {
+        use axum::extract::Request;
+        let upstream = iot_aws::testing::endpoint()?;
+        let calls: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+            Default::default();
+        let seen = calls.clone();
+        let http = reqwest::Client::new();
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let (seen, http, upstream) = (seen.clone(), http.clone(), upstream.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20)
+                    .await
+                    .unwrap_or_default();
+                if let Some(action) = iam_action(&parts.method, &parts.uri, &parts.headers, &body) {
+                    seen.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(action);
+                }
+                let url = format!(
+                    "{upstream}{}",
+                    parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                );
+                let mut forward = http.request(parts.method.clone(), url).body(body);
+                for (name, value) in &parts.headers {
+                    if name != "host" {
+                        forward = forward.header(name, value);
+                    }
+                }
+                match forward.send().await {
+                    Ok(answer) => {
+                        let status = answer.status();
+                        let headers = answer.headers().clone();
+                        let bytes = answer.bytes().await.unwrap_or_default();
+                        let mut response =
+                            axum::response::Response::new(axum::body::Body::from(bytes));
+                        *response.status_mut() = status;
+                        for (name, value) in &headers {
+                            if name != "transfer-encoding" && name != "content-length" {
+                                response.headers_mut().insert(name, value.clone());
+                            }
+                        }
+                        response
+                    }
+                    Err(e) => {
+                        let mut response =
+                            axum::response::Response::new(axum::body::Body::from(e.to_string()));
+                        *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+                        response
+                    }
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { endpoint, calls })
+    }
+
+    /// An SDK configuration whose calls go through this recorder.
+    pub async fn config(&self) -> SdkConfig {
+        iot_aws::config::load_for_endpoint(&iot_aws::config::CallPolicy::default(), &self.endpoint)
+            .await
+    }
+
+    /// The IAM actions the calls so far needed, e.g. `dynamodb:GetItem`.
+    pub fn actions(&self) -> std::collections::BTreeSet<String> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The IAM actions one AWS API request needs, read from its SigV4 scope (the service), its
+/// `x-amz-target` or `Action` (the operation), or its method and path (S3, Scheduler).
+fn iam_action(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Option<Vec<String>> {
+    let authorization = headers.get("authorization")?.to_str().ok()?;
+    // Credential=AKID/20261123/us-east-1/dynamodb/aws4_request
+    let scope = authorization.split("Credential=").nth(1)?;
+    let service = scope.split('/').nth(3)?;
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|t| t.to_str().ok())
+        .and_then(|t| t.rsplit('.').next())
+        .map(str::to_owned);
+    let query_action = || {
+        String::from_utf8_lossy(body)
+            .split('&')
+            .find_map(|p| p.strip_prefix("Action=").map(str::to_owned))
+    };
+    let path = uri.path();
+    let operation = match service {
+        "s3" => match *method {
+            axum::http::Method::PUT => "PutObject".to_owned(),
+            axum::http::Method::GET if uri.query().is_some_and(|q| q.contains("list-type")) => {
+                "ListBucket".to_owned()
+            }
+            axum::http::Method::GET | axum::http::Method::HEAD => "GetObject".to_owned(),
+            axum::http::Method::DELETE => "DeleteObject".to_owned(),
+            _ => format!("{method}{path}"),
+        },
+        "scheduler" => match *method {
+            axum::http::Method::POST => "CreateSchedule".to_owned(),
+            axum::http::Method::PUT => "UpdateSchedule".to_owned(),
+            axum::http::Method::DELETE => "DeleteSchedule".to_owned(),
+            _ => "GetSchedule".to_owned(),
+        },
+        _ => target.or_else(query_action)?,
+    };
+    let prefix = if service == "timestream" {
+        "timestream"
+    } else {
+        service
+    };
+    Some(match (service, operation.as_str()) {
+        // Authorised per item, by what each item does.
+        ("dynamodb", "TransactWriteItems") => {
+            let text = String::from_utf8_lossy(body);
+            let mut actions = Vec::new();
+            for (key, action) in [
+                ("\"Put\"", "PutItem"),
+                ("\"Delete\"", "DeleteItem"),
+                ("\"Update\"", "UpdateItem"),
+                ("\"ConditionCheck\"", "ConditionCheckItem"),
+            ] {
+                if text.contains(key) {
+                    actions.push(format!("dynamodb:{action}"));
+                }
+            }
+            actions
+        }
+        ("sqs", "SendMessageBatch") => vec!["sqs:SendMessage".into()],
+        _ => vec![format!("{prefix}:{operation}")],
+    })
+}
