@@ -140,19 +140,19 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     let webhook = WebhookReceiver::start().await?;
     // Each function's calls go through its own recorder, to compare with its IAM actions.
     let mut calls = Vec::new();
+    let mut configs = std::collections::HashMap::new();
     for name in ["ingest", "alarm", "notify", "stats", "api", "backup"] {
-        calls.push((name, CallRecorder::start().await?));
+        let recorder = CallRecorder::start().await?;
+        configs.insert(name, recorder.config().await);
+        calls.push((name, recorder));
     }
     let sdk = |name: &str| {
-        let recorder = calls.iter().find(|(n, _)| *n == name).map(|(_, r)| r);
-        async move {
-            match recorder {
-                Some(r) => Ok(r.config().await),
-                None => Err(Error::from(format!("no recorder for {name}"))),
-            }
-        }
+        configs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::from(format!("no recorder for {name}")))
     };
-    let router = iot_functions::api::router(&sdk("api").await?, &stack.api_config()).await?;
+    let router = iot_functions::api::router(&sdk("api")?, &stack.api_config()).await?;
     provision(&router, &webhook.url).await?;
     let catalog = Catalog::new(iot_functions::stores::meta_store(
         &stack.sdk,
@@ -160,7 +160,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     ));
 
     // Ingest, invoked directly by the rule: stored once, a redelivery is recognised.
-    let ingest = IngestFunction::new(&sdk("ingest").await?, &stack.ingest_config()).await?;
+    let ingest = IngestFunction::new(&sdk("ingest")?, &stack.ingest_config()).await?;
     let direct = sample("ingest/rule-direct.json")?;
     assert_eq!(ingest.handle(direct.clone()).await?["stored"], 1);
     let again = ingest.handle(direct).await?;
@@ -201,7 +201,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
 
     // Alarm: the request raises `hot` at critical and publishes it to the topic, which fans
     // out to the notify queue in SNS's envelope.
-    let alarm = AlarmFunction::new(&sdk("alarm").await?, &stack.alarm_config());
+    let alarm = AlarmFunction::new(&sdk("alarm")?, &stack.alarm_config());
     let event: iot_functions::SqsEvent =
         serde_json::from_value(sample("alarm/sqs-alarm-requests.json")?)?;
     let response = serde_json::to_value(alarm.handle(event).await?)?;
@@ -231,7 +231,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(alarms.to_string().contains("\"hot\""), "{alarms}");
 
     // Notify: the sample's envelope becomes the webhook's JSON body.
-    let notify = NotifyFunction::new(&sdk("notify").await?, &stack.notify_config())?;
+    let notify = NotifyFunction::new(&sdk("notify")?, &stack.notify_config())?;
     let event: iot_functions::SqsEvent =
         serde_json::from_value(sample("notify/sqs-sns-envelope.json")?)?;
     let response = serde_json::to_value(notify.handle(event).await?)?;
@@ -242,7 +242,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert_eq!(received[0]["level"], "critical");
 
     // Stats: the window is [12:05 - 1 h, 12:05] of the scheduled time: readings 45.5 and 21.
-    let stats = StatsFunction::new(&sdk("stats").await?, &stack.stats_config()).await?;
+    let stats = StatsFunction::new(&sdk("stats")?, &stack.stats_config()).await?;
     let run = stats
         .handle(serde_json::from_value(sample(
             "stats/scheduler-input.json",
@@ -271,7 +271,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(problem.to_string().contains("uid"), "{problem}");
 
     // Backup: an export of the metadata table is started into the export bucket.
-    let backup = BackupFunction::new(&sdk("backup").await?, stack.backup_config());
+    let backup = BackupFunction::new(&sdk("backup")?, stack.backup_config());
     let exported = backup.handle(sample("backup/schedule.json")?).await?;
     let export = &exported["exports"][0];
     assert!(
