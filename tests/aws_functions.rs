@@ -198,6 +198,10 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
         .ok_or("no presence recorded")?;
     assert!(!presence.online);
     assert_eq!(presence.reason.as_deref(), Some("CONNECTION_LOST"));
+    let (status, shown) = api(&router, "GET", "/v1/devices/air-1/presence", None).await?;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["online"], false, "{shown}");
+    assert_eq!(shown["since"], 1_795_435_320_000_i64, "{shown}");
 
     // Alarm: the request raises `hot` at critical and publishes it to the topic, which fans
     // out to the notify queue in SNS's envelope.

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/devices/{uid}/telemetry", get(range))
         .route("/v1/devices/{uid}/latest", get(latest))
         .route("/v1/devices/{uid}/aggregate", get(aggregate))
+        .route("/v1/devices/{uid}/presence", get(presence))
 }
 
 /// The device if it exists in the tenant; other tenants' devices are "not found".
@@ -108,6 +109,19 @@ async fn read(
     Path(uid): Path<String>,
 ) -> ApiResult<Json<Device>> {
     Ok(Json(device_of(&state, &tenant, &uid).await?))
+}
+
+/// Whether the device is connected, as the broker last said (`online: null` when it never said).
+async fn presence(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    device_of(&state, &tenant, &uid).await?;
+    Ok(Json(match state.catalog.presence(&uid).await? {
+        Some(p) => json!({ "online": p.online, "since": p.since, "reason": p.reason }),
+        None => json!({ "online": null }),
+    }))
 }
 
 async fn update(
