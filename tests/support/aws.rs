@@ -6,7 +6,7 @@
 //! mappings, so these two are the only parts played by the test.
 
 use aws_config::SdkConfig;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use base64::Engine as _;
 use iot_aws::testing::{emulator_config, unique_name};
 use iot_functions::alarm::AlarmConfig;
@@ -299,23 +299,7 @@ impl Stack {
 }
 
 async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queue, Error> {
-    let url = sqs
-        .create_queue()
-        .queue_name(unique_name(prefix))
-        .send()
-        .await?
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let (url, arn) = iot_aws::testing::create_queue(sqs, prefix).await?;
     Ok(Queue { url, arn })
 }
 

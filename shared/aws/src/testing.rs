@@ -47,3 +47,31 @@ pub async fn emulator_config() -> Result<SdkConfig, String> {
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
+
+/// A new SQS queue under a unique name: its URL and ARN.
+pub async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<(String, String), String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let url = client
+        .create_queue()
+        .queue_name(unique_name(prefix))
+        .send()
+        .await
+        .map_err(|e| crate::error::describe(&e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| crate::error::describe(&e))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    Ok((url, arn))
+}

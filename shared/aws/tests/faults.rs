@@ -68,7 +68,7 @@ async fn the_emulator_stopping_mid_batch_fails_only_the_unwritten_and_a_retry_ad
     let table = unique_name("meta");
     provision::create_meta_table(&dynamo, &table).await?;
     let sqs = aws_sdk_sqs::Client::new(&direct);
-    let (queue_url, _) = support::sqs::create_queue(&sqs, "alarm-requests").await?;
+    let (queue_url, _) = iot_aws::testing::create_queue(&sqs, "alarm-requests").await?;
 
     // The handler, as an SQS-driven function runs it: idempotent by message id, forwarding each
     // message to the next queue. Both go through the proxy.

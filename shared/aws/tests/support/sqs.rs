@@ -1,33 +1,9 @@
-//! SQS helpers for the tests: make a queue, find its ARN, and take what is on it (around any
-//! proxy, straight from the emulator).
+//! SQS helpers for the tests: take what is on a queue (around any proxy, straight from the
+//! emulator). Queues are made with `iot_aws::testing::create_queue`.
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::QueueAttributeName;
-use iot_aws::testing::unique_name;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// A new queue; returns its URL and ARN.
-pub async fn create_queue(client: &Client, prefix: &str) -> Result<(String, String), Error> {
-    let url = client
-        .create_queue()
-        .queue_name(unique_name(prefix))
-        .send()
-        .await?
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
-    Ok((url, arn))
-}
 
 /// Everything on the queue, deleted as read: (logical id attribute, body), in arrival order.
 pub async fn drain(client: &Client, url: &str) -> Result<Vec<(String, String)>, Error> {
