@@ -204,7 +204,7 @@ impl IngestFunction {
     fn inbound(&self, event: Value, queue_id: Option<&str>) -> (InboundMessage, Option<String>) {
         let now = self.clock.now_ms();
         let fallback_id = || queue_id.map_or_else(|| format!("direct-{now}"), str::to_owned);
-        let rule: RuleMessage = match serde_json::from_value(event.clone()) {
+        let rule = match RuleMessage::deserialize(&event) {
             Ok(rule) => rule,
             Err(e) => {
                 let message = InboundMessage {
