@@ -136,6 +136,7 @@ fn failures(response: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
+    let metrics = iot_functions::Metrics::init("ingest");
     let stack = Stack::create().await?;
     let webhook = WebhookReceiver::start().await?;
     // Each function's calls go through its own recorder, to compare with its IAM actions.
@@ -165,6 +166,17 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert_eq!(ingest.handle(direct.clone()).await?["stored"], 1);
     let again = ingest.handle(direct).await?;
     assert!(again["duplicate"].is_string(), "{again}");
+    // What the functions count goes out as CloudWatch Embedded Metric Format.
+    let mut emf = Vec::new();
+    metrics.flush_to(&mut emf);
+    let emf = String::from_utf8(emf)?;
+    let document: Value = serde_json::from_str(emf.lines().next().unwrap_or_default())?;
+    assert_eq!(
+        document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "IotPlatform",
+        "{emf}"
+    );
+    assert_eq!(document["function"], "ingest", "{emf}");
+    assert_eq!(document["ingest_records_total"], 1, "{emf}");
 
     // Ingest from the rule's queue: the good message is stored, the poison one archived raw
     // with its reason, and neither is retried.

@@ -7,10 +7,13 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     iot_functions::init_tracing();
+    let metrics = &iot_functions::Metrics::init("backup");
     let config = BackupConfig::from_env()?;
     let function = &BackupFunction::new(&iot_functions::sdk_config().await, config);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        function.handle(event.payload)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        let answer = function.handle(event.payload).await;
+        metrics.flush();
+        answer
     }))
     .await
 }
