@@ -81,14 +81,7 @@ impl Stack {
         let alarm_queue = create_queue(&sqs, "alarm").await?;
         let notify_queue = create_queue(&sqs, "notify").await?;
         let sns = aws_sdk_sns::Client::new(&sdk);
-        let alarm_events_topic_arn = sns
-            .create_topic()
-            .name(unique_name("alarm-events"))
-            .send()
-            .await?
-            .topic_arn()
-            .unwrap_or_default()
-            .to_owned();
+        let alarm_events_topic_arn = iot_aws::testing::create_topic(&sns, "alarm-events").await?;
         // As in the template: the notify queue subscribes to the topic, SNS's envelope kept.
         sns.subscribe()
             .topic_arn(&alarm_events_topic_arn)

@@ -75,3 +75,16 @@ pub async fn create_queue(
         .unwrap_or_default();
     Ok((url, arn))
 }
+
+/// A new SNS topic under a unique name: its ARN.
+pub async fn create_topic(client: &aws_sdk_sns::Client, prefix: &str) -> Result<String, String> {
+    Ok(client
+        .create_topic()
+        .name(unique_name(prefix))
+        .send()
+        .await
+        .map_err(|e| crate::error::describe(&e))?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_owned())
+}

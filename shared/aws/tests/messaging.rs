@@ -67,14 +67,7 @@ async fn sns_fans_out_to_subscribed_queues_filtered_by_attributes() -> TestResul
     let config = emulator_config().await?;
     let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic = sns
-        .create_topic()
-        .name(unique_name("alarm-events"))
-        .send()
-        .await?
-        .topic_arn()
-        .unwrap_or_default()
-        .to_owned();
+    let topic = iot_aws::testing::create_topic(&sns, "alarm-events").await?;
     let (url, arn) = create_queue(&sqs, "q").await?;
     sns.subscribe()
         .topic_arn(&topic)
@@ -179,14 +172,7 @@ async fn sns_channels_send_email_sms_and_push() -> TestResult {
     let notifier = iot_aws::SnsNotifier::new(sns.clone());
 
     // E-mail: a topic the addresses subscribe to; an SQS subscriber stands in for the mailbox.
-    let topic = sns
-        .create_topic()
-        .name(unique_name("email"))
-        .send()
-        .await?
-        .topic_arn()
-        .unwrap_or_default()
-        .to_owned();
+    let topic = iot_aws::testing::create_topic(&sns, "email").await?;
     let (url, queue_arn) = create_queue(&sqs, "mailbox").await?;
     sns.subscribe()
         .topic_arn(&topic)
