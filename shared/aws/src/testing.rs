@@ -88,3 +88,40 @@ pub async fn create_topic(client: &aws_sdk_sns::Client, prefix: &str) -> Result<
         .unwrap_or_default()
         .to_owned())
 }
+
+/// Everything on an SQS queue, deleted as read: (logical id attribute, body), in arrival order.
+pub async fn drain(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut seen = Vec::new();
+    loop {
+        let output = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| crate::error::describe(&e))?;
+        if output.messages().is_empty() {
+            return Ok(seen);
+        }
+        for m in output.messages() {
+            let id = m
+                .message_attributes()
+                .and_then(|a| a.get(crate::sqs::ID_ATTRIBUTE))
+                .and_then(|v| v.string_value())
+                .unwrap_or_default()
+                .to_owned();
+            seen.push((id, m.body().unwrap_or_default().to_owned()));
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| crate::error::describe(&e))?;
+        }
+    }
+}

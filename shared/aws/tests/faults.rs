@@ -48,7 +48,7 @@ async fn bodies_on(
     client: &aws_sdk_sqs::Client,
     url: &str,
 ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-    let mut bodies: Vec<String> = support::sqs::drain(client, url)
+    let mut bodies: Vec<String> = iot_aws::testing::drain(client, url)
         .await?
         .into_iter()
         .map(|(_, body)| body)

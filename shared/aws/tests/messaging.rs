@@ -5,11 +5,11 @@
 mod support;
 
 use iot_aws::testing::create_queue;
+use iot_aws::testing::drain;
 use iot_aws::testing::{emulator_config, unique_name};
 use iot_aws::{S3BlobStore, SnsBus, SqsQueue};
 use iot_core::ports::{BlobStore, BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
 use std::collections::{BTreeMap, HashMap};
-use support::sqs::drain;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

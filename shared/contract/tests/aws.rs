@@ -51,50 +51,16 @@ async fn queue() -> Result<
 > {
     let config = emulator_config().await?;
     let client = aws_sdk_sqs::Client::new(&config);
-    let url = client
-        .create_queue()
-        .queue_name(unique_name("contract"))
-        .send()
-        .await?
-        .queue_url()
-        .unwrap_or_default()
-        .to_owned();
+    let (url, _) = iot_aws::testing::create_queue(&client, "contract").await?;
     let (inbox, inbox_url) = (client.clone(), url.clone());
     let take_all: TakeAll<'static> = Box::new(move || {
         let (client, url) = (inbox.clone(), inbox_url.clone());
         Box::pin(async move {
-            let mut all = Vec::new();
-            loop {
-                let output = client
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .message_attribute_names("All")
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if output.messages().is_empty() {
-                    return Ok(all);
-                }
-                for m in output.messages() {
-                    let id = m
-                        .message_attributes()
-                        .and_then(|a| a.get(iot_aws::sqs::ID_ATTRIBUTE))
-                        .and_then(|v| v.string_value())
-                        .unwrap_or_default();
-                    all.push(QueueMessage {
-                        id: id.to_owned(),
-                        body: m.body().unwrap_or_default().to_owned(),
-                    });
-                    client
-                        .delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(m.receipt_handle().unwrap_or_default())
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-            }
+            let all = iot_aws::testing::drain(&client, &url).await?;
+            Ok(all
+                .into_iter()
+                .map(|(id, body)| QueueMessage { id, body })
+                .collect())
         })
     });
     Ok((Arc::new(SqsQueue::new(client, url)), take_all, Box::new(())))

@@ -1,4 +1,3 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod proxy;
-pub mod sqs;
