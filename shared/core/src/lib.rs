@@ -9,9 +9,11 @@
 //! - [`alarm`]: graded threshold bands, joint rules and the alarm state machine.
 //! - [`stats`]: scheduled statistics (CRON, lead time, calculation script).
 //! - [`template`] and [`notify`]: `${var}` templates and notification channels.
+//! - [`auth`]: passwords, tokens, sessions, RBAC with domains, departments, audit entries.
 //! - [`usecase`]: ingest, alarm evaluation, notification, statistics run, dry-run.
 
 pub mod alarm;
+pub mod auth;
 pub mod idempotency;
 pub mod model;
 pub mod notify;

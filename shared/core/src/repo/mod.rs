@@ -16,6 +16,10 @@
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
 
+mod access;
+
+pub use access::{AuditFilter, Versioned};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;

@@ -1,0 +1,16 @@
+//! Who a caller is and what they may do: passwords, tokens and sessions, the Casbin-style
+//! policy, departments and data scopes, and the audit entry type.
+
+mod department;
+pub mod password;
+pub mod policy;
+pub mod secret;
+mod service;
+pub mod token;
+mod user;
+
+pub use department::DepartmentTree;
+pub use policy::{Grouping, Permission, Policy, PolicyError};
+pub use service::{AuthError, AuthService, AuthSettings, DataScope, Principal, Tokens, data_scope};
+pub use token::{TokenError, TokenKeys};
+pub use user::{AuditEntry, Credential, Session, User, default_policy, is_secret_field, redact};

@@ -1,0 +1,635 @@
+//! Login, refresh, logout and the check of every request's token.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use thiserror::Error;
+
+use super::department::DepartmentTree;
+use super::password::{self, verify_nothing, verify_password};
+use super::policy::{Grouping, Policy};
+use super::secret::{constant_time_eq, digest, random_id, random_token};
+use super::token::{AUDIENCE, AccessClaims, ISSUER, TokenError, TokenKeys};
+use super::user::{Credential, Session, User, default_policy};
+use crate::ports::{Clock, StoreError};
+use crate::repo::Catalog;
+use crate::time::{DAY, MINUTE, Millis, SECOND};
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub access_ttl_ms: Millis,
+    pub refresh_ttl_ms: Millis,
+    /// Consecutive failed logins that lock an account.
+    pub max_failed_logins: u32,
+    pub lockout_ms: Millis,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl_ms: 15 * MINUTE,
+            refresh_ttl_ms: 30 * DAY,
+            max_failed_logins: 5,
+            lockout_ms: 15 * MINUTE,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// Deliberately the same for an unknown user and a wrong password.
+    #[error("the user name or the password is wrong")]
+    InvalidCredentials,
+    #[error("too many failed logins; the account is locked until {}", crate::time::to_rfc3339(*.0))]
+    Locked(Millis),
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    #[error("the session has ended; log in again")]
+    SessionEnded,
+    #[error("the refresh token is not valid; log in again")]
+    InvalidRefresh,
+    #[error("the password {0}")]
+    WeakPassword(String),
+    #[error("the session changed concurrently; retry")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// What a client gets after login or refresh.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// `{session id}.{secret}`: exchange it at `/v1/auth/refresh`; it works once.
+    pub refresh_token: String,
+}
+
+/// Which departments' data a user may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataScope {
+    All,
+    Departments(BTreeSet<String>),
+}
+
+impl DataScope {
+    pub fn allows(&self, department: &str) -> bool {
+        match self {
+            DataScope::All => true,
+            DataScope::Departments(set) => set.contains(department),
+        }
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub tenant: String,
+    pub user: String,
+    pub session: String,
+    pub department: Option<String>,
+    pub policy: Arc<Policy>,
+    pub scope: DataScope,
+}
+
+impl Principal {
+    /// Whether the tenant's policy lets this user do `action` (an HTTP method) on `object`
+    /// (a request path).
+    pub fn can(&self, object: &str, action: &str) -> bool {
+        self.policy
+            .enforce(&self.user, &self.tenant, object, action)
+    }
+
+    pub fn roles(&self) -> BTreeSet<String> {
+        self.policy.roles_of(&self.user, &self.tenant)
+    }
+}
+
+/// The data scope of `user`: their department subtree, plus the subtree of every
+/// `department:{id}` object their roles grant, or everything with `department:*`.
+pub fn data_scope(
+    policy: &Policy,
+    tenant: &str,
+    user: &str,
+    department: Option<&str>,
+    tree: &DepartmentTree,
+) -> DataScope {
+    let mut set = department.map(|d| tree.subtree(d)).unwrap_or_default();
+    for p in policy.permissions_of(user, tenant) {
+        match p.obj.strip_prefix("department:") {
+            Some("*") => return DataScope::All,
+            Some(id) => set.extend(tree.subtree(id)),
+            None => {}
+        }
+    }
+    DataScope::Departments(set)
+}
+
+pub struct AuthService {
+    catalog: Catalog,
+    clock: Arc<dyn Clock>,
+    keys: TokenKeys,
+    settings: AuthSettings,
+}
+
+impl AuthService {
+    pub fn new(
+        catalog: Catalog,
+        clock: Arc<dyn Clock>,
+        keys: TokenKeys,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            catalog,
+            clock,
+            keys,
+            settings,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Gives a tenant its built-in roles and a first administrator, unless it has a policy
+    /// already. Returns whether it did. Safe to call at every start.
+    pub async fn bootstrap_tenant(
+        &self,
+        tenant: &str,
+        admin: &str,
+        admin_password: &str,
+    ) -> Result<bool, AuthError> {
+        if self.catalog.policy(tenant).await?.is_some() {
+            return Ok(false);
+        }
+        password::check_strength(admin_password).map_err(AuthError::WeakPassword)?;
+        let user = User {
+            id: admin.to_owned(),
+            tenant_id: tenant.to_owned(),
+            name: "Administrator".into(),
+            email: None,
+            department_id: None,
+            disabled: false,
+            created_at: self.clock.now_ms(),
+        };
+        let credential = Credential {
+            password_hash: Some(
+                password::hash_password(admin_password).map_err(AuthError::Hashing)?,
+            ),
+            ..Credential::default()
+        };
+        match self.catalog.create_user(&user, &credential).await {
+            Ok(())
+            | Err(StoreError::TransactionCancelled(_))
+            | Err(StoreError::ConditionFailed(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut policy = default_policy(tenant);
+        policy.groupings.push(Grouping {
+            user: admin.to_owned(),
+            role: "admin".into(),
+            dom: tenant.to_owned(),
+        });
+        match self.catalog.put_policy(tenant, &policy, None).await {
+            Ok(()) => Ok(true),
+            // Another instance bootstrapped it meanwhile.
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks a password, counting failures and locking the account after too many.
+    pub async fn login(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        password: &str,
+        client: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let now = self.clock.now_ms();
+        let (Some(user), Some(stored)) = (
+            self.catalog.user(tenant, user_id).await?,
+            self.catalog.credential(tenant, user_id).await?,
+        ) else {
+            verify_nothing(password);
+            return Err(AuthError::InvalidCredentials);
+        };
+        let mut credential = stored.value;
+        if let Some(until) = credential.locked_until.filter(|&t| t > now) {
+            return Err(AuthError::Locked(until));
+        }
+        let ok = credential
+            .password_hash
+            .as_deref()
+            .is_some_and(|hash| verify_password(password, hash));
+        if !ok {
+            credential.failed_logins += 1;
+            let locked = credential.failed_logins >= self.settings.max_failed_logins;
+            if locked {
+                credential.locked_until = Some(now + self.settings.lockout_ms);
+                credential.failed_logins = 0;
+                tracing::warn!(tenant, user = user_id, "account locked after failed logins");
+            }
+            // A lost race only loses one count; the next failure counts again.
+            let _ = self
+                .catalog
+                .put_credential(tenant, user_id, &credential, Some(stored.version))
+                .await;
+            return Err(match credential.locked_until {
+                Some(until) if locked => AuthError::Locked(until),
+                _ => AuthError::InvalidCredentials,
+            });
+        }
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        if credential.failed_logins > 0 || credential.locked_until.is_some() {
+            credential.failed_logins = 0;
+            credential.locked_until = None;
+            let _ = self
+                .catalog
+                .put_credential(tenant, user_id, &credential, Some(stored.version))
+                .await;
+        }
+        self.start_session(&user, client).await
+    }
+
+    /// Opens a session for a user who has proven who they are (password, SSO).
+    pub async fn start_session(
+        &self,
+        user: &User,
+        client: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let now = self.clock.now_ms();
+        let secret = random_token(32);
+        let session = Session {
+            id: random_id(),
+            tenant_id: user.tenant_id.clone(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now + self.settings.refresh_ttl_ms,
+            refresh_digest: digest(&secret),
+            previous_digest: None,
+            client: client.map(str::to_owned),
+        };
+        self.catalog.put_session(&session, None).await?;
+        self.tokens(&session, &secret)
+    }
+
+    fn tokens(&self, session: &Session, secret: &str) -> Result<Tokens, AuthError> {
+        let now = self.clock.now_ms();
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: session.user_id.clone(),
+            tid: session.tenant_id.clone(),
+            sid: session.id.clone(),
+            iat: now / SECOND,
+            exp: (now + self.settings.access_ttl_ms) / SECOND,
+        };
+        Ok(Tokens {
+            access_token: self.keys.sign(&claims)?,
+            token_type: "Bearer",
+            expires_in: self.settings.access_ttl_ms / SECOND,
+            refresh_token: format!("{}.{secret}", session.id),
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens; the old refresh token stops working. Presenting
+    /// an already-rotated token ends the session: someone else has a copy.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
+        let (session_id, secret) = refresh_token
+            .split_once('.')
+            .ok_or(AuthError::InvalidRefresh)?;
+        let Some(stored) = self.catalog.session(session_id).await? else {
+            return Err(AuthError::InvalidRefresh);
+        };
+        let mut session = stored.value;
+        let presented = digest(secret);
+        if session.expires_at <= self.clock.now_ms() {
+            return Err(AuthError::SessionEnded);
+        }
+        if !constant_time_eq(&presented, &session.refresh_digest) {
+            if session
+                .previous_digest
+                .as_deref()
+                .is_some_and(|prev| constant_time_eq(&presented, prev))
+            {
+                tracing::warn!(
+                    tenant = %session.tenant_id,
+                    user = %session.user_id,
+                    "a rotated refresh token was reused; ending the session"
+                );
+                self.catalog.delete_session(&session.id).await?;
+            }
+            return Err(AuthError::InvalidRefresh);
+        }
+        let user = self
+            .catalog
+            .user(&session.tenant_id, &session.user_id)
+            .await?;
+        if user.is_none_or(|u| u.disabled) {
+            self.catalog.delete_session(&session.id).await?;
+            return Err(AuthError::SessionEnded);
+        }
+        let secret = random_token(32);
+        session.previous_digest = Some(std::mem::replace(
+            &mut session.refresh_digest,
+            digest(&secret),
+        ));
+        match self
+            .catalog
+            .put_session(&session, Some(stored.version))
+            .await
+        {
+            Ok(()) => self.tokens(&session, &secret),
+            Err(StoreError::ConditionFailed(_)) => Err(AuthError::Contended),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends a session: its refresh token and every access token issued for it stop working.
+    pub async fn logout(&self, session_id: &str) -> Result<(), AuthError> {
+        Ok(self.catalog.delete_session(session_id).await?)
+    }
+
+    /// Ends every session of a user (after a password change, or when disabled).
+    pub async fn end_sessions(&self, tenant: &str, user: &str) -> Result<usize, AuthError> {
+        let sessions = self.catalog.sessions_of(tenant, user).await?;
+        for s in &sessions {
+            self.catalog.delete_session(&s.id).await?;
+        }
+        Ok(sessions.len())
+    }
+
+    /// Checks an access token and its session, and resolves what the caller may see.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify(access_token, self.clock.now_ms())?;
+        let session = self
+            .catalog
+            .session(&claims.sid)
+            .await?
+            .filter(|s| s.value.tenant_id == claims.tid && s.value.user_id == claims.sub)
+            .ok_or(AuthError::SessionEnded)?;
+        let user = self
+            .catalog
+            .user(&claims.tid, &claims.sub)
+            .await?
+            .ok_or(AuthError::SessionEnded)?;
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        let policy = self
+            .catalog
+            .policy(&claims.tid)
+            .await?
+            .map(|v| v.value)
+            .unwrap_or_default();
+        let tree = DepartmentTree::new(&self.catalog.departments(&claims.tid).await?);
+        let scope = data_scope(
+            &policy,
+            &claims.tid,
+            &user.id,
+            user.department_id.as_deref(),
+            &tree,
+        );
+        Ok(Principal {
+            tenant: claims.tid,
+            user: user.id,
+            session: session.value.id,
+            department: user.department_id,
+            policy: Arc::new(policy),
+            scope,
+        })
+    }
+
+    /// Sets a new password after checking its strength, and ends the user's other sessions.
+    pub async fn set_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        new_password: &str,
+        keep_session: Option<&str>,
+    ) -> Result<(), AuthError> {
+        password::check_strength(new_password).map_err(AuthError::WeakPassword)?;
+        let hash = password::hash_password(new_password).map_err(AuthError::Hashing)?;
+        let stored = self.catalog.credential(tenant, user).await?;
+        let credential = Credential {
+            password_hash: Some(hash),
+            failed_logins: 0,
+            locked_until: None,
+        };
+        self.catalog
+            .put_credential(tenant, user, &credential, stored.map(|s| s.version))
+            .await?;
+        for s in self.catalog.sessions_of(tenant, user).await? {
+            if Some(s.id.as_str()) != keep_session {
+                self.catalog.delete_session(&s.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `password` is the user's current one (for changes that need re-authentication).
+    pub async fn check_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<bool, AuthError> {
+        let credential = self.catalog.credential(tenant, user).await?;
+        Ok(credential
+            .and_then(|c| c.value.password_hash)
+            .is_some_and(|hash| verify_password(password, &hash)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Department;
+    use crate::ports::ManualClock;
+    use crate::ports::memory::MemoryMetaStore;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    const START: Millis = 1_800_000_000_000;
+
+    fn service() -> (AuthService, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(START));
+        let catalog = Catalog::new(Arc::new(MemoryMetaStore::with_clock(clock.clone())));
+        let keys = TokenKeys::from_secret(&[9u8; 32]).expect("a 32-byte key");
+        let service = AuthService::new(catalog, clock.clone(), keys, AuthSettings::default());
+        (service, clock)
+    }
+
+    #[tokio::test]
+    async fn bootstrap_makes_an_admin_who_can_log_in_once_only() -> TestResult {
+        let (auth, _) = service();
+        assert!(
+            auth.bootstrap_tenant("acme", "admin", "first password!")
+                .await?
+        );
+        assert!(
+            !auth
+                .bootstrap_tenant("acme", "admin", "another password")
+                .await?
+        );
+        let tokens = auth.login("acme", "admin", "first password!", None).await?;
+        let me = auth.authenticate(&tokens.access_token).await?;
+        assert_eq!((me.tenant.as_str(), me.user.as_str()), ("acme", "admin"));
+        assert!(me.can("/v1/users", "POST"));
+        assert_eq!(me.scope, DataScope::All);
+        assert_eq!(me.roles(), BTreeSet::from(["admin".to_owned()]));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_lock_the_account_for_a_while() -> TestResult {
+        let (auth, clock) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        for _ in 0..4 {
+            let e = auth
+                .login("acme", "admin", "wrong", None)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, AuthError::InvalidCredentials), "{e}");
+        }
+        let e = auth
+            .login("acme", "admin", "wrong", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, AuthError::Locked(t) if t == START + 15 * MINUTE),
+            "{e}"
+        );
+        // Even the right password waits out the lock.
+        let e = auth
+            .login("acme", "admin", "first password!", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthError::Locked(_)), "{e}");
+        clock.advance(15 * MINUTE);
+        auth.login("acme", "admin", "first password!", None).await?;
+        // An unknown user gets the very same answer as a wrong password.
+        let e = auth.login("acme", "nobody", "x", None).await.unwrap_err();
+        assert!(matches!(e, AuthError::InvalidCredentials));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_a_reused_token_ends_the_session() -> TestResult {
+        let (auth, _) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        let first = auth.login("acme", "admin", "first password!", None).await?;
+        let second = auth.refresh(&first.refresh_token).await?;
+        assert_ne!(first.refresh_token, second.refresh_token);
+        auth.authenticate(&second.access_token).await?;
+        // The first token again: theft assumed, the whole session ends.
+        assert!(matches!(
+            auth.refresh(&first.refresh_token).await,
+            Err(AuthError::InvalidRefresh)
+        ));
+        assert!(matches!(
+            auth.refresh(&second.refresh_token).await,
+            Err(AuthError::InvalidRefresh)
+        ));
+        assert!(matches!(
+            auth.authenticate(&second.access_token).await,
+            Err(AuthError::SessionEnded)
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn logout_and_expiry_end_access() -> TestResult {
+        let (auth, clock) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        let a = auth.login("acme", "admin", "first password!", None).await?;
+        let b = auth.login("acme", "admin", "first password!", None).await?;
+        let session = auth.authenticate(&a.access_token).await?.session;
+        auth.logout(&session).await?;
+        assert!(matches!(
+            auth.authenticate(&a.access_token).await,
+            Err(AuthError::SessionEnded)
+        ));
+        assert!(auth.refresh(&a.refresh_token).await.is_err());
+        // The other login is untouched until its access token expires.
+        auth.authenticate(&b.access_token).await?;
+        clock.advance(15 * MINUTE);
+        assert!(matches!(
+            auth.authenticate(&b.access_token).await,
+            Err(AuthError::Token(TokenError::Expired))
+        ));
+        // Its refresh token still works, once.
+        let c = auth.refresh(&b.refresh_token).await?;
+        auth.authenticate(&c.access_token).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_password_change_ends_the_other_sessions() -> TestResult {
+        let (auth, _) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        let a = auth.login("acme", "admin", "first password!", None).await?;
+        let b = auth.login("acme", "admin", "first password!", None).await?;
+        let keep = auth.authenticate(&a.access_token).await?.session;
+        let weak = auth
+            .set_password("acme", "admin", "short", Some(&keep))
+            .await;
+        assert!(matches!(weak, Err(AuthError::WeakPassword(_))));
+        auth.set_password("acme", "admin", "second password!", Some(&keep))
+            .await?;
+        auth.authenticate(&a.access_token).await?;
+        assert!(auth.authenticate(&b.access_token).await.is_err());
+        assert!(
+            auth.login("acme", "admin", "first password!", None)
+                .await
+                .is_err()
+        );
+        auth.login("acme", "admin", "second password!", None)
+            .await?;
+        Ok(())
+    }
+
+    #[test]
+    fn data_scope_is_the_department_subtree_plus_what_roles_grant() -> Result<(), PolicyErr> {
+        let dept = |id: &str, parent: Option<&str>| Department {
+            id: id.into(),
+            tenant_id: "t".into(),
+            name: id.into(),
+            parent_id: parent.map(Into::into),
+        };
+        let tree = DepartmentTree::new(&[
+            dept("hq", None),
+            dept("north", Some("hq")),
+            dept("plant-1", Some("north")),
+            dept("south", Some("hq")),
+        ]);
+        let policy = Policy::from_csv(
+            "p, auditor, t, department:south, GET\n\
+             g, sam, auditor, t\n\
+             p, boss, t, department:*, GET\n\
+             g, bo, boss, t\n",
+        )?;
+        let scope = data_scope(&policy, "t", "nora", Some("north"), &tree);
+        assert!(scope.allows("plant-1") && scope.allows("north"));
+        assert!(!scope.allows("hq") && !scope.allows("south"));
+        let scope = data_scope(&policy, "t", "sam", Some("plant-1"), &tree);
+        assert!(scope.allows("plant-1") && scope.allows("south") && !scope.allows("north"));
+        assert_eq!(data_scope(&policy, "t", "bo", None, &tree), DataScope::All);
+        assert!(!data_scope(&policy, "t", "nobody", None, &tree).allows("hq"));
+        Ok(())
+    }
+
+    type PolicyErr = super::super::PolicyError;
+}

@@ -1,0 +1,302 @@
+//! Users, credentials, sessions, the tenant's policy, departments and the audit log.
+//!
+//! | entity | pk | sk | index pk / sk |
+//! |---|---|---|---|
+//! | user | `TENANT#{t}` | `USER#{id}` | |
+//! | credential (versioned) | `TENANT#{t}#USER#{id}` | `CREDENTIAL` | |
+//! | session (with TTL) | `SESSION#{id}` | `SESSION` | `TENANT#{t}#USER#{u}#SESSIONS` / `{created_at, 20 digits}#{id}` |
+//! | policy (versioned) | `TENANT#{t}` | `POLICY` | |
+//! | department | `TENANT#{t}` | `DEPT#{id}` | |
+//! | audit entry (with TTL) | `TENANT#{t}#AUDIT` | `{at, 20 digits}#{id}` | |
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Catalog, from_item, tenant_pk, to_json};
+use crate::auth::{AuditEntry, Credential, Policy, Session, User};
+use crate::model::Department;
+use crate::ports::{Condition, Item, Key, Query, SortKey, StoreError};
+use crate::time::Millis;
+
+fn user_key(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_pk(tenant), format!("USER#{id}"))
+}
+
+fn credential_key(tenant: &str, id: &str) -> Key {
+    Key::new(format!("{}#USER#{id}", tenant_pk(tenant)), "CREDENTIAL")
+}
+
+fn session_key(id: &str) -> Key {
+    Key::new(format!("SESSION#{id}"), "SESSION")
+}
+
+fn sessions_pk(tenant: &str, user: &str) -> String {
+    format!("{}#USER#{user}#SESSIONS", tenant_pk(tenant))
+}
+
+fn policy_key(tenant: &str) -> Key {
+    Key::new(tenant_pk(tenant), "POLICY")
+}
+
+fn department_key(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_pk(tenant), format!("DEPT#{id}"))
+}
+
+fn audit_pk(tenant: &str) -> String {
+    format!("{}#AUDIT", tenant_pk(tenant))
+}
+
+/// A stored value and the version a conditional update must name.
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// Entries whose path starts with this, e.g. `/v1/devices`.
+    pub path_prefix: Option<String>,
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl Catalog {
+    async fn get_versioned<T: DeserializeOwned>(
+        &self,
+        key: Key,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        match self.store.get(&key).await? {
+            None => Ok(None),
+            Some(item) => {
+                let version = item.version;
+                Ok(Some(Versioned {
+                    value: from_item(item)?,
+                    version,
+                }))
+            }
+        }
+    }
+
+    /// Writes `value` if the stored version is still `expected` (`None`: nothing stored yet).
+    async fn put_versioned<T: Serialize>(
+        &self,
+        key: Key,
+        value: &T,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new(key, to_json(value)?);
+        item.version = expected.map_or(1, |v| v + 1);
+        let condition = expected.map_or(Condition::NotExists, Condition::Version);
+        self.store.put(item, condition).await
+    }
+
+    // ---- users
+
+    pub async fn user(&self, tenant: &str, id: &str) -> Result<Option<User>, StoreError> {
+        self.get(user_key(tenant, id)).await
+    }
+
+    pub async fn users(&self, tenant: &str) -> Result<Vec<User>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "USER#")).await
+    }
+
+    /// Creates a user; an existing id is a condition failure.
+    pub async fn create_user(
+        &self,
+        user: &User,
+        credential: &Credential,
+    ) -> Result<(), StoreError> {
+        self.store
+            .transact(vec![
+                crate::ports::Write::Put {
+                    item: Item::new(user_key(&user.tenant_id, &user.id), to_json(user)?),
+                    condition: Condition::NotExists,
+                },
+                crate::ports::Write::Put {
+                    item: Item::new(
+                        credential_key(&user.tenant_id, &user.id),
+                        to_json(credential)?,
+                    ),
+                    condition: Condition::Always,
+                },
+            ])
+            .await
+    }
+
+    pub async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        self.store
+            .put(
+                Item::new(user_key(&user.tenant_id, &user.id), to_json(user)?),
+                Condition::Exists,
+            )
+            .await
+    }
+
+    pub async fn delete_user(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        self.store
+            .transact(vec![
+                crate::ports::Write::Delete {
+                    key: user_key(tenant, id),
+                    condition: Condition::Exists,
+                },
+                crate::ports::Write::Delete {
+                    key: credential_key(tenant, id),
+                    condition: Condition::Always,
+                },
+            ])
+            .await
+    }
+
+    pub async fn credential(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> Result<Option<Versioned<Credential>>, StoreError> {
+        self.get_versioned(credential_key(tenant, user)).await
+    }
+
+    pub async fn put_credential(
+        &self,
+        tenant: &str,
+        user: &str,
+        credential: &Credential,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.put_versioned(credential_key(tenant, user), credential, expected)
+            .await
+    }
+
+    // ---- sessions
+
+    pub async fn session(&self, id: &str) -> Result<Option<Versioned<Session>>, StoreError> {
+        self.get_versioned(session_key(id)).await
+    }
+
+    /// Creates (`expected` `None`) or rotates a session, conditionally on its version.
+    pub async fn put_session(
+        &self,
+        session: &Session,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new(session_key(&session.id), to_json(session)?);
+        item.version = expected.map_or(1, |v| v + 1);
+        item.expires_at = Some(session.expires_at);
+        item.index = Some(Key::new(
+            sessions_pk(&session.tenant_id, &session.user_id),
+            format!("{:020}#{}", session.created_at, session.id),
+        ));
+        let condition = expected.map_or(Condition::NotExists, Condition::Version);
+        self.store.put(item, condition).await
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.store.delete(&session_key(id), Condition::Always).await
+    }
+
+    pub async fn sessions_of(&self, tenant: &str, user: &str) -> Result<Vec<Session>, StoreError> {
+        self.list(Query::index(sessions_pk(tenant, user))).await
+    }
+
+    // ---- policy
+
+    /// The tenant's policy (only its own domain's lines) and its version.
+    pub async fn policy(&self, tenant: &str) -> Result<Option<Versioned<Policy>>, StoreError> {
+        self.get_versioned(policy_key(tenant)).await
+    }
+
+    pub async fn put_policy(
+        &self,
+        tenant: &str,
+        policy: &Policy,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.put_versioned(policy_key(tenant), policy, expected)
+            .await
+    }
+
+    // ---- departments
+
+    pub async fn department(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Department>, StoreError> {
+        self.get(department_key(tenant, id)).await
+    }
+
+    pub async fn departments(&self, tenant: &str) -> Result<Vec<Department>, StoreError> {
+        self.list(Query::prefix(tenant_pk(tenant), "DEPT#")).await
+    }
+
+    pub async fn put_department(&self, department: &Department) -> Result<(), StoreError> {
+        self.put(
+            department_key(&department.tenant_id, &department.id),
+            department,
+        )
+        .await
+    }
+
+    pub async fn delete_department(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        self.store
+            .delete(&department_key(tenant, id), Condition::Exists)
+            .await
+    }
+
+    // ---- audit
+
+    pub async fn put_audit(
+        &self,
+        entry: &AuditEntry,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new(
+            Key::new(
+                audit_pk(&entry.tenant_id),
+                format!("{:020}#{}", entry.at, entry.id),
+            ),
+            to_json(entry)?,
+        );
+        item.expires_at = Some(expires_at);
+        self.store.put(item, Condition::Always).await
+    }
+
+    /// One page of audit entries, newest first, and the cursor of the next page.
+    pub async fn audit(
+        &self,
+        tenant: &str,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
+        let from = filter.from.unwrap_or(0).max(0);
+        let to = filter.to.unwrap_or(i64::MAX);
+        let mut query = Query {
+            sort: SortKey::Between(format!("{from:020}#"), format!("{to:020}#~")),
+            descending: true,
+            cursor: filter.cursor.clone(),
+            ..Query::partition(audit_pk(tenant))
+        };
+        let mut out = Vec::new();
+        loop {
+            query.limit = Some(filter.limit.saturating_sub(out.len()).max(1));
+            let page = self.store.query(&query).await?;
+            for item in page.items {
+                let entry: AuditEntry = from_item(item)?;
+                let actor_ok = filter.actor.as_ref().is_none_or(|a| &entry.actor == a);
+                let path_ok = filter
+                    .path_prefix
+                    .as_ref()
+                    .is_none_or(|p| entry.path.starts_with(p.as_str()));
+                if actor_ok && path_ok {
+                    out.push(entry);
+                }
+            }
+            match page.next {
+                Some(next) if out.len() < filter.limit => query.cursor = Some(next),
+                next => return Ok((out, next)),
+            }
+        }
+    }
+}
