@@ -46,6 +46,37 @@ async fn api_event(router: &Router, path: &str) -> Result<(u16, Value), Error> {
     call(router, Request::from_parts(parts, body)).await
 }
 
+/// What the API samples carry instead of an access token, which expires too soon to be kept in
+/// a file.
+const TOKEN_PLACEHOLDER: &str = "Bearer ${ACCESS_TOKEN}";
+
+/// The API router with the samples' token placeholder replaced by a real access token, got by
+/// logging in with the login sample (the stack's first administrator).
+async fn signed_in(router: Router) -> Result<Router, Error> {
+    let (status, tokens) = api_event(&router, "api/login.json").await?;
+    assert_eq!(status, 200, "{tokens}");
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().unwrap_or_default()
+    );
+    let bearer = axum::http::HeaderValue::from_str(&bearer)?;
+    Ok(router.layer(axum::middleware::map_request(
+        move |mut request: Request<Body>| {
+            let bearer = bearer.clone();
+            async move {
+                let headers = request.headers_mut();
+                if headers
+                    .get("authorization")
+                    .is_some_and(|v| v == TOKEN_PLACEHOLDER)
+                {
+                    headers.insert("authorization", bearer);
+                }
+                request
+            }
+        },
+    )))
+}
+
 async fn call(router: &Router, request: Request<Body>) -> Result<(u16, Value), Error> {
     let response = router.clone().oneshot(request).await?;
     let status = response.status().as_u16();
@@ -66,7 +97,7 @@ async fn api(
         .method(method)
         .uri(path)
         .header("content-type", "application/json")
-        .header("x-tenant-id", "acme")
+        .header("authorization", TOKEN_PLACEHOLDER)
         .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))?;
     call(router, request).await
 }
@@ -153,7 +184,8 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
             .cloned()
             .ok_or_else(|| Error::from(format!("no recorder for {name}")))
     };
-    let router = iot_functions::api::router(&sdk("api")?, &stack.api_config()).await?;
+    let router =
+        signed_in(iot_functions::api::router(&sdk("api")?, &stack.api_config()).await?).await?;
     provision(&router, &webhook.url).await?;
     let catalog = Catalog::new(iot_functions::stores::meta_store(
         &stack.sdk,
@@ -276,6 +308,8 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
 
     // API Gateway HTTP API requests through lambda_http's conversion.
     assert_eq!(api_event(&router, "api/health.json").await?.0, 200);
+    let (status, problem) = api_event(&router, "api/unauthenticated.json").await?;
+    assert_eq!(status, 401, "{problem}");
     let (status, latest) = api_event(&router, "api/latest.json").await?;
     assert_eq!(status, 200, "{latest}");
     assert!(latest.to_string().contains("21"), "{latest}");
@@ -354,7 +388,8 @@ async fn a_device_message_reaches_a_webhook_through_the_deployed_functions() -> 
     let stack = Stack::create().await?;
     let webhook = WebhookReceiver::start().await?;
     let mosquitto = Mosquitto::start().await?;
-    let router = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    let router =
+        signed_in(iot_functions::api::router(&stack.sdk, &stack.api_config()).await?).await?;
     provision(&router, &webhook.url).await?;
     let _bridge = start_rule_bridge(mosquitto.addr(), &stack.sdk, &stack.ingest_queue.url).await?;
 

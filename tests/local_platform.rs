@@ -4,7 +4,7 @@
 
 use iot_e2e::{
     Api, Device, Error, Mosquitto, TestResult, WebhookReceiver, counter, eventually, free_port,
-    start_platform,
+    start_platform, tenant_admin,
 };
 use iot_local::platform::StartError;
 use serde_json::{Value, json};
@@ -134,7 +134,7 @@ async fn webhook_events(hook: &WebhookReceiver, count: usize) -> Result<Vec<Stri
 }
 
 /// The scenario both brokers must pass.
-async fn full_flow(api: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult {
+async fn full_flow(api: &Api, other: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult {
     let hook = WebhookReceiver::start().await?;
     provision(api, &hook.url).await?;
     let mut device = Device::connect(broker, "air-1").await?;
@@ -199,7 +199,7 @@ async fn full_flow(api: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult
     let (status, ack) = api
         .post(
             &format!("/v1/alarms/{open}/acknowledge"),
-            &json!({ "by": "alice" }),
+            &json!({ "note": "on my way" }),
         )
         .await?;
     assert_eq!(
@@ -213,7 +213,7 @@ async fn full_flow(api: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult
             record["status"].as_str(),
             record["acknowledged_by"].as_str()
         ),
-        (Some("acknowledged"), Some("alice"))
+        (Some("acknowledged"), Some("admin (on my way)"))
     );
     let (status, _) = api
         .post(&format!("/v1/alarms/{open}/clear"), &json!({}))
@@ -266,7 +266,6 @@ async fn full_flow(api: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult
     assert_eq!(results["items"].as_array().map(Vec::len), Some(1));
 
     // Another tenant sees none of it.
-    let other = api.as_tenant("other");
     assert_eq!(other.get("/v1/devices/air-1").await?.0, 404);
     assert_eq!(other.get("/v1/devices/air-1/telemetry").await?.0, 404);
     assert_eq!(other.get(&format!("/v1/alarms/{open}")).await?.0, 404);
@@ -300,14 +299,15 @@ fn find_dead_letter(dir: &Path) -> Result<Value, Error> {
 async fn the_platform_works_end_to_end_on_the_embedded_broker() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
-    let api = Api::new(running.http_addr);
+    let api = Api::new(running.http_addr).await?;
+    let other = tenant_admin(&running, "other").await?;
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
-    full_flow(&api, broker, dir.path()).await?;
+    full_flow(&api, &other, broker, dir.path()).await?;
 
     // A restart loses nothing that was acknowledged.
     running.shutdown().await;
     let running = start_platform(dir.path(), None).await?;
-    let api = Api::new(running.http_addr);
+    let api = Api::new(running.http_addr).await?;
     assert_eq!(temperatures(&api).await?.len(), 6);
     running.shutdown().await;
     Ok(())
@@ -322,8 +322,9 @@ async fn the_platform_works_end_to_end_on_mosquitto() -> TestResult {
         running.mqtt_addr.is_none(),
         "no embedded broker with an external one"
     );
-    let api = Api::new(running.http_addr);
-    full_flow(&api, mosquitto.addr(), dir.path()).await?;
+    let api = Api::new(running.http_addr).await?;
+    let other = tenant_admin(&running, "other").await?;
+    full_flow(&api, &other, mosquitto.addr(), dir.path()).await?;
     running.shutdown().await;
     mosquitto.stop().await;
     Ok(())
@@ -335,7 +336,7 @@ async fn mosquitto_keeps_what_devices_send_while_the_platform_is_down() -> TestR
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
     let hook = WebhookReceiver::start().await?;
-    provision(&Api::new(running.http_addr), &hook.url).await?;
+    provision(&Api::new(running.http_addr).await?, &hook.url).await?;
     running.shutdown().await;
 
     // The device publishes while the platform is stopped; Mosquitto holds the messages for
@@ -345,7 +346,7 @@ async fn mosquitto_keeps_what_devices_send_while_the_platform_is_down() -> TestR
         device.publish(reading(temperature)).await?;
     }
     let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
-    let api = Api::new(running.http_addr);
+    let api = Api::new(running.http_addr).await?;
     let stored = eventually("the queued messages", WAIT, || async {
         let values = temperatures(&api).await?;
         Ok((values.len() >= 5).then_some(values))
@@ -361,7 +362,7 @@ async fn mosquitto_keeps_what_devices_send_while_the_platform_is_down() -> TestR
 async fn the_api_refuses_bad_requests_with_what_to_fix() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
-    let api = Api::new(running.http_addr);
+    let api = Api::new(running.http_addr).await?;
     let hook = WebhookReceiver::start().await?;
     provision(&api, &hook.url).await?;
 
@@ -453,6 +454,7 @@ async fn the_api_refuses_bad_requests_with_what_to_fix() -> TestResult {
     assert_eq!(status, 409, "a product with devices stays");
     let response = reqwest::Client::new()
         .post(format!("http://{}/v1/products", running.http_addr))
+        .bearer_auth(api.token().unwrap_or_default())
         .header("content-type", "application/json")
         .body("{not json")
         .send()

@@ -11,7 +11,7 @@ pub const DEFAULT_CONFIG: &str = r#"# iot-local configuration.
 
 # Where the SQLite database, dead letters and exports live.
 data_dir = ".iot-local"          # IOT_LOCAL_DATA_DIR, --data-dir
-# The tenant of API requests that send no x-tenant-id header.
+# The tenant the platform starts with (and of logins that name none).
 tenant = "demo"                  # IOT_LOCAL_TENANT
 
 [mqtt]
@@ -34,6 +34,18 @@ cache_ttl_ms = 2000              # IOT_LOCAL_PIPELINE_CACHE_TTL_MS
 # Timeout of a webhook call, in ms.
 webhook_timeout_ms = 10000       # IOT_LOCAL_PIPELINE_WEBHOOK_TIMEOUT_MS
 
+[auth]
+# The tenant's first administrator, created on the first start.
+admin_user = "admin"             # IOT_LOCAL_AUTH_ADMIN_USER
+# Their first password. Empty: a random one is generated, printed once and kept in
+# <data_dir>/admin-password (readable by you only). Change it after logging in.
+admin_password = ""              # IOT_LOCAL_AUTH_ADMIN_PASSWORD
+# Lifetime of access tokens and of refresh tokens (sessions), in seconds.
+access_ttl_s = 900               # IOT_LOCAL_AUTH_ACCESS_TTL_S
+refresh_ttl_s = 2592000          # IOT_LOCAL_AUTH_REFRESH_TTL_S
+# How long audit entries are kept, in days.
+audit_retention_days = 365       # IOT_LOCAL_AUTH_AUDIT_RETENTION_DAYS
+
 [log]
 # A tracing filter: error, warn, info, debug, or per module ("info,iot_core=debug").
 level = "info"                   # IOT_LOCAL_LOG_LEVEL (RUST_LOG wins if set)
@@ -47,6 +59,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -70,6 +83,28 @@ pub struct HttpConfig {
 pub struct PipelineConfig {
     pub cache_ttl_ms: i64,
     pub webhook_timeout_ms: u64,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub admin_user: String,
+    pub admin_password: String,
+    pub access_ttl_s: i64,
+    pub refresh_ttl_s: i64,
+    pub audit_retention_days: i64,
+}
+
+/// Without the password, so a logged config never shows it.
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("admin_user", &self.admin_user)
+            .field("access_ttl_s", &self.access_ttl_s)
+            .field("refresh_ttl_s", &self.refresh_ttl_s)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

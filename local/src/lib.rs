@@ -7,4 +7,5 @@ pub mod config;
 pub mod demo;
 pub mod pipeline;
 pub mod platform;
+pub mod secrets;
 pub mod sim;

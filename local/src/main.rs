@@ -154,7 +154,24 @@ async fn up(
         None => println!("  MQTT broker  {} (external)", config.mqtt.url),
     }
     println!("  HTTP API     {api}   metrics {api}/metrics");
-    println!("  The API has no authentication yet: it listens on 127.0.0.1 only.");
+    let password_hint = match &running.generated_admin_password {
+        Some(password) => format!(
+            "{password}   (generated now, shown once; also in {})",
+            config.data_dir.join("admin-password").display()
+        ),
+        None if config.auth.admin_password.is_empty() => {
+            format!("in {}", config.data_dir.join("admin-password").display())
+        }
+        None => "as configured (auth.admin_password)".to_owned(),
+    };
+    println!(
+        "  Log in       user {:?} of tenant {:?}, password {password_hint}",
+        running.admin_user, config.tenant
+    );
+    println!(
+        "  TOKEN=$(curl -s {api}/v1/auth/login -H 'content-type: application/json' \\\n      -d '{{\"username\":\"{}\",\"password\":\"<password>\"}}' | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')",
+        running.admin_user
+    );
     if demo_on {
         demo::install(
             &running.services,
@@ -184,17 +201,18 @@ async fn up(
         println!(
             "Demo: {devices} simulated devices at {rate} msg/s; sim-001 overheats every 90 s."
         );
-        println!("Try:");
-        println!("  curl {api}/v1/devices");
-        println!("  curl '{api}/v1/devices/sim-001/latest'");
+        println!("Try (after the login above):");
+        let auth = "-H \"authorization: Bearer $TOKEN\"";
+        println!("  curl {auth} {api}/v1/devices");
+        println!("  curl {auth} '{api}/v1/devices/sim-001/latest'");
         println!(
-            "  curl '{api}/v1/devices/sim-001/telemetry?signal=temperature&order=desc&limit=5'"
+            "  curl {auth} '{api}/v1/devices/sim-001/telemetry?signal=temperature&order=desc&limit=5'"
         );
-        println!("  curl '{api}/v1/alarms?status=open'");
-        println!("  curl {api}/v1/users/admin/messages          # in-system notifications");
-        println!("  curl '{api}/v1/stat-jobs/temperature-5min/results?device=sim-001'");
+        println!("  curl {auth} '{api}/v1/alarms?status=open'");
+        println!("  curl {auth} {api}/v1/users/admin/messages          # in-system notifications");
+        println!("  curl {auth} '{api}/v1/stat-jobs/temperature-5min/results?device=sim-001'");
         println!(
-            "  curl -X POST {api}/v1/products/env-sensor/dry-run -H 'content-type: application/json' -d '{{\"payload\":\"{{\\\"temp\\\":31}}\"}}'"
+            "  curl {auth} -X POST {api}/v1/products/env-sensor/dry-run -H 'content-type: application/json' -d '{{\"payload\":\"{{\\\"temp\\\":31}}\"}}'"
         );
         println!(
             "SMS notifications are printed here (there is no SNS on one machine). Ctrl-C stops."

@@ -2,9 +2,13 @@
 //! workers, statistics timer and the HTTP API.
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::get;
 use iot_api::ApiState;
+use iot_api::audit::ClientAddr;
+use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
+use iot_core::time::{DAY, SECOND};
 use iot_core::usecase::device_uid_from_topic;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -21,6 +25,7 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, Handler, TELEMETRY_FILTER};
 use crate::config::Config;
 use crate::pipeline::{self, Services};
+use crate::secrets;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -41,6 +46,8 @@ pub enum StartError {
     Broker { url: String, reason: String },
     #[error("the MQTT URL {0:?} is invalid: use mqtt://host:port")]
     BrokerUrl(String),
+    #[error("cannot set up authentication: {0}")]
+    Auth(String),
 }
 
 /// A running platform; [`Running::shutdown`] stops it cleanly.
@@ -49,6 +56,11 @@ pub struct Running {
     /// The embedded broker's address (`None` with an external broker).
     pub mqtt_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
+    pub auth: Arc<AuthService>,
+    /// The first administrator's login, and their password if it was generated at this start
+    /// (it is shown once; it stays in `<data_dir>/admin-password`).
+    pub admin_user: String,
+    pub generated_admin_password: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -113,6 +125,44 @@ async fn bind(
         })
 }
 
+/// The audit log's "from where": the peer address of the connection.
+async fn client_addr(mut request: axum::extract::Request) -> axum::extract::Request {
+    if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        let addr = ClientAddr(addr.ip().to_string());
+        request.extensions_mut().insert(addr);
+    }
+    request
+}
+
+/// The token service on the data directory's signing key, and the tenant's first
+/// administrator on the first start.
+async fn build_auth(
+    config: &Config,
+    services: &Services,
+) -> Result<(Arc<AuthService>, Option<String>), StartError> {
+    let key = secrets::signing_key(&config.data_dir).map_err(StartError::Auth)?;
+    let keys = TokenKeys::from_secret(&key).map_err(|e| StartError::Auth(e.to_string()))?;
+    let settings = AuthSettings {
+        access_ttl_ms: config.auth.access_ttl_s.max(1) * SECOND,
+        refresh_ttl_ms: config.auth.refresh_ttl_s.max(1) * SECOND,
+        ..AuthSettings::default()
+    };
+    let auth = Arc::new(AuthService::new(
+        services.catalog.clone(),
+        services.clock.clone(),
+        keys,
+        settings,
+    ));
+    let (password, generated) =
+        secrets::admin_password(&config.data_dir, &config.auth.admin_password)
+            .map_err(StartError::Auth)?;
+    let created = auth
+        .bootstrap_tenant(&config.tenant, &config.auth.admin_user, &password)
+        .await
+        .map_err(|e| StartError::Auth(format!("creating the first administrator: {e}")))?;
+    Ok((auth, (created && generated).then_some(password)))
+}
+
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
     prepare_data_dir(&data_dir)?;
@@ -149,6 +199,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     tasks.spawn(pipeline::notify_worker(services.clone(), stop.clone()));
     tasks.spawn(pipeline::stats_timer(services.clone(), stop.clone()));
 
+    let (auth, generated_admin_password) = build_auth(config, &services).await?;
     let api = Arc::new(ApiState {
         catalog: services.catalog.clone(),
         telemetry: services.telemetry.clone(),
@@ -157,19 +208,26 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         scheduler: services.scheduler.clone(),
         parser: Parser::default(),
         clock: services.clock.clone(),
+        auth: auth.clone(),
         default_tenant: config.tenant.clone(),
+        audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
     });
-    let app = iot_api::app(api).merge(Router::new().route(
-        "/metrics",
-        get(move || std::future::ready(prometheus.render())),
-    ));
+    let app = iot_api::app(api)
+        .merge(Router::new().route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        ))
+        .layer(axum::middleware::map_request(client_addr));
     let mut http_stop = stop.clone();
     tasks.spawn(async move {
-        let served = axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let served = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the HTTP server failed");
         }
@@ -178,6 +236,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         http_addr,
         mqtt_addr,
         services,
+        auth,
+        admin_user: config.auth.admin_user.clone(),
+        generated_admin_password,
         shutdown,
         tasks,
     })

@@ -38,7 +38,12 @@ pub struct Stack {
     pub raw_bucket: String,
     pub export_bucket: String,
     pub schedule_group: String,
+    pub signing_key_secret_arn: String,
+    pub admin_password_secret_arn: String,
 }
+
+/// The first administrator's password in the emulated stack's secret.
+pub const STACK_ADMIN_PASSWORD: &str = "stack admin password";
 
 #[derive(Clone, Debug)]
 pub struct Queue {
@@ -101,8 +106,27 @@ impl Stack {
         for bucket in [&raw_bucket, &export_bucket] {
             s3.create_bucket().bucket(bucket).send().await?;
         }
+        // As in the template: the API's signing key and first admin password are secrets.
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let mut arns = Vec::new();
+        for (name, value) in [
+            ("signing-key", iot_core::auth::secret::random_token(48)),
+            ("admin-password", STACK_ADMIN_PASSWORD.to_owned()),
+        ] {
+            let created = secrets
+                .create_secret()
+                .name(unique_name(name))
+                .secret_string(value)
+                .send()
+                .await?;
+            arns.push(created.arn().unwrap_or_default().to_owned());
+        }
+        let [signing_key_secret_arn, admin_password_secret_arn] =
+            <[String; 2]>::try_from(arns).map_err(|_| "two secrets")?;
         Ok(Self {
             sdk,
+            signing_key_secret_arn,
+            admin_password_secret_arn,
             meta_table,
             meta_table_arn,
             telemetry_table,
@@ -163,6 +187,9 @@ impl Stack {
             stats_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:stats".into(),
             scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
             default_tenant: "acme".into(),
+            signing_key_secret_arn: self.signing_key_secret_arn.clone(),
+            admin_password_secret_arn: self.admin_password_secret_arn.clone(),
+            audit_retention_days: 30,
         }
     }
 

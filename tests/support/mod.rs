@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 pub type TestResult = Result<(), Error>;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The first administrator's password in tests.
+pub const ADMIN_PASSWORD: &str = "test admin password";
+
 /// Starts the platform on free ports, on the embedded broker or on `mqtt_url`.
 pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<Running, Error> {
     // Logs show with a failing test (RUST_LOG=debug for more).
@@ -34,11 +37,21 @@ pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<R
     config.http.port = 0;
     config.mqtt.port = 0;
     config.pipeline.cache_ttl_ms = 0;
+    config.auth.admin_password = ADMIN_PASSWORD.into();
     if let Some(url) = mqtt_url {
         config.mqtt.url = url.to_owned();
         config.mqtt.client_id = format!("iot-local-{}", std::process::id());
     }
     Ok(platform::start(&config).await?)
+}
+
+/// The administrator of another tenant of the running platform, created if needed.
+pub async fn tenant_admin(running: &Running, tenant: &str) -> Result<Api, Error> {
+    running
+        .auth
+        .bootstrap_tenant(tenant, "admin", ADMIN_PASSWORD)
+        .await?;
+    Api::login(running.http_addr, tenant, "admin", ADMIN_PASSWORD).await
 }
 
 /// Retries `check` until it returns `Some` or `timeout` passes.
@@ -59,29 +72,62 @@ where
     }
 }
 
-/// The HTTP API of a running platform.
+/// The HTTP API of a running platform, as one signed-in user (or nobody).
 pub struct Api {
     base: String,
     client: reqwest::Client,
-    tenant: Option<String>,
+    token: Option<String>,
 }
 
 impl Api {
-    pub fn new(addr: SocketAddr) -> Self {
+    /// Nobody signed in.
+    pub fn anonymous(addr: SocketAddr) -> Self {
         Self {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
-            tenant: None,
+            token: None,
         }
     }
 
-    /// The same API acting for another tenant (`x-tenant-id`).
-    pub fn as_tenant(&self, tenant: &str) -> Self {
+    /// The tenant's administrator of the test platform (`acme`).
+    pub async fn new(addr: SocketAddr) -> Result<Self, Error> {
+        Self::login(addr, "acme", "admin", ADMIN_PASSWORD).await
+    }
+
+    /// Logs in and keeps the access token.
+    pub async fn login(
+        addr: SocketAddr,
+        tenant: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<Self, Error> {
+        let anonymous = Self::anonymous(addr);
+        let (status, tokens) = anonymous
+            .post(
+                "/v1/auth/login",
+                &serde_json::json!({ "tenant": tenant, "username": user, "password": password }),
+            )
+            .await?;
+        if status != 200 {
+            return Err(format!("login of {user}@{tenant} answered {status}: {tokens}").into());
+        }
+        let token = tokens["access_token"]
+            .as_str()
+            .ok_or("the login answer has no access_token")?;
+        Ok(anonymous.with_token(token))
+    }
+
+    /// The same API with another bearer token (valid or not).
+    pub fn with_token(&self, token: &str) -> Self {
         Self {
             base: self.base.clone(),
             client: self.client.clone(),
-            tenant: Some(tenant.to_owned()),
+            token: Some(token.to_owned()),
         }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     async fn call(
@@ -91,8 +137,8 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<(u16, Value), Error> {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(tenant) = &self.tenant {
-            request = request.header("x-tenant-id", tenant);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             request = request

@@ -4,13 +4,18 @@
 use aws_config::SdkConfig;
 use axum::Router;
 use iot_api::ApiState;
+use iot_api::audit::ClientAddr;
 use iot_aws::EventBridgeScheduler;
+use iot_aws::error::describe;
 use iot_core::alarm::AlarmEvaluator;
+use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::stats::StatsEngine;
+use iot_core::time::DAY;
 use iot_core::usecase::{AlarmService, StatsService};
+use lambda_http::request::RequestContext;
 use std::sync::Arc;
 
 use crate::alarm::alarm_bus;
@@ -35,6 +40,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "scheduler:UpdateSchedule",
     "scheduler:DeleteSchedule",
     "iam:PassRole",
+    // the access-token signing key and the first administrator's password, read at start
+    "secretsmanager:GetSecretValue",
 ];
 
 #[derive(Clone, Debug)]
@@ -49,6 +56,12 @@ pub struct ApiConfig {
     pub stats_function_arn: String,
     pub scheduler_role_arn: String,
     pub default_tenant: String,
+    /// A Secrets Manager secret of at least 32 characters that signs access tokens.
+    pub signing_key_secret_arn: String,
+    /// A Secrets Manager secret: the first password of `admin` in the default tenant, used
+    /// once, when the tenant has no policy yet.
+    pub admin_password_secret_arn: String,
+    pub audit_retention_days: i64,
 }
 
 impl ApiConfig {
@@ -61,6 +74,9 @@ impl ApiConfig {
             stats_function_arn: env::required("STATS_FUNCTION_ARN")?,
             scheduler_role_arn: env::required("SCHEDULER_ROLE_ARN")?,
             default_tenant: env::optional("DEFAULT_TENANT").unwrap_or_else(|| "default".into()),
+            signing_key_secret_arn: env::required("SIGNING_KEY_SECRET_ARN")?,
+            admin_password_secret_arn: env::required("ADMIN_PASSWORD_SECRET_ARN")?,
+            audit_retention_days: env::parsed("AUDIT_RETENTION_DAYS", 365)?,
         })
     }
 }
@@ -88,6 +104,7 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         &config.stats_function_arn,
         &config.scheduler_role_arn,
     );
+    let auth = Arc::new(build_auth(sdk, config, &catalog, clock.clone()).await?);
     Ok(iot_api::app(Arc::new(ApiState {
         catalog,
         telemetry,
@@ -96,6 +113,59 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         scheduler: Arc::new(scheduler),
         parser: Parser::default(),
         clock,
+        auth,
         default_tenant: config.default_tenant.clone(),
-    })))
+        audit_retention_ms: config.audit_retention_days.max(1) * DAY,
+    }))
+    .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// The audit log's "from where": the source IP API Gateway saw.
+async fn client_addr(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    let source = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = source {
+        request.extensions_mut().insert(ClientAddr(ip));
+    }
+    request
+}
+
+async fn secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, String> {
+    client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| format!("reading secret {arn}: {}", describe(&e)))?
+        .secret_string
+        .ok_or_else(|| format!("secret {arn} has no string value"))
+}
+
+/// The token service on the signing key from Secrets Manager; on the first start, the default
+/// tenant's built-in roles and its `admin` with the generated password.
+async fn build_auth(
+    sdk: &SdkConfig,
+    config: &ApiConfig,
+    catalog: &Catalog,
+    clock: Arc<dyn Clock>,
+) -> Result<AuthService, String> {
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let key = secret(&secrets, &config.signing_key_secret_arn).await?;
+    let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
+    let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default());
+    if catalog
+        .policy(&config.default_tenant)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        let password = secret(&secrets, &config.admin_password_secret_arn).await?;
+        auth.bootstrap_tenant(&config.default_tenant, "admin", &password)
+            .await
+            .map_err(|e| format!("creating the first administrator: {e}"))?;
+    }
+    Ok(auth)
 }

@@ -1,37 +1,41 @@
-//! Request input: tenant, bodies into core types, ids, times.
+//! Request input: the caller and tenant, bodies into core types, ids, times.
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use iot_core::auth::Principal;
 use iot_core::time::{Millis, parse_rfc3339};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
-use crate::ApiState;
 use crate::error::ApiError;
 
-/// The tenant a request acts for. Until authentication lands this is the `x-tenant-id` header
-/// or the server's default tenant; the API is bound to 127.0.0.1 meanwhile.
-pub struct Tenant(pub String);
+/// The authenticated caller of a request, put there by the guard ([`crate::guard`]).
+#[derive(Clone)]
+pub struct Caller(pub Arc<Principal>);
 
-impl FromRequestParts<Arc<ApiState>> for Tenant {
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("x-tenant-id") {
-            None => Ok(Tenant(state.default_tenant.clone())),
-            Some(value) => {
-                let tenant = value
-                    .to_str()
-                    .map_err(|_| ApiError::bad_request("x-tenant-id must be text"))?;
-                check_id("x-tenant-id", tenant)?;
-                Ok(Tenant(tenant.to_owned()))
-            }
-        }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "log in first"))
+    }
+}
+
+/// The tenant a request acts for: always the caller's own, from their token.
+pub struct Tenant(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Caller(caller) = Caller::from_request_parts(parts, state).await?;
+        Ok(Tenant(caller.tenant.clone()))
     }
 }
 

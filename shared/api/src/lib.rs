@@ -2,18 +2,22 @@
 //! serve the very same routes. Handlers are thin: they read input, call the core, and map errors
 //! to problem details ([`error`]).
 
+pub mod audit;
 pub mod error;
+mod guard;
 mod input;
 mod routes;
 
 use axum::Router;
+use iot_core::auth::AuthService;
 use iot_core::parse::Parser;
 use iot_core::ports::{Clock, Scheduler, TelemetryStore};
 use iot_core::repo::Catalog;
+use iot_core::time::Millis;
 use iot_core::usecase::{AlarmService, StatsService};
 use std::sync::Arc;
 
-pub use input::Tenant;
+pub use input::{Caller, Tenant};
 
 /// What the handlers need, built once by the binary that serves the router.
 pub struct ApiState {
@@ -24,11 +28,15 @@ pub struct ApiState {
     pub scheduler: Arc<dyn Scheduler>,
     pub parser: Parser,
     pub clock: Arc<dyn Clock>,
-    /// The tenant of requests that name none.
+    pub auth: Arc<AuthService>,
+    /// The tenant of logins that name none.
     pub default_tenant: String,
+    /// How long audit entries are kept.
+    pub audit_retention_ms: Millis,
 }
 
-/// The API's routes, all under `/v1` but `/health`.
+/// The API's routes, all under `/v1` but `/health`. Every `/v1` route but login and refresh
+/// needs an access token, and every change is audited.
 pub fn app(state: Arc<ApiState>) -> Router {
-    routes::router().with_state(state)
+    routes::router(state)
 }

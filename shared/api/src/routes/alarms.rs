@@ -7,14 +7,17 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use iot_core::alarm::{AlarmRecord, AlarmStatus, AlarmTransition, parse_alarm_id};
+use iot_core::auth::{DataScope, Principal};
 use iot_core::repo::AlarmFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::Tenant;
+use crate::input::Caller;
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -34,13 +37,19 @@ struct ListParams {
 
 async fn list(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
+    let limit = params.limit.unwrap_or(100).min(1_000);
     let mut filter = AlarmFilter {
         device_uid: params.device,
-        limit: Some(params.limit.unwrap_or(100).min(1_000)),
+        // With a department scope, read more and keep what the caller may see.
+        limit: Some(if caller.scope == DataScope::All {
+            limit
+        } else {
+            1_000
+        }),
         ..AlarmFilter::default()
     };
     match params.status.as_deref() {
@@ -56,35 +65,52 @@ async fn list(
             })?);
         }
     }
-    let alarms = state.catalog.alarms(&tenant, &filter).await?;
+    let mut alarms = state.catalog.alarms(&caller.tenant, &filter).await?;
+    if let DataScope::Departments(_) = &caller.scope {
+        let visible: BTreeSet<String> = state
+            .catalog
+            .devices(&caller.tenant, None)
+            .await?
+            .into_iter()
+            .filter(|d| caller.scope.allows(&d.department_id))
+            .map(|d| d.uid)
+            .collect();
+        alarms.retain(|a| visible.contains(&a.device_uid));
+        alarms.truncate(limit);
+    }
     Ok(Json(json!({ "items": alarms })))
 }
 
-async fn record_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<AlarmRecord> {
-    state
+/// The alarm if it exists in the tenant and its device is in the caller's data scope.
+async fn record_of(state: &ApiState, caller: &Principal, id: &str) -> ApiResult<AlarmRecord> {
+    let record = state
         .catalog
-        .alarm(tenant, id)
+        .alarm(&caller.tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))?;
+    device_of(state, caller, &record.device_uid)
+        .await
+        .map_err(|_| ApiError::not_found(format!("alarm {id:?}")))?;
+    Ok(record)
 }
 
 async fn read(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AlarmRecord>> {
-    Ok(Json(record_of(&state, &tenant, &id).await?))
+    Ok(Json(record_of(&state, &caller, &id).await?))
 }
 
 #[derive(Deserialize, Default)]
 struct ActionBody {
-    /// Who acts; until users exist, a name the caller gives.
-    by: Option<String>,
+    /// A note on why; who acts is the caller.
+    note: Option<String>,
 }
 
-/// The alarm must exist in the tenant and still be open.
-async fn open_alarm(state: &ApiState, tenant: &str, id: &str) -> ApiResult<(String, String)> {
-    let record = record_of(state, tenant, id).await?;
+/// The alarm must exist in the caller's scope and still be open.
+async fn open_alarm(state: &ApiState, caller: &Principal, id: &str) -> ApiResult<(String, String)> {
+    let record = record_of(state, caller, id).await?;
     if record.status == AlarmStatus::Cleared {
         return Err(ApiError::conflict(format!(
             "alarm {id:?} is cleared already"
@@ -95,49 +121,50 @@ async fn open_alarm(state: &ApiState, tenant: &str, id: &str) -> ApiResult<(Stri
     Ok((device.to_owned(), rule.to_owned()))
 }
 
-/// The body is optional: `{"by": "alice"}`.
-fn actor(body: &Bytes) -> ApiResult<String> {
-    let by = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<ActionBody>(body)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body must be {{\"by\": \"name\"}} or empty: {e}"
-                ))
-            })?
-            .by
-    };
-    Ok(by
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "api".to_owned()))
+/// The body is optional: `{"note": "..."}`. The actor recorded is the caller, never a name
+/// the body gives.
+fn actor(caller: &Principal, body: &Bytes) -> ApiResult<String> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let body: ActionBody = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body must be {{\"note\": \"text\"}} or empty: {e}"
+            ))
+        })?;
+        if let Some(note) = body.note.filter(|n| !n.trim().is_empty()) {
+            return Ok(format!("{} ({note})", caller.user));
+        }
+    }
+    Ok(caller.user.clone())
 }
 
 async fn acknowledge(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<AlarmTransition>> {
-    let by = actor(&body)?;
-    let (device, rule) = open_alarm(&state, &tenant, &id).await?;
+    let by = actor(&caller, &body)?;
+    let (device, rule) = open_alarm(&state, &caller, &id).await?;
     Ok(Json(
         state
             .alarms
-            .acknowledge(&tenant, &device, &rule, &by)
+            .acknowledge(&caller.tenant, &device, &rule, &by)
             .await?,
     ))
 }
 
 async fn clear(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<AlarmTransition>> {
-    let by = actor(&body)?;
-    let (device, rule) = open_alarm(&state, &tenant, &id).await?;
+    let by = actor(&caller, &body)?;
+    let (device, rule) = open_alarm(&state, &caller, &id).await?;
     Ok(Json(
-        state.alarms.clear(&tenant, &device, &rule, &by).await?,
+        state
+            .alarms
+            .clear(&caller.tenant, &device, &rule, &by)
+            .await?,
     ))
 }

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use iot_core::auth::Principal;
 use iot_core::model::Device;
 use iot_core::ports::{AggregateQuery, RangeQuery, StoreError};
 use iot_core::stats::Window;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use super::products::product_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id, list, parse_time};
+use crate::input::{Caller, body_as, check_id, list, parse_time};
 
 /// Most points one range request returns.
 const MAX_POINTS: usize = 10_000;
@@ -31,14 +32,35 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/devices/{uid}/presence", get(presence))
 }
 
-/// The device if it exists in the tenant; other tenants' devices are "not found".
-pub(crate) async fn device_of(state: &ApiState, tenant: &str, uid: &str) -> ApiResult<Device> {
+/// The device if it exists in the caller's tenant and data scope; other tenants' devices, and
+/// devices of departments the caller may not see, are "not found".
+pub(crate) async fn device_of(
+    state: &ApiState,
+    caller: &Principal,
+    uid: &str,
+) -> ApiResult<Device> {
     state
         .catalog
         .device(uid)
         .await?
-        .filter(|d| d.tenant_id == tenant)
+        .filter(|d| d.tenant_id == caller.tenant && caller.scope.allows(&d.department_id))
         .ok_or_else(|| ApiError::not_found(format!("device {uid:?}")))
+}
+
+/// A device may only be put in a department the caller's data scope covers.
+fn check_department(caller: &Principal, device: &Device) -> ApiResult<()> {
+    if caller.scope.allows(&device.department_id) {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            StatusCode::FORBIDDEN,
+            "/department_id",
+            format!(
+                "department {:?} is outside the departments you manage",
+                device.department_id
+            ),
+        ))
+    }
 }
 
 #[derive(Deserialize)]
@@ -48,14 +70,15 @@ struct DeviceFilter {
 
 async fn list_devices(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     query: Result<Query<DeviceFilter>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let filter = query?.0;
-    let devices = state
+    let mut devices = state
         .catalog
-        .devices(&tenant, filter.product.as_deref())
+        .devices(&caller.tenant, filter.product.as_deref())
         .await?;
+    devices.retain(|d| caller.scope.allows(&d.department_id));
     Ok(Json(json!({ "items": devices })))
 }
 
@@ -89,10 +112,11 @@ async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
 
 async fn create(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
-    let device: Device = body_as(body?.0, &tenant, None)?;
+    let device: Device = body_as(body?.0, &caller.tenant, None)?;
+    check_department(&caller, &device)?;
     if state.catalog.device(&device.uid).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "device {:?} exists already",
@@ -105,19 +129,19 @@ async fn create(
 
 async fn read(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<Device>> {
-    Ok(Json(device_of(&state, &tenant, &uid).await?))
+    Ok(Json(device_of(&state, &caller, &uid).await?))
 }
 
 /// Whether the device is connected, as the broker last said (`online: null` when it never said).
 async fn presence(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    device_of(&state, &tenant, &uid).await?;
+    device_of(&state, &caller, &uid).await?;
     Ok(Json(match state.catalog.presence(&uid).await? {
         Some(p) => json!({ "online": p.online, "since": p.since, "reason": p.reason }),
         None => json!({ "online": null }),
@@ -126,22 +150,23 @@ async fn presence(
 
 async fn update(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Device>> {
-    device_of(&state, &tenant, &uid).await?;
-    let device: Device = body_as(body?.0, &tenant, Some(("uid", &uid)))?;
+    device_of(&state, &caller, &uid).await?;
+    let device: Device = body_as(body?.0, &caller.tenant, Some(("uid", &uid)))?;
+    check_department(&caller, &device)?;
     save(&state, &device).await?;
     Ok(Json(device))
 }
 
 async fn remove(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let device = device_of(&state, &tenant, &uid).await?;
+    let device = device_of(&state, &caller, &uid).await?;
     state.catalog.delete_device(&device).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -187,12 +212,12 @@ impl RangeParams {
 
 async fn range(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
-    device_of(&state, &tenant, &uid).await?;
+    device_of(&state, &caller, &uid).await?;
     let descending = match params.order.as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
@@ -225,12 +250,12 @@ async fn range(
 
 async fn latest(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
-    device_of(&state, &tenant, &uid).await?;
+    device_of(&state, &caller, &uid).await?;
     let points = state
         .telemetry
         .latest(&uid, &list(params.signals.as_deref()))
@@ -244,12 +269,12 @@ async fn latest(
 
 async fn aggregate(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(uid): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
-    device_of(&state, &tenant, &uid).await?;
+    device_of(&state, &caller, &uid).await?;
     let Some(signal) = params.signal.clone() else {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id, parse_time};
+use crate::input::{Caller, Tenant, body_as, check_id, parse_time};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -154,12 +155,14 @@ struct ResultParams {
 
 async fn results(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     query: Result<Query<ResultParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
+    let tenant = caller.tenant.clone();
     job_of(&state, &tenant, &id).await?;
+    device_of(&state, &caller, &params.device).await?;
     let to = match &params.to {
         Some(t) => parse_time("to", t)?,
         None => state.clock.now_ms(),

@@ -1,0 +1,104 @@
+//! The guard in front of every route but health, login and refresh: a valid access token, a
+//! live session, and a policy that allows the method on the path.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use iot_core::auth::{AuthError, Principal, TokenError};
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::audit::Actor;
+use crate::error::ApiError;
+use crate::input::Caller;
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// What every signed-in user may do whatever their roles: their own session and password,
+/// and their own in-system messages.
+fn is_self_service(principal: &Principal, path: &str) -> bool {
+    path.starts_with("/v1/auth/")
+        || path
+            .strip_prefix("/v1/users/")
+            .and_then(|rest| rest.strip_prefix(principal.user.as_str()))
+            .is_some_and(|rest| rest == "/messages" || rest.starts_with("/messages/"))
+}
+
+fn unauthorized(detail: impl Into<String>) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, detail).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"iot-platform\""),
+    );
+    response
+}
+
+pub fn auth_error(e: AuthError) -> Response {
+    match e {
+        AuthError::Token(TokenError::Expired) => unauthorized(e.to_string()),
+        AuthError::Token(_) | AuthError::SessionEnded | AuthError::InvalidRefresh => {
+            unauthorized(e.to_string())
+        }
+        AuthError::InvalidCredentials => unauthorized(e.to_string()),
+        AuthError::Disabled => ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        AuthError::Locked(_) => ApiError::new(StatusCode::LOCKED, e.to_string()).into_response(),
+        AuthError::WeakPassword(_) => {
+            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/password", e.to_string())
+                .into_response()
+        }
+        AuthError::Contended => ApiError::conflict(e.to_string()).into_response(),
+        AuthError::Store(e) => ApiError::from(e).into_response(),
+        AuthError::Hashing(_) => ApiError::internal(e).into_response(),
+    }
+}
+
+pub async fn require_auth(
+    State(state): State<Arc<ApiState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(request.headers()) else {
+        return unauthorized(
+            "this route needs an access token: log in at /v1/auth/login and send `Authorization: Bearer <access_token>`",
+        );
+    };
+    let principal = match state.auth.authenticate(token).await {
+        Ok(p) => p,
+        Err(e) => return auth_error(e),
+    };
+    let actor = Actor {
+        tenant: principal.tenant.clone(),
+        user: principal.user.clone(),
+    };
+    let path = request.uri().path().to_owned();
+    let method = request.method().as_str().to_owned();
+    let mut response = if is_self_service(&principal, &path) || principal.can(&path, &method) {
+        request.extensions_mut().insert(Caller(Arc::new(principal)));
+        next.run(request).await
+    } else {
+        let roles: Vec<String> = principal.roles().into_iter().collect();
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "your roles ({}) do not allow {method} {path}; ask an administrator",
+                if roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    roles.join(", ")
+                }
+            ),
+        )
+        .into_response()
+    };
+    response.extensions_mut().insert(actor);
+    response
+}

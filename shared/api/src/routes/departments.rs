@@ -1,0 +1,200 @@
+//! The department tree, and the audit log query.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use iot_core::auth::DepartmentTree;
+use iot_core::model::Department;
+use iot_core::repo::AuditFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::error::{ApiError, ApiResult};
+use crate::input::{Tenant, body_as, check_id, parse_time};
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/v1/departments", get(list).post(create))
+        .route("/v1/departments/{id}", get(read).put(update).delete(remove))
+        .route("/v1/audit", get(audit))
+}
+
+async fn list(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "items": state.catalog.departments(&tenant).await? }),
+    ))
+}
+
+async fn department_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Department> {
+    state
+        .catalog
+        .department(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("department {id:?}")))
+}
+
+async fn read(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Department>> {
+    Ok(Json(department_of(&state, &tenant, &id).await?))
+}
+
+/// Checks the name and the parent: it must exist and must not be the department or below it.
+async fn check(state: &ApiState, department: &Department) -> ApiResult<()> {
+    check_id("id", &department.id)?;
+    if department.name.trim().is_empty() {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/name",
+            "must not be empty",
+        ));
+    }
+    if let Some(parent) = &department.parent_id {
+        let all = state.catalog.departments(&department.tenant_id).await?;
+        let tree = DepartmentTree::new(&all);
+        if !tree.contains(parent) {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/parent_id",
+                format!("department {parent:?} does not exist"),
+            ));
+        }
+        if tree.would_cycle(&department.id, parent) {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/parent_id",
+                format!("{parent:?} is {:?} itself or below it", department.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Department>)> {
+    let department: Department = body_as(body?.0, &tenant, None)?;
+    check(&state, &department).await?;
+    if state
+        .catalog
+        .department(&tenant, &department.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "department {:?} exists already",
+            department.id
+        )));
+    }
+    state.catalog.put_department(&department).await?;
+    Ok((StatusCode::CREATED, Json(department)))
+}
+
+async fn update(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Department>> {
+    department_of(&state, &tenant, &id).await?;
+    let department: Department = body_as(body?.0, &tenant, Some(("id", &id)))?;
+    check(&state, &department).await?;
+    state.catalog.put_department(&department).await?;
+    Ok(Json(department))
+}
+
+/// Only an empty department goes: no sub-departments, users or devices.
+async fn remove(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    department_of(&state, &tenant, &id).await?;
+    let departments = state.catalog.departments(&tenant).await?;
+    if let Some(child) = departments
+        .iter()
+        .find(|d| d.parent_id.as_deref() == Some(&id))
+    {
+        return Err(ApiError::conflict(format!(
+            "department {id:?} has sub-department {:?}; move or delete it first",
+            child.id
+        )));
+    }
+    let users = state.catalog.users(&tenant).await?;
+    if let Some(user) = users
+        .iter()
+        .find(|u| u.department_id.as_deref() == Some(&id))
+    {
+        return Err(ApiError::conflict(format!(
+            "user {:?} belongs to department {id:?}; move them first",
+            user.id
+        )));
+    }
+    let devices = state.catalog.devices(&tenant, None).await?;
+    if let Some(device) = devices.iter().find(|d| d.department_id == id) {
+        return Err(ApiError::conflict(format!(
+            "device {:?} belongs to department {id:?}; move it first",
+            device.uid
+        )));
+    }
+    state.catalog.delete_department(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    actor: Option<String>,
+    /// Entries whose path starts with this, e.g. `/v1/devices`.
+    path: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Audit entries, newest first, a page at a time: pass `next` back as `cursor`.
+async fn audit(
+    State(state): State<Arc<ApiState>>,
+    Tenant(tenant): Tenant,
+    query: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let params = query?.0;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/limit",
+            "must be between 1 and 500",
+        ));
+    }
+    let filter = AuditFilter {
+        actor: params.actor,
+        path_prefix: params.path,
+        from: params
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to: params
+            .to
+            .as_deref()
+            .map(|t| parse_time("to", t))
+            .transpose()?,
+        limit,
+        cursor: params.cursor,
+    };
+    let (items, next) = state.catalog.audit(&tenant, &filter).await?;
+    Ok(Json(json!({ "items": items, "next": next })))
+}

@@ -1,0 +1,175 @@
+//! Login, refresh, logout, who am I, and changing one's own password.
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use iot_core::auth::DataScope;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::audit::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::guard::auth_error;
+use crate::input::{Caller, check_id};
+
+/// Routes anyone may call.
+pub fn public_routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+}
+
+/// Routes for any signed-in user.
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/me", get(me))
+        .route("/v1/auth/password", put(change_password))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    /// The tenant; the server's default tenant if absent.
+    tenant: Option<String>,
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
+    if let Err(e) = check_id("tenant", &tenant).and_then(|()| check_id("username", &body.username))
+    {
+        return e.into_response();
+    }
+    let client = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect::<String>());
+    let result = state
+        .auth
+        .login(&tenant, &body.username, &body.password, client.as_deref())
+        .await;
+    let mut response = match result {
+        Ok(tokens) => Json(tokens).into_response(),
+        Err(e) => auth_error(e),
+    };
+    // Every attempt is audited under the name it gave.
+    response.extensions_mut().insert(Actor {
+        tenant,
+        user: body.username,
+    });
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<Arc<ApiState>>,
+    body: Result<Json<RefreshBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state.auth.refresh(&body.refresh_token).await {
+        Ok(tokens) => Json(tokens).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn logout(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> Response {
+    match state.auth.logout(&caller.session).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn me(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
+    let user = state
+        .catalog
+        .user(&caller.tenant, &caller.user)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {:?}", caller.user)))?;
+    let scope = match &caller.scope {
+        DataScope::All => json!("all"),
+        DataScope::Departments(set) => json!(set),
+    };
+    Ok(Json(json!({
+        "tenant": caller.tenant,
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "department_id": user.department_id,
+        "roles": caller.roles(),
+        "data_scope": scope,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Needs the current password; ends the user's other sessions.
+async fn change_password(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state
+        .auth
+        .check_password(&caller.tenant, &caller.user, &body.current_password)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return ApiError::field(
+                StatusCode::FORBIDDEN,
+                "/current_password",
+                "is not your current password",
+            )
+            .into_response();
+        }
+        Err(e) => return auth_error(e),
+    }
+    match state
+        .auth
+        .set_password(
+            &caller.tenant,
+            &caller.user,
+            &body.new_password,
+            Some(&caller.session),
+        )
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(iot_core::auth::AuthError::WeakPassword(why)) => {
+            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/new_password", why).into_response()
+        }
+        Err(e) => auth_error(e),
+    }
+}
