@@ -172,6 +172,35 @@ impl Api {
         self.call(reqwest::Method::DELETE, path, None).await
     }
 
+    /// A GET whose answer is text (the policy CSV).
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String), Error> {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// A PUT of a text body (the policy CSV); the answer as JSON.
+    pub async fn put_text(&self, path: &str, text: &str) -> Result<(u16, Value), Error> {
+        let mut request = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "text/csv")
+            .body(text.to_owned());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     /// POSTs and expects 201 Created.
     pub async fn create(&self, path: &str, body: &Value) -> Result<Value, Error> {
         let (status, answer) = self.post(path, body).await?;

@@ -112,3 +112,29 @@ pub fn list(text: Option<&str>) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Page cursors go out as URL-safe base64, so clients can put them in a query string as they
+/// are; what is inside is the store's business.
+pub fn encode_cursor(cursor: Option<String>) -> Option<String> {
+    use base64::Engine;
+    cursor.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+}
+
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    cursor
+        .map(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "/cursor",
+                        "is not a cursor this API gave out; pass `next` from the previous page as it is",
+                    )
+                })
+        })
+        .transpose()
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id, parse_time};
+use crate::input::{Tenant, body_as, check_id, decode_cursor, encode_cursor, parse_time};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -193,8 +193,8 @@ async fn audit(
             .map(|t| parse_time("to", t))
             .transpose()?,
         limit,
-        cursor: params.cursor,
+        cursor: decode_cursor(params.cursor.as_deref())?,
     };
     let (items, next) = state.catalog.audit(&tenant, &filter).await?;
-    Ok(Json(json!({ "items": items, "next": next })))
+    Ok(Json(json!({ "items": items, "next": encode_cursor(next) })))
 }

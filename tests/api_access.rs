@@ -1,0 +1,760 @@
+//! Who may do what through the API, tried as clients would over HTTP against the running
+//! platform: tokens (missing, tampered, expired, revoked), the built-in roles against every
+//! route, tenants kept apart, department data scopes, lockout, refresh rotation, the policy as
+//! Casbin CSV, and the audit log.
+
+use iot_core::auth::TokenKeys;
+use iot_core::auth::token::{AUDIENCE, AccessClaims, ISSUER};
+use iot_e2e::{
+    ADMIN_PASSWORD, Api, Device, Error, TestResult, eventually, start_platform, tenant_admin,
+};
+use iot_local::platform::Running;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
+const PASSWORD: &str = "a user password";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Creates a user with roles (and a department) and logs them in.
+async fn user(
+    running: &Running,
+    admin: &Api,
+    id: &str,
+    roles: &[&str],
+    department: Option<&str>,
+) -> Result<Api, Error> {
+    admin
+        .create(
+            "/v1/users",
+            &json!({ "id": id, "name": id, "password": PASSWORD, "roles": roles, "department_id": department }),
+        )
+        .await?;
+    Api::login(running.http_addr, "acme", id, PASSWORD).await
+}
+
+/// Every route, with the built-in roles that may call it: `a`dmin, `o`perator, `v`iewer.
+/// Ids name nothing, so an allowed call answers 404 or 422 and changes nothing.
+const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/v1/devices", "aov"),
+    ("POST", "/v1/devices", "ao"),
+    ("GET", "/v1/devices/nope", "aov"),
+    ("PUT", "/v1/devices/nope", "ao"),
+    ("DELETE", "/v1/devices/nope", "ao"),
+    ("GET", "/v1/devices/nope/telemetry", "aov"),
+    ("GET", "/v1/devices/nope/latest", "aov"),
+    ("GET", "/v1/devices/nope/aggregate", "aov"),
+    ("GET", "/v1/devices/nope/presence", "aov"),
+    ("GET", "/v1/products", "aov"),
+    ("POST", "/v1/products", "ao"),
+    ("GET", "/v1/products/nope", "aov"),
+    ("PUT", "/v1/products/nope", "ao"),
+    ("DELETE", "/v1/products/nope", "ao"),
+    ("PUT", "/v1/products/nope/script", "ao"),
+    ("POST", "/v1/products/nope/dry-run", "ao"),
+    ("GET", "/v1/products/nope/rules", "aov"),
+    ("POST", "/v1/products/nope/rules", "ao"),
+    ("GET", "/v1/products/nope/rules/r", "aov"),
+    ("PUT", "/v1/products/nope/rules/r", "ao"),
+    ("DELETE", "/v1/products/nope/rules/r", "ao"),
+    ("GET", "/v1/alarms", "aov"),
+    ("GET", "/v1/alarms/nope", "aov"),
+    ("POST", "/v1/alarms/nope/acknowledge", "ao"),
+    ("POST", "/v1/alarms/nope/clear", "ao"),
+    ("GET", "/v1/stat-jobs", "aov"),
+    ("POST", "/v1/stat-jobs", "ao"),
+    ("GET", "/v1/stat-jobs/nope", "aov"),
+    ("PUT", "/v1/stat-jobs/nope", "ao"),
+    ("DELETE", "/v1/stat-jobs/nope", "ao"),
+    ("POST", "/v1/stat-jobs/nope/run", "ao"),
+    ("GET", "/v1/stat-jobs/nope/results?device=x", "aov"),
+    ("GET", "/v1/templates", "ao"),
+    ("POST", "/v1/templates", "ao"),
+    ("GET", "/v1/templates/nope", "ao"),
+    ("PUT", "/v1/templates/nope", "ao"),
+    ("DELETE", "/v1/templates/nope", "ao"),
+    ("GET", "/v1/channels", "ao"),
+    ("POST", "/v1/channels", "ao"),
+    ("GET", "/v1/channels/nope", "ao"),
+    ("PUT", "/v1/channels/nope", "ao"),
+    ("DELETE", "/v1/channels/nope", "ao"),
+    ("GET", "/v1/notification-routes", "ao"),
+    ("POST", "/v1/notification-routes", "ao"),
+    ("GET", "/v1/notification-routes/nope", "ao"),
+    ("PUT", "/v1/notification-routes/nope", "ao"),
+    ("DELETE", "/v1/notification-routes/nope", "ao"),
+    ("GET", "/v1/users", "a"),
+    ("POST", "/v1/users", "a"),
+    ("GET", "/v1/users/nope", "a"),
+    ("PUT", "/v1/users/nope", "a"),
+    ("DELETE", "/v1/users/nope", "a"),
+    ("PUT", "/v1/users/nope/password", "a"),
+    ("GET", "/v1/users/admin/messages", "a"),
+    ("POST", "/v1/users/admin/messages/nope/read", "a"),
+    ("GET", "/v1/roles", "a"),
+    ("GET", "/v1/roles/nope", "a"),
+    ("PUT", "/v1/roles/nope", "a"),
+    ("DELETE", "/v1/roles/nope", "a"),
+    ("GET", "/v1/policy", "a"),
+    ("PUT", "/v1/policy", "a"),
+    ("GET", "/v1/departments", "aov"),
+    ("POST", "/v1/departments", "a"),
+    ("GET", "/v1/departments/nope", "aov"),
+    ("PUT", "/v1/departments/nope", "a"),
+    ("DELETE", "/v1/departments/nope", "a"),
+    ("GET", "/v1/audit", "a"),
+    ("GET", "/v1/auth/me", "aov"),
+    ("PUT", "/v1/auth/password", "aov"),
+    // One's own inbox, whatever the roles ({me} is the caller).
+    ("GET", "/v1/users/{me}/messages", "aov"),
+    ("POST", "/v1/users/{me}/messages/nope/read", "aov"),
+];
+
+async fn call(api: &Api, method: &str, path: &str) -> Result<(u16, Value), Error> {
+    let body = json!({});
+    match method {
+        "GET" => api.get(path).await,
+        "POST" => api.post(path, &body).await,
+        "PUT" => api.put(path, &body).await,
+        "DELETE" => api.delete(path).await,
+        other => Err(format!("no method {other}").into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_reaches_exactly_its_routes_and_nobody_reaches_any_without_a_token() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    let operator = user(&running, &admin, "otto", &["operator"], None).await?;
+    let viewer = user(&running, &admin, "vic", &["viewer"], None).await?;
+    let nobody = Api::anonymous(running.http_addr);
+    let mut wrong = Vec::new();
+    for &(method, path, roles) in ROUTES {
+        for (letter, name, api) in [
+            ('a', "admin", &admin),
+            ('o', "otto", &operator),
+            ('v', "vic", &viewer),
+        ] {
+            let path = path.replace("{me}", name);
+            let (status, body) = call(api, method, &path).await?;
+            let allowed = roles.contains(letter);
+            let ok = if allowed {
+                status != 401 && status != 403 && status < 500
+            } else {
+                status == 403
+            };
+            if !ok {
+                wrong.push(format!("{name} {method} {path}: {status} {body}"));
+            }
+        }
+        let (status, _) = call(&nobody, method, &path.replace("{me}", "admin")).await?;
+        if status != 401 {
+            wrong.push(format!("anonymous {method} {path}: {status}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "unexpected answers:\n{}",
+        wrong.join("\n")
+    );
+    // Health and login are open.
+    assert_eq!(nobody.get("/health").await?.0, 200);
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A token signed with the platform's own key, as the platform would, but with chosen claims.
+fn forge(dir: &std::path::Path, claims: &AccessClaims) -> Result<String, Error> {
+    let key = std::fs::read_to_string(dir.join("signing.key"))?;
+    Ok(TokenKeys::from_secret(key.trim().as_bytes())?.sign(claims)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_expired_and_revoked_tokens_are_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    assert_eq!(admin.get("/v1/devices").await?.0, 200);
+    let token = admin.token().ok_or("no token")?.to_owned();
+
+    // The payload changed (another tenant), the signature kept.
+    let parts: Vec<&str> = token.split('.').collect();
+    let payload =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])?;
+    let mut claims: AccessClaims = serde_json::from_slice(&payload)?;
+    let mut forged = claims.clone();
+    forged.tid = "other".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            serde_json::to_vec(&forged)?
+        ),
+        parts[2]
+    );
+    let (status, problem) = admin.with_token(&tampered).get("/v1/devices").await?;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not valid"),
+        "{problem}"
+    );
+    // Signed by another key.
+    let other_key = TokenKeys::from_secret(&[1u8; 32])?;
+    let (status, _) = admin
+        .with_token(&other_key.sign(&claims)?)
+        .get("/v1/devices")
+        .await?;
+    assert_eq!(status, 401);
+    // Expired: the right key and session, a past expiry.
+    claims.exp = claims.iat - 1;
+    let (status, problem) = admin
+        .with_token(&forge(dir.path(), &claims)?)
+        .get("/v1/devices")
+        .await?;
+    assert_eq!(status, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{problem}"
+    );
+    // A session that does not exist, with a valid signature.
+    let ghost = AccessClaims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sid: "no-such-session".into(),
+        exp: claims.iat + 600,
+        ..claims.clone()
+    };
+    let (status, _) = admin
+        .with_token(&forge(dir.path(), &ghost)?)
+        .get("/v1/devices")
+        .await?;
+    assert_eq!(status, 401);
+
+    // Logout ends the access token at once.
+    assert_eq!(admin.post("/v1/auth/logout", &json!({})).await?.0, 204);
+    let (status, problem) = admin.get("/v1/devices").await?;
+    assert_eq!(status, 401, "{problem}");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_lock_after_failures_and_refresh_tokens_rotate() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let nobody = Api::anonymous(running.http_addr);
+    let login =
+        |password: &str| json!({ "tenant": "acme", "username": "admin", "password": password });
+    for _ in 0..4 {
+        let (status, problem) = nobody.post("/v1/auth/login", &login("wrong")).await?;
+        assert_eq!(status, 401, "{problem}");
+    }
+    let (status, problem) = nobody.post("/v1/auth/login", &login("wrong")).await?;
+    assert_eq!(status, 423, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("locked until")
+    );
+    let (status, _) = nobody
+        .post("/v1/auth/login", &login(ADMIN_PASSWORD))
+        .await?;
+    assert_eq!(status, 423, "the right password waits out the lock too");
+    // An unknown user answers as a wrong password does.
+    let (status, problem) = nobody
+        .post(
+            "/v1/auth/login",
+            &json!({ "tenant": "acme", "username": "ghost", "password": "x" }),
+        )
+        .await?;
+    assert_eq!(
+        (status, problem["detail"].clone()),
+        (401, json!("the user name or the password is wrong"))
+    );
+
+    // Another account is not affected; its refresh token works once.
+    running
+        .auth
+        .bootstrap_tenant("beta", "root", ADMIN_PASSWORD)
+        .await?;
+    let (status, first) = nobody
+        .post(
+            "/v1/auth/login",
+            &json!({ "tenant": "beta", "username": "root", "password": ADMIN_PASSWORD }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["token_type"], "Bearer");
+    let refresh = |token: &Value| json!({ "refresh_token": token });
+    let (status, second) = nobody
+        .post("/v1/auth/refresh", &refresh(&first["refresh_token"]))
+        .await?;
+    assert_eq!(status, 200, "{second}");
+    let signed_in = nobody.with_token(second["access_token"].as_str().unwrap_or_default());
+    let (status, me) = signed_in.get("/v1/auth/me").await?;
+    assert_eq!((status, me["id"].as_str()), (200, Some("root")), "{me}");
+    // The first refresh token again: the session ends for whoever holds it.
+    let (status, _) = nobody
+        .post("/v1/auth/refresh", &refresh(&first["refresh_token"]))
+        .await?;
+    assert_eq!(status, 401);
+    assert_eq!(signed_in.get("/v1/auth/me").await?.0, 401);
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tenant_reads_or_changes_another_tenants_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    acme.create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
+        .await?;
+    acme.create(
+        "/v1/products",
+        &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+    )
+    .await?;
+    acme.create(
+        "/v1/devices",
+        &json!({ "uid": "air-1", "identification_code": "SN-1", "product_id": "air", "department_id": "hq" }),
+    )
+    .await?;
+    acme.create(
+        "/v1/stat-jobs",
+        &json!({ "id": "avg", "name": "avg", "cron": "0 * * * *", "lead_ms": 3_600_000,
+                 "signals": ["temperature"], "devices": { "type": "product", "product_id": "air" },
+                 "script": "#{ n: count(series.temperature) }", "enabled": true }),
+    )
+    .await?;
+    acme.create(
+        "/v1/templates",
+        &json!({ "id": "t", "name": "t", "subject": "", "body": "${alarm_id}" }),
+    )
+    .await?;
+    user(&running, &acme, "alice", &["viewer"], Some("hq")).await?;
+
+    let other = tenant_admin(&running, "other").await?;
+    for path in [
+        "/v1/devices/air-1",
+        "/v1/devices/air-1/telemetry",
+        "/v1/devices/air-1/latest",
+        "/v1/products/air",
+        "/v1/products/air/rules",
+        "/v1/stat-jobs/avg",
+        "/v1/stat-jobs/avg/results?device=air-1",
+        "/v1/templates/t",
+        "/v1/departments/hq",
+        "/v1/users/alice",
+    ] {
+        let (status, body) = other.get(path).await?;
+        assert_eq!(status, 404, "GET {path}: {body}");
+    }
+    for (path, body) in [
+        (
+            "/v1/devices/air-1",
+            json!({ "identification_code": "X", "product_id": "air", "department_id": "hq" }),
+        ),
+        ("/v1/products/air", json!({ "name": "mine now" })),
+        ("/v1/departments/hq", json!({ "name": "mine now" })),
+        ("/v1/users/alice", json!({ "name": "mine now" })),
+        (
+            "/v1/users/alice/password",
+            json!({ "password": "taken over now" }),
+        ),
+        (
+            "/v1/templates/t",
+            json!({ "name": "t", "subject": "", "body": "x" }),
+        ),
+    ] {
+        let (status, answer) = other.put(path, &body).await?;
+        assert_eq!(status, 404, "PUT {path}: {answer}");
+    }
+    for path in [
+        "/v1/devices/air-1",
+        "/v1/products/air",
+        "/v1/stat-jobs/avg",
+        "/v1/users/alice",
+    ] {
+        assert_eq!(other.delete(path).await?.0, 404, "DELETE {path}");
+    }
+    for path in [
+        "/v1/devices",
+        "/v1/products",
+        "/v1/stat-jobs",
+        "/v1/templates",
+        "/v1/departments",
+        "/v1/alarms",
+        "/v1/audit",
+    ] {
+        let (status, list) = other.get(path).await?;
+        assert_eq!(status, 200, "{path}: {list}");
+        let ids: Vec<&Value> = list["items"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let leaked = ids.iter().any(|item| item.to_string().contains("acme"));
+        assert!(!leaked, "{path} shows acme's data: {list}");
+    }
+    // Their own policy cannot reach into acme.
+    let (status, problem) = other
+        .put_text(
+            "/v1/policy",
+            "p, admin, other, /v1/*, *\ng, admin, admin, other\np, admin, acme, /v1/*, *\n",
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line 3"),
+        "{problem}"
+    );
+    // acme's user cannot log in to another tenant.
+    let (status, _) = Api::anonymous(running.http_addr)
+        .post(
+            "/v1/auth/login",
+            &json!({ "tenant": "other", "username": "alice", "password": PASSWORD }),
+        )
+        .await?;
+    assert_eq!(status, 401);
+    // And acme's data is untouched.
+    assert_eq!(
+        acme.get("/v1/devices/air-1").await?.1["department_id"],
+        "hq"
+    );
+    assert_eq!(acme.get("/v1/users/alice").await?.1["name"], "alice");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// `{"ts": ..., "temp": ...}` with a time of its own.
+fn reading(temperature: f64, ts: i64) -> String {
+    format!(r#"{{"ts": {ts}, "temp": {temperature}, "hum": 40, "co2": 600}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    for (id, parent) in [
+        ("hq", None),
+        ("north", Some("hq")),
+        ("plant-1", Some("north")),
+        ("south", Some("hq")),
+    ] {
+        admin
+            .create(
+                "/v1/departments",
+                &json!({ "id": id, "name": id, "parent_id": parent }),
+            )
+            .await?;
+    }
+    // No loops in the tree.
+    let (status, problem) = admin
+        .put(
+            "/v1/departments/north",
+            &json!({ "name": "north", "parent_id": "plant-1" }),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    admin
+        .create(
+            "/v1/products",
+            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    admin
+        .create(
+            "/v1/products/air/rules",
+            &json!({ "id": "hot", "name": "Too hot", "enabled": true,
+                "condition": { "type": "threshold", "signal": "temperature", "direction": "above",
+                    "bands": [ { "level": "critical", "threshold": 40 } ], "deadband": 1 },
+                "debounce": { "samples": 1, "for_ms": 0 } }),
+        )
+        .await?;
+    for (uid, dept) in [("n-1", "plant-1"), ("s-1", "south")] {
+        admin
+            .create(
+                "/v1/devices",
+                &json!({ "uid": uid, "identification_code": uid, "product_id": "air", "department_id": dept }),
+            )
+            .await?;
+    }
+    let broker = running.mqtt_addr.ok_or("no embedded broker")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    for uid in ["n-1", "s-1"] {
+        let mut device = Device::connect(broker, uid).await?;
+        device.publish(reading(45.0, now)).await?;
+    }
+    eventually("both alarms", WAIT, || async {
+        let (_, alarms) = admin.get("/v1/alarms").await?;
+        Ok((alarms["items"].as_array().map(Vec::len) == Some(2)).then_some(()))
+    })
+    .await?;
+
+    let nora = user(&running, &admin, "nora", &["operator"], Some("north")).await?;
+    let (_, me) = nora.get("/v1/auth/me").await?;
+    assert_eq!(me["data_scope"], json!(["north", "plant-1"]), "{me}");
+    let (_, devices) = nora.get("/v1/devices").await?;
+    let uids: Vec<&str> = devices["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d["uid"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(uids, ["n-1"], "{devices}");
+    assert_eq!(nora.get("/v1/devices/n-1/latest").await?.0, 200);
+    for path in [
+        "/v1/devices/s-1",
+        "/v1/devices/s-1/latest",
+        "/v1/devices/s-1/telemetry",
+    ] {
+        assert_eq!(nora.get(path).await?.0, 404, "{path}");
+    }
+    let (_, alarms) = nora.get("/v1/alarms").await?;
+    let seen: Vec<&str> = alarms["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["device_uid"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(seen, ["n-1"], "{alarms}");
+    let (_, all) = admin.get("/v1/alarms?device=s-1").await?;
+    let south_alarm = all["items"][0]["alarm_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, _) = nora
+        .post(&format!("/v1/alarms/{south_alarm}/acknowledge"), &json!({}))
+        .await?;
+    assert_eq!(
+        status, 404,
+        "an alarm outside the scope is not there for her"
+    );
+    // Nor can she put a device into a department she does not manage.
+    let (status, problem) = nora
+        .post(
+            "/v1/devices",
+            &json!({ "uid": "s-2", "identification_code": "s-2", "product_id": "air", "department_id": "south" }),
+        )
+        .await?;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem) = nora
+        .put(
+            "/v1/devices/n-1",
+            &json!({ "identification_code": "n-1", "product_id": "air", "department_id": "south" }),
+        )
+        .await?;
+    assert_eq!(status, 403, "{problem}");
+
+    // A role can grant more: department:south, by the role API.
+    let (status, role) = admin
+        .put(
+            "/v1/roles/south-reader",
+            &json!({ "permissions": [ { "object": "department:south", "action": "GET" } ] }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{role}");
+    admin
+        .put(
+            "/v1/users/nora",
+            &json!({ "name": "Nora", "department_id": "north", "roles": ["operator", "south-reader"] }),
+        )
+        .await?;
+    assert_eq!(nora.get("/v1/devices/s-1").await?.0, 200);
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_round_trips_as_casbin_csv_and_cannot_lock_out_its_editor() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    user(&running, &admin, "otto", &["operator"], None).await?;
+    let (status, csv) = admin.get_text("/v1/policy").await?;
+    assert_eq!(status, 200);
+    assert!(csv.contains("p, admin, acme, /v1/*, *\n"), "{csv}");
+    assert!(csv.contains("g, otto, operator, acme\n"), "{csv}");
+
+    // Add a role that may only read alarms, and give it to otto instead of operator.
+    let edited = csv.replace("g, otto, operator, acme\n", "g, otto, alarm-reader, acme\n")
+        + "p, alarm-reader, acme, /v1/alarms*, GET\n";
+    let (status, summary) = admin.put_text("/v1/policy", &edited).await?;
+    assert_eq!(status, 200, "{summary}");
+    let otto = Api::login(running.http_addr, "acme", "otto", PASSWORD).await?;
+    assert_eq!(otto.get("/v1/alarms").await?.0, 200);
+    assert_eq!(otto.get("/v1/devices").await?.0, 403);
+    let (_, roles) = admin.get("/v1/roles/alarm-reader").await?;
+    assert_eq!(roles["members"], json!(["otto"]), "{roles}");
+    let (_, exported) = admin.get_text("/v1/policy").await?;
+    assert!(
+        exported.contains("p, alarm-reader, acme, /v1/alarms*, GET"),
+        "{exported}"
+    );
+
+    // A policy that takes the editor's own right away is refused, and so is nonsense.
+    let (status, problem) = admin
+        .put_text(
+            "/v1/policy",
+            "p, viewer, acme, /v1/*, GET\ng, admin, viewer, acme\n",
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    let (status, problem) = admin.put_text("/v1/policy", "p, admin, acme\n").await?;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line 1"),
+        "{problem}"
+    );
+    let (status, problem) = admin
+        .put_text(
+            "/v1/policy",
+            "p, admin, acme, /v1/*, *\ng, admin, admin, acme\ng, mallory, admin, acme\n",
+        )
+        .await?;
+    assert_eq!(status, 422, "an unknown user: {problem}");
+    assert_eq!(
+        admin.get("/v1/users").await?.0,
+        200,
+        "the admin still is one"
+    );
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_is_audited_with_who_what_when_where_and_before_after() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    admin
+        .create(
+            "/v1/departments",
+            &json!({ "id": "hq", "name": "Head office" }),
+        )
+        .await?;
+    admin
+        .put("/v1/departments/hq", &json!({ "name": "Headquarters" }))
+        .await?;
+    admin
+        .create(
+            "/v1/users",
+            &json!({ "id": "bob", "password": "bob's first password", "roles": ["viewer"] }),
+        )
+        .await?;
+    let bob = Api::login(running.http_addr, "acme", "bob", "bob's first password").await?;
+    // A refused change is recorded too, and a failed login.
+    assert_eq!(
+        bob.post("/v1/departments", &json!({ "id": "x", "name": "x" }))
+            .await?
+            .0,
+        403
+    );
+    let (status, _) = Api::anonymous(running.http_addr)
+        .post(
+            "/v1/auth/login",
+            &json!({ "tenant": "acme", "username": "bob", "password": "guess" }),
+        )
+        .await?;
+    assert_eq!(status, 401);
+    admin.delete("/v1/departments/hq").await?;
+    // Reads are not audited.
+    admin.get("/v1/departments").await?;
+
+    let (status, page) = admin.get("/v1/audit?path=/v1/departments").await?;
+    assert_eq!(status, 200, "{page}");
+    let entries = page["items"].as_array().ok_or("no items")?;
+    let summary: Vec<(String, String, u64)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+                e["method"].as_str().unwrap_or_default().to_owned(),
+                e["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("admin", "DELETE", 204),
+        ("bob", "POST", 403),
+        ("admin", "PUT", 200),
+        ("admin", "POST", 201),
+    ];
+    let expected: Vec<(String, String, u64)> = expected
+        .iter()
+        .map(|(a, m, s)| (a.to_string(), m.to_string(), *s))
+        .collect();
+    assert_eq!(summary, expected, "newest first: {page}");
+    let put = &entries[2];
+    assert_eq!(put["before"]["name"], "Head office", "{put}");
+    assert_eq!(put["after"]["name"], "Headquarters", "{put}");
+    assert_eq!(put["source"], "127.0.0.1", "{put}");
+    assert!(put["at"].as_i64().unwrap_or_default() >= started, "{put}");
+    let delete = &entries[0];
+    assert_eq!(
+        (delete["before"]["name"].clone(), delete["after"].clone()),
+        (json!("Headquarters"), Value::Null)
+    );
+    assert!(
+        entries[1]["after"]["refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("viewer")
+    );
+
+    // The failed login, under the name it tried; the user's password never shows.
+    let (_, logins) = admin.get("/v1/audit?path=/v1/auth/login&actor=bob").await?;
+    assert_eq!(logins["items"][0]["status"], 401, "{logins}");
+    let (_, created) = admin.get("/v1/audit?path=/v1/users&actor=admin").await?;
+    assert!(
+        !created.to_string().contains("bob's first password"),
+        "{created}"
+    );
+    assert_eq!(created["items"][0]["after"]["id"], "bob", "{created}");
+
+    // Paging: one at a time, no repeats, to the end.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/audit?path=/v1/departments&limit=1&cursor={c}"),
+            None => "/v1/audit?path=/v1/departments&limit=1".to_owned(),
+        };
+        let (_, page) = admin.get(&path).await?;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e["id"].clone()),
+        );
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(seen.len() <= entries.len(), "paging does not end");
+    }
+    let ids: Vec<Value> = entries.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(seen, ids);
+    running.shutdown().await;
+    Ok(())
+}
