@@ -55,7 +55,12 @@ pub fn auth_error(e: AuthError) -> Response {
             ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/password", e.to_string())
                 .into_response()
         }
-        AuthError::Contended => ApiError::conflict(e.to_string()).into_response(),
+        AuthError::Contended | AuthError::MfaState(_) => {
+            ApiError::conflict(e.to_string()).into_response()
+        }
+        AuthError::InvalidCode => {
+            ApiError::field(StatusCode::UNAUTHORIZED, "/code", e.to_string()).into_response()
+        }
         AuthError::Store(e) => ApiError::from(e).into_response(),
         AuthError::Hashing(_) => ApiError::internal(e).into_response(),
     }
@@ -81,7 +86,14 @@ pub async fn require_auth(
     };
     let path = request.uri().path().to_owned();
     let method = request.method().as_str().to_owned();
-    let mut response = if is_self_service(&principal, &path) || principal.can(&path, &method) {
+    let mut response = if principal.needs_mfa_enrollment && !path.starts_with("/v1/auth/") {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "your tenant requires multi-factor authentication: enroll with POST /v1/auth/mfa/enroll \
+             and /v1/auth/mfa/confirm, then log in again",
+        )
+        .into_response()
+    } else if is_self_service(&principal, &path) || principal.can(&path, &method) {
         request.extensions_mut().insert(Caller(Arc::new(principal)));
         next.run(request).await
     } else {

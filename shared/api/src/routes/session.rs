@@ -22,6 +22,7 @@ pub fn public_routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/mfa/verify", post(verify_mfa))
 }
 
 /// Routes for any signed-in user.
@@ -30,6 +31,9 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/me", get(me))
         .route("/v1/auth/password", put(change_password))
+        .route("/v1/auth/mfa/enroll", post(enroll_mfa))
+        .route("/v1/auth/mfa/confirm", post(confirm_mfa))
+        .route("/v1/auth/mfa/disable", post(disable_mfa))
 }
 
 #[derive(Deserialize)]
@@ -55,16 +59,13 @@ async fn login(
     {
         return e.into_response();
     }
-    let client = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect::<String>());
+    let client = user_agent(&headers);
     let result = state
         .auth
         .login(&tenant, &body.username, &body.password, client.as_deref())
         .await;
     let mut response = match result {
-        Ok(tokens) => Json(tokens).into_response(),
+        Ok(outcome) => Json(outcome).into_response(),
         Err(e) => auth_error(e),
     };
     // Every attempt is audited under the name it gave.
@@ -170,6 +171,117 @@ async fn change_password(
         Err(iot_core::auth::AuthError::WeakPassword(why)) => {
             ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/new_password", why).into_response()
         }
+        Err(e) => auth_error(e),
+    }
+}
+
+fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaVerifyBody {
+    mfa_token: String,
+    /// The current code of the authenticator app, or a recovery code.
+    code: String,
+}
+
+/// The second step of a login with TOTP.
+async fn verify_mfa(
+    State(state): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<MfaVerifyBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state
+        .auth
+        .verify_mfa(&body.mfa_token, &body.code, user_agent(&headers).as_deref())
+        .await
+    {
+        Ok(tokens) => Json(tokens).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+/// Starts enrollment: the secret and the `otpauth://` URL for the authenticator app.
+async fn enroll_mfa(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> Response {
+    match state.auth.enroll_mfa(&caller.tenant, &caller.user).await {
+        Ok(enrollment) => Json(enrollment).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+/// Confirms enrollment with a code from the app; answers the recovery codes, shown once.
+async fn confirm_mfa(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    body: Result<Json<CodeBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state
+        .auth
+        .confirm_mfa(&caller.tenant, &caller.user, &body.code)
+        .await
+    {
+        Ok(codes) => Json(json!({
+            "recovery_codes": codes,
+            "detail": "keep these codes somewhere safe: each one replaces a code from your app once",
+        }))
+        .into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+}
+
+/// Turns one's own TOTP off; needs the password.
+async fn disable_mfa(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    body: Result<Json<PasswordBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match state
+        .auth
+        .check_password(&caller.tenant, &caller.user, &body.current_password)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return ApiError::field(
+                StatusCode::FORBIDDEN,
+                "/current_password",
+                "is not your current password",
+            )
+            .into_response();
+        }
+        Err(e) => return auth_error(e),
+    }
+    match state.auth.disable_mfa(&caller.tenant, &caller.user).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => auth_error(e),
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use iot_core::auth::{
-    AuthError, Credential, Grouping, Permission, Policy, Principal, User, password,
+    AuthError, Credential, Grouping, Permission, Policy, Principal, TenantSettings, User, password,
 };
 use iot_core::ports::StoreError;
 use serde::Deserialize;
@@ -28,6 +28,8 @@ pub fn routes() -> Router<Arc<ApiState>> {
             get(read_user).put(update_user).delete(delete_user),
         )
         .route("/v1/users/{id}/password", put(reset_password))
+        .route("/v1/users/{id}/mfa", axum::routing::delete(reset_mfa))
+        .route("/v1/settings", get(read_settings).put(put_settings))
         .route("/v1/roles", get(list_roles))
         .route(
             "/v1/roles/{name}",
@@ -340,6 +342,54 @@ async fn reset_password(
         )),
         Err(e) => Err(auth_api_error(e)),
     }
+}
+
+/// An administrator turns a user's TOTP off (a lost phone); the user's sessions end.
+async fn reset_mfa(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    user_of(&state, &caller.tenant, &id).await?;
+    state
+        .auth
+        .disable_mfa(&caller.tenant, &id)
+        .await
+        .map_err(auth_api_error)?;
+    state
+        .auth
+        .end_sessions(&caller.tenant, &id)
+        .await
+        .map_err(auth_api_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn read_settings(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<TenantSettings>> {
+    Ok(Json(state.catalog.settings(&caller.tenant).await?))
+}
+
+async fn put_settings(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    body: Result<Json<TenantSettings>, JsonRejection>,
+) -> ApiResult<Json<TenantSettings>> {
+    let settings = body?.0;
+    if settings.require_mfa && !caller.second_factor {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/require_mfa",
+            "log in with a second factor yourself first (POST /v1/auth/mfa/enroll), \
+             or you would lock yourself out",
+        ));
+    }
+    state
+        .catalog
+        .put_settings(&caller.tenant, &settings)
+        .await?;
+    Ok(Json(settings))
 }
 
 fn auth_api_error(e: AuthError) -> ApiError {

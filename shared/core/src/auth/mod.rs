@@ -2,6 +2,7 @@
 //! policy, departments and data scopes, and the audit entry type.
 
 mod department;
+pub mod mfa;
 pub mod password;
 pub mod policy;
 pub mod secret;
@@ -11,6 +12,11 @@ mod user;
 
 pub use department::DepartmentTree;
 pub use policy::{Grouping, Permission, Policy, PolicyError};
-pub use service::{AuthError, AuthService, AuthSettings, DataScope, Principal, Tokens, data_scope};
+pub use service::{
+    AuthError, AuthService, AuthSettings, DataScope, LoginOutcome, MfaEnrollment, Principal,
+    Tokens, data_scope,
+};
 pub use token::{TokenError, TokenKeys};
-pub use user::{AuditEntry, Credential, Session, User, default_policy, is_secret_field, redact};
+pub use user::{
+    AuditEntry, Credential, Session, TenantSettings, User, default_policy, is_secret_field, redact,
+};

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::department::DepartmentTree;
+use super::mfa::{TotpEnrollment, recovery_codes, use_recovery_code};
 use super::password::{self, verify_nothing, verify_password};
 use super::policy::{Grouping, Policy};
 use super::secret::{constant_time_eq, digest, random_id, random_token};
-use super::token::{AUDIENCE, AccessClaims, ISSUER, TokenError, TokenKeys};
+use super::token::{AUDIENCE, AccessClaims, ISSUER, MFA_AUDIENCE, TokenError, TokenKeys};
 use super::user::{Credential, Session, User, default_policy};
 use crate::ports::{Clock, StoreError};
 use crate::repo::Catalog;
@@ -53,6 +54,10 @@ pub enum AuthError {
     WeakPassword(String),
     #[error("the session changed concurrently; retry")]
     Contended,
+    #[error("the code is wrong or was used already; enter the current code from your app")]
+    InvalidCode,
+    #[error("multi-factor authentication is {0}")]
+    MfaState(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
@@ -69,6 +74,41 @@ pub struct Tokens {
     /// `{session id}.{secret}`: exchange it at `/v1/auth/refresh`; it works once.
     pub refresh_token: String,
 }
+
+/// What a correct password leads to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(Tokens),
+    /// The user has a second factor: post a code with this token to `/v1/auth/mfa/verify`.
+    MfaRequired {
+        mfa_required: bool,
+        mfa_token: String,
+        expires_in: i64,
+    },
+}
+
+impl LoginOutcome {
+    /// The tokens, if no second factor is needed.
+    pub fn tokens(self) -> Option<Tokens> {
+        match self {
+            LoginOutcome::Tokens(t) => Some(t),
+            LoginOutcome::MfaRequired { .. } => None,
+        }
+    }
+}
+
+/// A started TOTP enrollment: what the user's authenticator app needs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MfaEnrollment {
+    /// Base32, to type in by hand.
+    pub secret: String,
+    /// To show as a QR code.
+    pub otpauth_url: String,
+}
+
+/// How long the token between password and second factor lives.
+const MFA_TOKEN_TTL_MS: Millis = 5 * MINUTE;
 
 /// Which departments' data a user may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +135,11 @@ pub struct Principal {
     pub department: Option<String>,
     pub policy: Arc<Policy>,
     pub scope: DataScope,
+    /// The tenant requires a second factor and this login had none: only the user's own
+    /// `/v1/auth/*` routes (to enroll) answer.
+    pub needs_mfa_enrollment: bool,
+    /// This login used a second factor (TOTP, or an SSO provider's own).
+    pub second_factor: bool,
 }
 
 impl Principal {
@@ -210,7 +255,7 @@ impl AuthService {
         user_id: &str,
         password: &str,
         client: Option<&str>,
-    ) -> Result<Tokens, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let now = self.clock.now_ms();
         let (Some(user), Some(stored)) = (
             self.catalog.user(tenant, user_id).await?,
@@ -256,7 +301,162 @@ impl AuthService {
                 .put_credential(tenant, user_id, &credential, Some(stored.version))
                 .await;
         }
-        self.start_session(&user, client).await
+        if credential.has_mfa() {
+            let claims = AccessClaims {
+                iss: ISSUER.into(),
+                aud: MFA_AUDIENCE.into(),
+                sub: user.id.clone(),
+                tid: user.tenant_id.clone(),
+                sid: String::new(),
+                iat: now / SECOND,
+                exp: (now + MFA_TOKEN_TTL_MS) / SECOND,
+                amr: vec!["pwd".into()],
+            };
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_required: true,
+                mfa_token: self.keys.sign(&claims)?,
+                expires_in: MFA_TOKEN_TTL_MS / SECOND,
+            });
+        }
+        self.start_session(&user, client, &["pwd"])
+            .await
+            .map(LoginOutcome::Tokens)
+    }
+
+    /// The second step of a login with TOTP: a current code, or one of the recovery codes.
+    /// Wrong codes count towards the lockout as wrong passwords do.
+    pub async fn verify_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        client: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let now = self.clock.now_ms();
+        let claims = self.keys.verify_for(mfa_token, MFA_AUDIENCE, now)?;
+        let (tenant, user_id) = (claims.tid.as_str(), claims.sub.as_str());
+        let (Some(user), Some(stored)) = (
+            self.catalog.user(tenant, user_id).await?,
+            self.catalog.credential(tenant, user_id).await?,
+        ) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        let mut credential = stored.value;
+        if let Some(until) = credential.locked_until.filter(|&t| t > now) {
+            return Err(AuthError::Locked(until));
+        }
+        let Some(totp) = credential.totp.as_mut().filter(|t| t.confirmed) else {
+            return Err(AuthError::MfaState("not enrolled"));
+        };
+        let accepted = match totp.accept(code, now) {
+            Some(step) => {
+                totp.last_step = step;
+                true
+            }
+            None => use_recovery_code(&mut credential.recovery_digests, code),
+        };
+        if !accepted {
+            credential.failed_logins += 1;
+            if credential.failed_logins >= self.settings.max_failed_logins {
+                credential.locked_until = Some(now + self.settings.lockout_ms);
+                credential.failed_logins = 0;
+            }
+            let _ = self
+                .catalog
+                .put_credential(tenant, user_id, &credential, Some(stored.version))
+                .await;
+            return Err(match credential.locked_until {
+                Some(until) if until > now => AuthError::Locked(until),
+                _ => AuthError::InvalidCode,
+            });
+        }
+        credential.failed_logins = 0;
+        // Conditional on the version read: two logins racing with one code, one wins.
+        match self
+            .catalog
+            .put_credential(tenant, user_id, &credential, Some(stored.version))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed(_)) => return Err(AuthError::InvalidCode),
+            Err(e) => return Err(e.into()),
+        }
+        self.start_session(&user, client, &["pwd", "otp"]).await
+    }
+
+    /// Starts TOTP enrollment: a new secret, unconfirmed until [`AuthService::confirm_mfa`].
+    pub async fn enroll_mfa(&self, tenant: &str, user: &str) -> Result<MfaEnrollment, AuthError> {
+        let stored = self
+            .catalog
+            .credential(tenant, user)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        let mut credential = stored.value;
+        if credential.has_mfa() {
+            return Err(AuthError::MfaState(
+                "on already; turn it off first to enroll a new device",
+            ));
+        }
+        let enrollment = TotpEnrollment::generate();
+        let answer = MfaEnrollment {
+            secret: enrollment.secret.clone(),
+            otpauth_url: enrollment.url(&format!("{user}@{tenant}")),
+        };
+        credential.totp = Some(enrollment);
+        self.catalog
+            .put_credential(tenant, user, &credential, Some(stored.version))
+            .await?;
+        Ok(answer)
+    }
+
+    /// Confirms enrollment with a code from the app; returns the recovery codes, shown once.
+    pub async fn confirm_mfa(
+        &self,
+        tenant: &str,
+        user: &str,
+        code: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let stored = self
+            .catalog
+            .credential(tenant, user)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        let mut credential = stored.value;
+        let Some(totp) = credential.totp.as_mut() else {
+            return Err(AuthError::MfaState("not started; enroll first"));
+        };
+        if totp.confirmed {
+            return Err(AuthError::MfaState("confirmed already"));
+        }
+        let step = totp
+            .accept(code, self.clock.now_ms())
+            .ok_or(AuthError::InvalidCode)?;
+        totp.confirmed = true;
+        totp.last_step = step;
+        let (codes, digests) = recovery_codes();
+        credential.recovery_digests = digests;
+        self.catalog
+            .put_credential(tenant, user, &credential, Some(stored.version))
+            .await?;
+        Ok(codes)
+    }
+
+    /// Turns TOTP off for a user (they, or an administrator, decided so).
+    pub async fn disable_mfa(&self, tenant: &str, user: &str) -> Result<(), AuthError> {
+        let stored = self
+            .catalog
+            .credential(tenant, user)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        let mut credential = stored.value;
+        credential.totp = None;
+        credential.recovery_digests.clear();
+        self.catalog
+            .put_credential(tenant, user, &credential, Some(stored.version))
+            .await?;
+        Ok(())
     }
 
     /// Opens a session for a user who has proven who they are (password, SSO).
@@ -264,6 +464,7 @@ impl AuthService {
         &self,
         user: &User,
         client: Option<&str>,
+        amr: &[&str],
     ) -> Result<Tokens, AuthError> {
         let now = self.clock.now_ms();
         let secret = random_token(32);
@@ -276,6 +477,7 @@ impl AuthService {
             refresh_digest: digest(&secret),
             previous_digest: None,
             client: client.map(str::to_owned),
+            amr: amr.iter().map(|m| (*m).to_owned()).collect(),
         };
         self.catalog.put_session(&session, None).await?;
         self.tokens(&session, &secret)
@@ -291,6 +493,7 @@ impl AuthService {
             sid: session.id.clone(),
             iat: now / SECOND,
             exp: (now + self.settings.access_ttl_ms) / SECOND,
+            amr: session.amr.clone(),
         };
         Ok(Tokens {
             access_token: self.keys.sign(&claims)?,
@@ -398,7 +601,12 @@ impl AuthService {
             user.department_id.as_deref(),
             &tree,
         );
+        let second_factor = claims.amr.iter().any(|m| m == "otp" || m == "sso");
+        let needs_mfa_enrollment =
+            !second_factor && self.catalog.settings(&claims.tid).await?.require_mfa;
         Ok(Principal {
+            needs_mfa_enrollment,
+            second_factor,
             tenant: claims.tid,
             user: user.id,
             session: session.value.id,
@@ -423,6 +631,7 @@ impl AuthService {
             password_hash: Some(hash),
             failed_logins: 0,
             locked_until: None,
+            ..stored.as_ref().map(|s| s.value.clone()).unwrap_or_default()
         };
         self.catalog
             .put_credential(tenant, user, &credential, stored.map(|s| s.version))
@@ -452,6 +661,7 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::mfa::TotpEnrollment;
     use crate::model::Department;
     use crate::ports::ManualClock;
     use crate::ports::memory::MemoryMetaStore;
@@ -480,7 +690,11 @@ mod tests {
                 .bootstrap_tenant("acme", "admin", "another password")
                 .await?
         );
-        let tokens = auth.login("acme", "admin", "first password!", None).await?;
+        let tokens = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
         let me = auth.authenticate(&tokens.access_token).await?;
         assert_eq!((me.tenant.as_str(), me.user.as_str()), ("acme", "admin"));
         assert!(me.can("/v1/users", "POST"));
@@ -516,7 +730,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
         clock.advance(15 * MINUTE);
-        auth.login("acme", "admin", "first password!", None).await?;
+        auth.login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
         // An unknown user gets the very same answer as a wrong password.
         let e = auth.login("acme", "nobody", "x", None).await.unwrap_err();
         assert!(matches!(e, AuthError::InvalidCredentials));
@@ -528,7 +745,11 @@ mod tests {
         let (auth, _) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let first = auth.login("acme", "admin", "first password!", None).await?;
+        let first = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
         let second = auth.refresh(&first.refresh_token).await?;
         assert_ne!(first.refresh_token, second.refresh_token);
         auth.authenticate(&second.access_token).await?;
@@ -553,8 +774,16 @@ mod tests {
         let (auth, clock) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let a = auth.login("acme", "admin", "first password!", None).await?;
-        let b = auth.login("acme", "admin", "first password!", None).await?;
+        let a = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
+        let b = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
         let session = auth.authenticate(&a.access_token).await?.session;
         auth.logout(&session).await?;
         assert!(matches!(
@@ -580,8 +809,16 @@ mod tests {
         let (auth, _) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let a = auth.login("acme", "admin", "first password!", None).await?;
-        let b = auth.login("acme", "admin", "first password!", None).await?;
+        let a = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
+        let b = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?;
         let keep = auth.authenticate(&a.access_token).await?.session;
         let weak = auth
             .set_password("acme", "admin", "short", Some(&keep))
@@ -632,4 +869,77 @@ mod tests {
     }
 
     type PolicyErr = super::super::PolicyError;
+
+    #[tokio::test]
+    async fn totp_is_enrolled_confirmed_and_then_asked_at_every_login() -> TestResult {
+        let (auth, clock) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        let enrollment = auth.enroll_mfa("acme", "admin").await?;
+        assert!(enrollment.otpauth_url.contains(&enrollment.secret));
+        let app = TotpEnrollment {
+            secret: enrollment.secret.clone(),
+            confirmed: true,
+            last_step: 0,
+        };
+        assert!(matches!(
+            auth.confirm_mfa("acme", "admin", "000000").await,
+            Err(AuthError::InvalidCode)
+        ));
+        let recovery = auth
+            .confirm_mfa("acme", "admin", &app.code_at(clock.now_ms()))
+            .await?;
+        assert_eq!(recovery.len(), 10);
+
+        let outcome = auth.login("acme", "admin", "first password!", None).await?;
+        let LoginOutcome::MfaRequired { mfa_token, .. } = outcome else {
+            return Err("a second factor should be asked".into());
+        };
+        // The intermediate token is no access token.
+        assert!(auth.authenticate(&mfa_token).await.is_err());
+        clock.advance(30 * SECOND);
+        let code = app.code_at(clock.now_ms());
+        let tokens = auth.verify_mfa(&mfa_token, &code, None).await?;
+        let me = auth.authenticate(&tokens.access_token).await?;
+        assert!(!me.needs_mfa_enrollment);
+        // The same code again is refused; a recovery code works once.
+        assert!(matches!(
+            auth.verify_mfa(&mfa_token, &code, None).await,
+            Err(AuthError::InvalidCode)
+        ));
+        auth.verify_mfa(&mfa_token, &recovery[0], None).await?;
+        assert!(
+            auth.verify_mfa(&mfa_token, &recovery[0], None)
+                .await
+                .is_err()
+        );
+        // The intermediate token expires.
+        clock.advance(5 * MINUTE);
+        assert!(matches!(
+            auth.verify_mfa(&mfa_token, &recovery[1], None).await,
+            Err(AuthError::Token(TokenError::Expired))
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_tenant_that_requires_mfa_holds_back_users_without_it() -> TestResult {
+        let (auth, _) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        auth.catalog()
+            .put_settings("acme", &crate::auth::TenantSettings { require_mfa: true })
+            .await?;
+        let tokens = auth
+            .login("acme", "admin", "first password!", None)
+            .await?
+            .tokens()
+            .ok_or("not enrolled yet, so no second factor is asked")?;
+        assert!(
+            auth.authenticate(&tokens.access_token)
+                .await?
+                .needs_mfa_enrollment
+        );
+        Ok(())
+    }
 }

@@ -14,6 +14,9 @@ pub const MIN_KEY_BYTES: usize = 32;
 /// Who issues and who accepts the tokens.
 pub const ISSUER: &str = "iot-platform";
 pub const AUDIENCE: &str = "iot-platform-api";
+/// The audience of the short-lived token between a password and a second factor; it opens
+/// nothing but `/v1/auth/mfa/verify`.
+pub const MFA_AUDIENCE: &str = "iot-platform-mfa";
 
 /// What an access token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +32,9 @@ pub struct AccessClaims {
     /// Issued and expiry times, seconds since the epoch.
     pub iat: i64,
     pub exp: i64,
+    /// Authentication methods (RFC 8176): `pwd`, `otp`, `sso`.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -78,9 +84,19 @@ impl TokenKeys {
 
     /// Checks signature, algorithm, issuer, audience and expiry (no leeway) at `now`.
     pub fn verify(&self, token: &str, now: Millis) -> Result<AccessClaims, TokenError> {
+        self.verify_for(token, AUDIENCE, now)
+    }
+
+    /// As [`TokenKeys::verify`], for tokens of another audience.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        audience: &str,
+        now: Millis,
+    ) -> Result<AccessClaims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         // Expiry is checked below against the platform clock, so tests can move time.
         validation.validate_exp = false;
@@ -108,6 +124,7 @@ mod tests {
             sid: "s1".into(),
             iat: exp - 900,
             exp,
+            amr: vec!["pwd".into()],
         }
     }
 

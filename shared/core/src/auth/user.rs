@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::mfa::TotpEnrollment;
 use super::policy::{Grouping, Permission, Policy};
 use crate::time::Millis;
 
@@ -34,6 +35,27 @@ pub struct Credential {
     pub failed_logins: u32,
     #[serde(default)]
     pub locked_until: Option<Millis>,
+    /// TOTP, once enrolled.
+    #[serde(default)]
+    pub totp: Option<TotpEnrollment>,
+    /// SHA-256 of the unused recovery codes.
+    #[serde(default)]
+    pub recovery_digests: Vec<String>,
+}
+
+impl Credential {
+    pub fn has_mfa(&self) -> bool {
+        self.totp.as_ref().is_some_and(|t| t.confirmed)
+    }
+}
+
+/// Tenant-wide settings an administrator changes through the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Every user must enroll TOTP; until they do, only their own `/v1/auth/*` routes answer.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// A login: what refresh tokens rotate and logout ends.
@@ -53,6 +75,9 @@ pub struct Session {
     pub previous_digest: Option<String>,
     #[serde(default)]
     pub client: Option<String>,
+    /// How the user proved who they are (`pwd`, `otp`, `sso`), carried into every access token.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 /// One change made through the API.
@@ -130,6 +155,7 @@ pub fn is_secret_field(name: &str) -> bool {
         "private_key",
         "signing_key",
         "recovery",
+        "otpauth",
     ]
     .iter()
     .any(|s| name.contains(s))

@@ -6,6 +6,7 @@
 //! | credential (versioned) | `TENANT#{t}#USER#{id}` | `CREDENTIAL` | |
 //! | session (with TTL) | `SESSION#{id}` | `SESSION` | `TENANT#{t}#USER#{u}#SESSIONS` / `{created_at, 20 digits}#{id}` |
 //! | policy (versioned) | `TENANT#{t}` | `POLICY` | |
+//! | tenant settings | `TENANT#{t}` | `SETTINGS` | |
 //! | department | `TENANT#{t}` | `DEPT#{id}` | |
 //! | audit entry (with TTL) | `TENANT#{t}#AUDIT` | `{at, 20 digits}#{id}` | |
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{Catalog, from_item, tenant_pk, to_json};
-use crate::auth::{AuditEntry, Credential, Policy, Session, User};
+use crate::auth::{AuditEntry, Credential, Policy, Session, TenantSettings, User};
 use crate::model::Department;
 use crate::ports::{Condition, Item, Key, Query, SortKey, StoreError};
 use crate::time::Millis;
@@ -36,6 +37,10 @@ fn sessions_pk(tenant: &str, user: &str) -> String {
 
 fn policy_key(tenant: &str) -> Key {
     Key::new(tenant_pk(tenant), "POLICY")
+}
+
+fn settings_key(tenant: &str) -> Key {
+    Key::new(tenant_pk(tenant), "SETTINGS")
 }
 
 fn department_key(tenant: &str, id: &str) -> Key {
@@ -216,6 +221,20 @@ impl Catalog {
     ) -> Result<(), StoreError> {
         self.put_versioned(policy_key(tenant), policy, expected)
             .await
+    }
+
+    // ---- tenant settings
+
+    pub async fn settings(&self, tenant: &str) -> Result<TenantSettings, StoreError> {
+        Ok(self.get(settings_key(tenant)).await?.unwrap_or_default())
+    }
+
+    pub async fn put_settings(
+        &self,
+        tenant: &str,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        self.put(settings_key(tenant), settings).await
     }
 
     // ---- departments
