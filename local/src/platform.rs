@@ -6,6 +6,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
+use iot_api::jwks::HttpJwks;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
 use iot_core::time::{DAY, SECOND};
@@ -147,12 +148,16 @@ async fn build_auth(
         refresh_ttl_ms: config.auth.refresh_ttl_s.max(1) * SECOND,
         ..AuthSettings::default()
     };
-    let auth = Arc::new(AuthService::new(
-        services.catalog.clone(),
-        services.clock.clone(),
-        keys,
-        settings,
-    ));
+    let jwks = HttpJwks::new(Duration::from_secs(5)).map_err(StartError::Auth)?;
+    let auth = Arc::new(
+        AuthService::new(
+            services.catalog.clone(),
+            services.clock.clone(),
+            keys,
+            settings,
+        )
+        .with_jwks(Arc::new(jwks)),
+    );
     let (password, generated) =
         secrets::admin_password(&config.data_dir, &config.auth.admin_password)
             .map_err(StartError::Auth)?;

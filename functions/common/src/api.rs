@@ -5,6 +5,7 @@ use aws_config::SdkConfig;
 use axum::Router;
 use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
+use iot_api::jwks::HttpJwks;
 use iot_aws::EventBridgeScheduler;
 use iot_aws::error::describe;
 use iot_core::alarm::AlarmEvaluator;
@@ -155,7 +156,9 @@ async fn build_auth(
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
     let key = secret(&secrets, &config.signing_key_secret_arn).await?;
     let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
-    let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default());
+    let jwks = HttpJwks::new(std::time::Duration::from_secs(5))?;
+    let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
+        .with_jwks(Arc::new(jwks));
     if catalog
         .policy(&config.default_tenant)
         .await

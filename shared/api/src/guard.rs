@@ -48,7 +48,11 @@ pub fn auth_error(e: AuthError) -> Response {
         AuthError::Token(_) | AuthError::SessionEnded | AuthError::InvalidRefresh => {
             unauthorized(e.to_string())
         }
-        AuthError::InvalidCredentials => unauthorized(e.to_string()),
+        AuthError::InvalidCredentials | AuthError::Sso(_) => unauthorized(e.to_string()),
+        AuthError::SsoUnknownUser(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
+        AuthError::SsoNotConfigured => ApiError::bad_request(e.to_string()).into_response(),
         AuthError::Disabled => ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
         AuthError::Locked(_) => ApiError::new(StatusCode::LOCKED, e.to_string()).into_response(),
         AuthError::WeakPassword(_) => {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod error;
 mod guard;
 mod input;
+pub mod jwks;
 mod routes;
 
 use axum::Router;

@@ -23,6 +23,7 @@ pub fn public_routes() -> Router<Arc<ApiState>> {
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/mfa/verify", post(verify_mfa))
+        .route("/v1/auth/oidc", post(sso_login))
 }
 
 /// Routes for any signed-in user.
@@ -284,4 +285,42 @@ async fn disable_mfa(
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => auth_error(e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsoBody {
+    /// The tenant; the server's default tenant if absent.
+    tenant: Option<String>,
+    /// The ID token the tenant's OpenID Connect provider issued.
+    id_token: String,
+}
+
+/// Single sign-on: an ID token of the tenant's provider for the platform's tokens.
+async fn sso_login(
+    State(state): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<SsoBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
+    if let Err(e) = check_id("tenant", &tenant) {
+        return e.into_response();
+    }
+    let result = state
+        .auth
+        .sso_login(&tenant, &body.id_token, user_agent(&headers).as_deref())
+        .await;
+    let mut response = match result {
+        Ok(tokens) => Json(tokens).into_response(),
+        Err(e) => auth_error(e),
+    };
+    response.extensions_mut().insert(Actor {
+        tenant,
+        user: "(sso)".into(),
+    });
+    response
 }

@@ -385,6 +385,20 @@ async fn put_settings(
              or you would lock yourself out",
         ));
     }
+    if let Some(provider) = &settings.oidc {
+        provider
+            .check()
+            .map_err(|why| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/oidc", why))?;
+        let (policy, _) = policy_of(&state, &caller.tenant).await?;
+        let known = roles_in(&policy);
+        if let Some(role) = provider.default_roles.iter().find(|r| !known.contains(*r)) {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/oidc/default_roles",
+                format!("role {role:?} does not exist"),
+            ));
+        }
+    }
     state
         .catalog
         .put_settings(&caller.tenant, &settings)

@@ -3,6 +3,7 @@
 
 mod department;
 pub mod mfa;
+pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod secret;

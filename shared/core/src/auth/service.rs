@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use super::department::DepartmentTree;
 use super::mfa::{TotpEnrollment, recovery_codes, use_recovery_code};
+use super::oidc::{JwksSource, OidcError, username_from, validate_id_token};
 use super::password::{self, verify_nothing, verify_password};
 use super::policy::{Grouping, Policy};
 use super::secret::{constant_time_eq, digest, random_id, random_token};
@@ -58,6 +59,12 @@ pub enum AuthError {
     InvalidCode,
     #[error("multi-factor authentication is {0}")]
     MfaState(&'static str),
+    #[error("{0}")]
+    Sso(#[from] super::oidc::OidcError),
+    #[error("single sign-on is not set up for this tenant")]
+    SsoNotConfigured,
+    #[error("no user {0:?} in this tenant; ask an administrator to create one")]
+    SsoUnknownUser(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
@@ -180,6 +187,7 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     keys: TokenKeys,
     settings: AuthSettings,
+    jwks: Option<Arc<dyn JwksSource>>,
 }
 
 impl AuthService {
@@ -194,7 +202,120 @@ impl AuthService {
             clock,
             keys,
             settings,
+            jwks: None,
         }
+    }
+
+    /// Enables single sign-on, reading providers' keys from `jwks`.
+    pub fn with_jwks(mut self, jwks: Arc<dyn JwksSource>) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// Signs in with an ID token of the tenant's OpenID Connect provider. The user must exist,
+    /// unless the provider is set to create users at their first sign-in.
+    pub async fn sso_login(
+        &self,
+        tenant: &str,
+        id_token: &str,
+        client: Option<&str>,
+    ) -> Result<Tokens, AuthError> {
+        let settings = self.catalog.settings(tenant).await?;
+        let (Some(provider), Some(jwks)) = (settings.oidc, self.jwks.as_ref()) else {
+            return Err(AuthError::SsoNotConfigured);
+        };
+        let now = self.clock.now_ms();
+        let keys = jwks
+            .jwks(&provider.jwks_uri, false)
+            .await
+            .map_err(OidcError::Keys)?;
+        let claims = match validate_id_token(id_token, &provider, &keys, now) {
+            // A key the cached set lacks: the provider may have rotated; read it again, once.
+            Err(OidcError::Invalid(why)) if why.contains("does not publish") => {
+                let keys = jwks
+                    .jwks(&provider.jwks_uri, true)
+                    .await
+                    .map_err(OidcError::Keys)?;
+                validate_id_token(id_token, &provider, &keys, now)?
+            }
+            other => other?,
+        };
+        let name = claims
+            .get(&provider.username_claim)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                OidcError::Invalid(format!(
+                    "it has no {:?} claim to name the user",
+                    provider.username_claim
+                ))
+            })?;
+        let id = username_from(name);
+        let user = match self.catalog.user(tenant, &id).await? {
+            Some(user) => user,
+            None if provider.auto_create => {
+                let user = User {
+                    id: id.clone(),
+                    tenant_id: tenant.to_owned(),
+                    name: claims
+                        .get("name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or(name)
+                        .to_owned(),
+                    email: claims
+                        .get("email")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                    department_id: provider.default_department.clone(),
+                    disabled: false,
+                    created_at: now,
+                };
+                match self
+                    .catalog
+                    .create_user(&user, &Credential::default())
+                    .await
+                {
+                    Ok(()) => {
+                        self.grant_roles(tenant, &id, &provider.default_roles)
+                            .await?
+                    }
+                    // Created by a concurrent first sign-in.
+                    Err(StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                user
+            }
+            None => return Err(AuthError::SsoUnknownUser(id)),
+        };
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        self.start_session(&user, client, &["sso"]).await
+    }
+
+    /// Adds `g` lines for a new user, retrying if the policy changed meanwhile.
+    async fn grant_roles(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &[String],
+    ) -> Result<(), AuthError> {
+        for _ in 0..3 {
+            let stored = self.catalog.policy(tenant).await?;
+            let version = stored.as_ref().map(|v| v.version);
+            let mut policy = stored.map(|v| v.value).unwrap_or_default();
+            policy.groupings.extend(roles.iter().map(|role| Grouping {
+                user: user.to_owned(),
+                role: role.clone(),
+                dom: tenant.to_owned(),
+            }));
+            policy.normalize();
+            match self.catalog.put_policy(tenant, &policy, version).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AuthError::Contended)
     }
 
     pub fn catalog(&self) -> &Catalog {

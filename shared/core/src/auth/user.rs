@@ -56,6 +56,9 @@ pub struct TenantSettings {
     /// Every user must enroll TOTP; until they do, only their own `/v1/auth/*` routes answer.
     #[serde(default)]
     pub require_mfa: bool,
+    /// Sign-in through the tenant's OpenID Connect provider, if set.
+    #[serde(default)]
+    pub oidc: Option<super::oidc::OidcProvider>,
 }
 
 /// A login: what refresh tokens rotate and logout ends.

@@ -1,0 +1,86 @@
+//! Identity providers' key sets over HTTPS, cached for an hour; a forced refresh (a token named
+//! an unknown key) happens at most once a minute per provider, so made-up key ids cannot turn
+//! the API into a request amplifier.
+
+use async_trait::async_trait;
+use iot_core::auth::oidc::JwksSource;
+use jsonwebtoken::jwk::JwkSet;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const FRESH_FOR: Duration = Duration::from_secs(3600);
+const MIN_REFRESH: Duration = Duration::from_secs(60);
+
+struct Cached {
+    set: JwkSet,
+    fetched_at: Instant,
+    /// When a refresh was last forced (a token named a key not in the set).
+    forced_at: Option<Instant>,
+}
+
+pub struct HttpJwks {
+    client: reqwest::Client,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl HttpJwks {
+    pub fn new(timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The cached set if it may be used: fresh, and not asked to refresh (or refreshed by
+    /// force within the last minute already).
+    fn cached(&self, uri: &str, refresh: bool) -> Option<JwkSet> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = cache.get_mut(uri)?;
+        if refresh {
+            if entry.forced_at.is_some_and(|at| at.elapsed() < MIN_REFRESH) {
+                return Some(entry.set.clone());
+            }
+            entry.forced_at = Some(Instant::now());
+            return None;
+        }
+        (entry.fetched_at.elapsed() < FRESH_FOR).then(|| entry.set.clone())
+    }
+}
+
+#[async_trait]
+impl JwksSource for HttpJwks {
+    async fn jwks(&self, uri: &str, refresh: bool) -> Result<JwkSet, String> {
+        if let Some(set) = self.cached(uri, refresh) {
+            return Ok(set);
+        }
+        let response = self
+            .client
+            .get(uri)
+            .send()
+            .await
+            .map_err(|e| format!("{uri}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{uri} answered {}", response.status()));
+        }
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| format!("{uri} is not a JWK set: {e}"))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let forced_at = cache.get(uri).and_then(|c| c.forced_at);
+        cache.insert(
+            uri.to_owned(),
+            Cached {
+                set: set.clone(),
+                fetched_at: Instant::now(),
+                forced_at,
+            },
+        );
+        Ok(set)
+    }
+}
