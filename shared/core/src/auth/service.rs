@@ -1049,7 +1049,13 @@ mod tests {
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
         auth.catalog()
-            .put_settings("acme", &crate::auth::TenantSettings { require_mfa: true })
+            .put_settings(
+                "acme",
+                &crate::auth::TenantSettings {
+                    require_mfa: true,
+                    oidc: None,
+                },
+            )
             .await?;
         let tokens = auth
             .login("acme", "admin", "first password!", None)
