@@ -47,6 +47,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/devices/nope/latest", "aov"),
     ("GET", "/v1/devices/nope/aggregate", "aov"),
     ("GET", "/v1/devices/nope/presence", "aov"),
+    ("POST", "/v1/devices/nope/token", "ao"),
+    ("DELETE", "/v1/devices/nope/token", "ao"),
     ("GET", "/v1/products", "aov"),
     ("POST", "/v1/products", "ao"),
     ("GET", "/v1/products/nope", "aov"),
@@ -1114,6 +1116,82 @@ async fn single_sign_on_accepts_the_providers_id_tokens_only() -> TestResult {
         .put("/v1/settings", &json!({ "oidc": { "issuer": "http://idp.example/", "client_id": "x", "jwks_uri": "http://idp.example/jwks" } }))
         .await?;
     assert_eq!(status, 422);
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    admin
+        .create(
+            "/v1/products",
+            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    for uid in ["air-1", "air-2"] {
+        admin
+            .create(
+                "/v1/devices",
+                &json!({ "uid": uid, "identification_code": uid, "product_id": "air", "department_id": "hq" }),
+            )
+            .await?;
+    }
+    let (status, issued) = admin.post("/v1/devices/air-1/token", &json!({})).await?;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["device_token"]
+        .as_str()
+        .ok_or("no token")?
+        .to_owned();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/v1/ingest", running.http_addr);
+    let post = |auth: String, body: String| {
+        client
+            .post(&url)
+            .header("authorization", auth)
+            .body(body)
+            .send()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let good = format!(r#"{{"ts": {now}, "temp": 22.5, "hum": 40, "co2": 600}}"#);
+
+    let response = post(format!("Device {token}"), good.clone()).await?;
+    assert_eq!(response.status().as_u16(), 200);
+    let receipt: Value = response.json().await?;
+    assert_eq!(receipt, json!({ "status": "stored", "records": 1 }));
+    let (_, latest) = admin.get("/v1/devices/air-1/latest").await?;
+    assert_eq!(latest["signals"]["temperature"]["value"], 22.5, "{latest}");
+
+    // What the script refuses is kept with the reason, as over MQTT.
+    let response = post(format!("Device {token}"), "not json".into()).await?;
+    assert_eq!(response.status().as_u16(), 422);
+    let receipt: Value = response.json().await?;
+    assert_eq!(receipt["status"], "rejected", "{receipt}");
+
+    // A wrong secret, another device's name with this secret, a user's token: refused.
+    let (_, secret) = token.split_once('.').ok_or("token shape")?;
+    for auth in [
+        format!("Device air-1.{}x", secret),
+        format!("Device air-2.{secret}"),
+        format!("Bearer {}", admin.token().unwrap_or_default()),
+        String::new(),
+    ] {
+        let response = post(auth.clone(), good.clone()).await?;
+        assert_eq!(response.status().as_u16(), 401, "{auth}");
+    }
+    // Revoked, it stops working.
+    assert_eq!(admin.delete("/v1/devices/air-1/token").await?.0, 204);
+    assert_eq!(
+        post(format!("Device {token}"), good)
+            .await?
+            .status()
+            .as_u16(),
+        401
+    );
     running.shutdown().await;
     Ok(())
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use iot_core::repo::Catalog;
-use iot_e2e::aws::{CallRecorder, Stack, start_rule_bridge};
+use iot_e2e::aws::{CallRecorder, Queue, Stack, start_rule_bridge};
 use iot_e2e::{Device, Error, Mosquitto, TestResult, WebhookReceiver, eventually};
 use iot_functions::alarm::AlarmFunction;
 use iot_functions::backup::BackupFunction;
@@ -157,6 +157,17 @@ async fn provision(router: &Router, webhook: &str) -> TestResult {
         "script": "#{ avg: avg(series.temperature), n: count(series.temperature) }", "enabled": true
     })).await?;
     Ok(())
+}
+
+/// The next batch on `queue`, waiting for it a little.
+async fn eventually_received(stack: &Stack, queue: &Queue) -> Result<Value, Error> {
+    for _ in 0..20 {
+        if let Some(batch) = stack.receive(queue).await? {
+            return Ok(batch);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err("nothing arrived on the queue".into())
 }
 
 fn failures(response: &Value) -> usize {
@@ -319,6 +330,32 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     let (status, problem) = api_event(&router, "api/bad-request.json").await?;
     assert_eq!(status, 400, "{problem}");
     assert!(problem.to_string().contains("uid"), "{problem}");
+
+    // HTTP ingest: the API queues the message in the telemetry rule's shape, and the ingest
+    // function stores it as it stores MQTT messages.
+    let (status, issued) = api(&router, "POST", "/v1/devices/air-1/token", None).await?;
+    assert_eq!(status, 201, "{issued}");
+    let device_token = issued["device_token"].as_str().unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/ingest")
+        .header("authorization", format!("Device {device_token}"))
+        .body(Body::from(format!(
+            r#"{{"ts": {now}, "temp": 23.75, "hum": 40, "co2": 600}}"#
+        )))?;
+    let (status, receipt) = call(&router, request).await?;
+    assert_eq!(
+        (status, receipt["status"].as_str()),
+        (202, Some("queued")),
+        "{receipt}"
+    );
+    let batch = eventually_received(&stack, &stack.ingest_queue).await?;
+    assert_eq!(failures(&ingest.handle(batch).await?), 0);
+    let (_, latest) = api(&router, "GET", "/v1/devices/air-1/latest", None).await?;
+    assert_eq!(latest["signals"]["temperature"]["value"], 23.75, "{latest}");
 
     // Backup: an export of the metadata table is started into the export bucket.
     let backup = BackupFunction::new(&sdk("backup")?, stack.backup_config());

@@ -1,6 +1,7 @@
 //! The pipeline on one machine: adapters built once, the message handler the broker (or the
 //! external-broker subscriber) calls, and the workers behind the durable queues.
 
+use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
 use iot_core::parse::Parser;
 use iot_core::ports::{BusEvent, Clock, SystemClock};
@@ -106,7 +107,6 @@ impl Services {
     /// Ingests one MQTT message. `Ok` once it is committed (stored, or kept as a dead letter);
     /// `Err` when the platform could not commit it and the message must be delivered again.
     pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
-        let started = Instant::now();
         metrics::counter!("mqtt_messages_received_total").increment(1);
         let received_at = self.clock.now_ms();
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
@@ -116,11 +116,17 @@ impl Services {
             payload: payload.to_vec(),
             received_at,
         };
+        self.ingest_message(message).await.map(|_| ())
+    }
+
+    /// Parses and stores one message, counting the outcome.
+    pub async fn ingest_message(&self, message: InboundMessage) -> Result<IngestOutcome, String> {
+        let started = Instant::now();
         let outcome = self.ingest.ingest(&message).await.map_err(|e| {
             metrics::counter!("ingest_errors_total").increment(1);
             e.to_string()
         })?;
-        match outcome {
+        match &outcome {
             IngestOutcome::Stored { .. } => {
                 metrics::counter!("ingest_messages_parsed_total").increment(1);
             }
@@ -130,7 +136,22 @@ impl Services {
             }
         }
         metrics::histogram!("ingest_latency_seconds").record(started.elapsed().as_secs_f64());
-        Ok(())
+        Ok(outcome)
+    }
+}
+
+/// `POST /v1/ingest` on one machine: the message goes through the pipeline at once, and the
+/// answer says what became of it.
+pub struct LocalDeviceIngest(pub Arc<Services>);
+
+#[async_trait::async_trait]
+impl DeviceIngest for LocalDeviceIngest {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String> {
+        metrics::counter!("http_messages_received_total").increment(1);
+        Ok(match self.0.ingest_message(message).await? {
+            IngestOutcome::Stored { records, .. } => IngestReceipt::Stored { records },
+            IngestOutcome::DeadLettered { reason, .. } => IngestReceipt::Rejected { reason },
+        })
     }
 }
 

@@ -214,6 +214,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         parser: Parser::default(),
         clock: services.clock.clone(),
         auth: auth.clone(),
+        device_ingest: Arc::new(pipeline::LocalDeviceIngest(services.clone())),
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
     });

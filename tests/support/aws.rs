@@ -190,6 +190,7 @@ impl Stack {
             signing_key_secret_arn: self.signing_key_secret_arn.clone(),
             admin_password_secret_arn: self.admin_password_secret_arn.clone(),
             audit_retention_days: 30,
+            ingest_queue_url: self.ingest_queue.url.clone(),
         }
     }
 

@@ -1,10 +1,12 @@
 //! The API function: API Gateway's HTTP API hands every request to the same axum router
 //! `iot-local` serves.
 
+use crate::ingest::RuleMessage;
 use aws_config::SdkConfig;
 use axum::Router;
 use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
+use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_api::jwks::HttpJwks;
 use iot_aws::EventBridgeScheduler;
 use iot_aws::error::describe;
@@ -15,6 +17,7 @@ use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::stats::StatsEngine;
 use iot_core::time::DAY;
+use iot_core::usecase::InboundMessage;
 use iot_core::usecase::{AlarmService, StatsService};
 use lambda_http::request::RequestContext;
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "scheduler:UpdateSchedule",
     "scheduler:DeleteSchedule",
     "iam:PassRole",
+    // HTTP device ingest hands messages to the ingest queue, as the IoT rule does
+    "sqs:SendMessage",
     // the access-token signing key and the first administrator's password, read at start
     "secretsmanager:GetSecretValue",
 ];
@@ -63,6 +68,8 @@ pub struct ApiConfig {
     /// once, when the tenant has no policy yet.
     pub admin_password_secret_arn: String,
     pub audit_retention_days: i64,
+    /// The queue the telemetry rule feeds; `POST /v1/ingest` sends there too.
+    pub ingest_queue_url: String,
 }
 
 impl ApiConfig {
@@ -78,6 +85,7 @@ impl ApiConfig {
             signing_key_secret_arn: env::required("SIGNING_KEY_SECRET_ARN")?,
             admin_password_secret_arn: env::required("ADMIN_PASSWORD_SECRET_ARN")?,
             audit_retention_days: env::parsed("AUDIT_RETENTION_DAYS", 365)?,
+            ingest_queue_url: env::required("INGEST_QUEUE_URL")?,
         })
     }
 }
@@ -115,10 +123,50 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         parser: Parser::default(),
         clock,
         auth,
+        device_ingest: Arc::new(QueueDeviceIngest {
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            queue_url: config.ingest_queue_url.clone(),
+        }),
         default_tenant: config.default_tenant.clone(),
         audit_retention_ms: config.audit_retention_days.max(1) * DAY,
     }))
     .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// `POST /v1/ingest` on AWS: the message goes to the ingest queue in the telemetry rule's
+/// shape, so the ingest function parses it as it parses MQTT messages.
+struct QueueDeviceIngest {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl DeviceIngest for QueueDeviceIngest {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String> {
+        use base64::Engine;
+        let body = RuleMessage {
+            payload: base64::engine::general_purpose::STANDARD.encode(&message.payload),
+            client_id: message
+                .topic
+                .split('/')
+                .nth(1)
+                .map(|uid| format!("http:{uid}")),
+            topic: message.topic,
+            received_at: Some(message.received_at),
+            message_id: Some(message.message_id.clone()),
+        };
+        let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| format!("queueing an HTTP message: {}", describe(&e)))?;
+        Ok(IngestReceipt::Queued {
+            message_id: message.message_id,
+        })
+    }
 }
 
 /// The audit log's "from where": the source IP API Gateway saw.

@@ -3,6 +3,7 @@
 //! to problem details ([`error`]).
 
 pub mod audit;
+pub mod device_ingest;
 pub mod error;
 mod guard;
 mod input;
@@ -30,6 +31,8 @@ pub struct ApiState {
     pub parser: Parser,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<AuthService>,
+    /// Where `POST /v1/ingest` hands device messages.
+    pub device_ingest: Arc<dyn device_ingest::DeviceIngest>,
     /// The tenant of logins that name none.
     pub default_tenant: String,
     /// How long audit entries are kept.

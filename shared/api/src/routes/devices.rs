@@ -30,6 +30,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/v1/devices/{uid}/latest", get(latest))
         .route("/v1/devices/{uid}/aggregate", get(aggregate))
         .route("/v1/devices/{uid}/presence", get(presence))
+        .route(
+            "/v1/devices/{uid}/token",
+            axum::routing::post(issue_token).delete(revoke_token),
+        )
 }
 
 /// The device if it exists in the caller's tenant and data scope; other tenants' devices, and
@@ -168,6 +172,37 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     let device = device_of(&state, &caller, &uid).await?;
     state.catalog.delete_device(&device).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new HTTP ingest token for the device, shown once; it replaces any earlier one.
+async fn issue_token(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    device_of(&state, &caller, &uid).await?;
+    let secret = iot_core::auth::secret::random_token(32);
+    state
+        .catalog
+        .put_device_token(&uid, &iot_core::auth::secret::digest(&secret))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "device_token": format!("{uid}.{secret}"),
+            "detail": "shown once: the device sends it as `Authorization: Device <device_token>` to POST /v1/ingest",
+        })),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+) -> ApiResult<StatusCode> {
+    device_of(&state, &caller, &uid).await?;
+    state.catalog.delete_device_token(&uid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

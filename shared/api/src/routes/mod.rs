@@ -34,6 +34,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let routed = Router::new()
         .route("/health", get(health))
         .merge(session::public_routes())
+        .merge(crate::device_ingest::routes())
         .merge(protected)
         .with_state(state.clone());
     let layer = AuditLayer {

@@ -7,6 +7,7 @@
 //! | identification-code pointer | `TENANT#{t}#CODE#{code}` | `CODE` | |
 //! | device alarm state | `DEVICE#{uid}` | `ALARMSTATE` | |
 //! | device presence | `DEVICE#{uid}` | `PRESENCE` | |
+//! | device token (HTTP ingest; SHA-256 only) | `DEVICE#{uid}` | `TOKEN` | |
 //! | product | `TENANT#{t}` | `PRODUCT#{id}` | |
 //! | alarm rule | `TENANT#{t}` | `RULE#{product}#{id}` | |
 //! | statistics job | `TENANT#{t}` | `STATJOB#{id}` | |
@@ -55,6 +56,10 @@ fn state_key(uid: &str) -> Key {
 
 fn presence_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "PRESENCE")
+}
+
+fn token_key(uid: &str) -> Key {
+    Key::new(format!("DEVICE#{uid}"), "TOKEN")
 }
 
 fn alarms_pk(tenant: &str) -> String {
@@ -161,6 +166,24 @@ impl Catalog {
             }
         }
         self.store.transact(writes).await
+    }
+
+    /// The SHA-256 of the device's HTTP ingest token, if it has one.
+    pub async fn device_token(&self, uid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(&token_key(uid))
+            .await?
+            .and_then(|item| item.data.get("digest")?.as_str().map(str::to_owned)))
+    }
+
+    pub async fn put_device_token(&self, uid: &str, digest: &str) -> Result<(), StoreError> {
+        self.put(token_key(uid), &serde_json::json!({ "digest": digest }))
+            .await
+    }
+
+    pub async fn delete_device_token(&self, uid: &str) -> Result<(), StoreError> {
+        self.store.delete(&token_key(uid), Condition::Always).await
     }
 
     pub async fn presence(&self, uid: &str) -> Result<Option<Presence>, StoreError> {
@@ -553,6 +576,10 @@ impl Catalog {
                 },
                 Write::Delete {
                     key: presence_key(&device.uid),
+                    condition: Condition::Always,
+                },
+                Write::Delete {
+                    key: token_key(&device.uid),
                     condition: Condition::Always,
                 },
             ])

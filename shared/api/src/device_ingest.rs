@@ -1,0 +1,120 @@
+//! HTTP ingest for devices that cannot speak MQTT: `POST /v1/ingest` with a device token. The
+//! message takes the path an MQTT message takes (the local pipeline, or the ingest queue the
+//! IoT rule feeds on AWS), so parsing, storage, alarms and dead letters are the same.
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use iot_core::auth::secret::{constant_time_eq, digest, random_id};
+use iot_core::usecase::InboundMessage;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::ApiState;
+use crate::error::ApiError;
+use crate::input::check_id;
+
+/// Largest accepted body, as for MQTT payloads.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// What became of a message handed in over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum IngestReceipt {
+    /// Parsed and stored (the local platform answers after the commit).
+    Stored { records: usize },
+    /// Queued for the ingest function (on AWS); parsing happens there.
+    Queued { message_id: String },
+    /// The product's script refused it; it is kept as a dead letter with the reason.
+    Rejected { reason: String },
+}
+
+/// Where HTTP-ingested messages go.
+#[async_trait]
+pub trait DeviceIngest: Send + Sync {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String>;
+}
+
+pub fn routes() -> Router<Arc<ApiState>> {
+    Router::new().route("/v1/ingest", post(ingest))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestParams {
+    /// The last topic level, as a device would publish to `things/{uid}/up/{channel}`.
+    channel: Option<String>,
+}
+
+fn device_token(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Device ")
+        .or_else(|| value.strip_prefix("Bearer "))?;
+    token.trim().split_once('.')
+}
+
+fn refused() -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "send the device token as `Authorization: Device <token>`; get one from POST /v1/devices/{uid}/token",
+    )
+    .into_response()
+}
+
+async fn ingest(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<IngestParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((uid, secret)) = device_token(&headers) else {
+        return refused();
+    };
+    let stored = match state.catalog.device_token(uid).await {
+        Ok(stored) => stored,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
+        return refused();
+    }
+    let channel = match query {
+        Ok(Query(p)) => p.channel.unwrap_or_else(|| "telemetry".into()),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Err(e) = check_id("channel", &channel) {
+        return e.into_response();
+    }
+    if body.len() > MAX_PAYLOAD {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the payload has {} bytes; at most {MAX_PAYLOAD}",
+                body.len()
+            ),
+        )
+        .into_response();
+    }
+    let message = InboundMessage {
+        message_id: random_id(),
+        topic: format!("things/{uid}/up/{channel}"),
+        payload: body.to_vec(),
+        received_at: state.clock.now_ms(),
+    };
+    match state.device_ingest.submit(message).await {
+        Ok(receipt @ IngestReceipt::Stored { .. }) => {
+            (StatusCode::OK, Json(receipt)).into_response()
+        }
+        Ok(receipt @ IngestReceipt::Queued { .. }) => {
+            (StatusCode::ACCEPTED, Json(receipt)).into_response()
+        }
+        Ok(receipt @ IngestReceipt::Rejected { .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(receipt)).into_response()
+        }
+        Err(e) => ApiError::unavailable(e).into_response(),
+    }
+}
