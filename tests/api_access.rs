@@ -48,6 +48,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/devices/nope/aggregate", "aov"),
     ("GET", "/v1/devices/nope/presence", "aov"),
     ("POST", "/v1/devices/nope/token", "ao"),
+    ("POST", "/v1/devices/nope/export", "aov"),
+    ("GET", "/v1/exports/nope", "aov"),
+    ("GET", "/v1/exports/nope/download", "aov"),
     ("DELETE", "/v1/devices/nope/token", "ao"),
     ("GET", "/v1/products", "aov"),
     ("POST", "/v1/products", "ao"),
@@ -137,7 +140,10 @@ async fn each_role_reaches_exactly_its_routes_and_nobody_reaches_any_without_a_t
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
     let operator = user(&running, &admin, "otto", &["operator"], None).await?;
-    let viewer = user(&running, &admin, "vic", &["viewer"], None).await?;
+    admin
+        .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
+        .await?;
+    let viewer = user(&running, &admin, "vic", &["viewer"], Some("hq")).await?;
     let nobody = Api::anonymous(running.http_addr);
     let mut wrong = Vec::new();
     for &(method, path, roles) in ROUTES {
@@ -1183,6 +1189,52 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
         let response = post(auth.clone(), good.clone()).await?;
         assert_eq!(response.status().as_u16(), 401, "{auth}");
     }
+    // The data exported as CSV and JSON files, downloaded through the API.
+    admin
+        .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
+        .await?;
+    let viewer = user(&running, &admin, "vic", &["viewer"], Some("hq")).await?;
+    let (status, csv_export) = viewer
+        .post(
+            "/v1/devices/air-1/export",
+            &json!({ "format": "csv", "signals": ["temperature"] }),
+        )
+        .await?;
+    assert_eq!(status, 201, "{csv_export}");
+    assert_eq!(csv_export["points"], 1, "{csv_export}");
+    let (status, csv) = viewer
+        .get_text(csv_export["download_url"].as_str().unwrap_or_default())
+        .await?;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "time,time_ms,signal,value");
+    assert!(lines[1].ends_with(",temperature,22.5"), "{csv}");
+    let (_, json_export) = viewer
+        .post("/v1/devices/air-1/export", &json!({ "format": "json" }))
+        .await?;
+    let (_, rows) = viewer
+        .get(json_export["download_url"].as_str().unwrap_or_default())
+        .await?;
+    assert_eq!(rows.as_array().map(Vec::len), Some(3), "{rows}");
+    // Nobody else's.
+    let id = csv_export["id"].as_str().unwrap_or_default();
+    let other = tenant_admin(&running, "other").await?;
+    assert_eq!(
+        other.get(&format!("/v1/exports/{id}/download")).await?.0,
+        404
+    );
+    assert_eq!(
+        Api::anonymous(running.http_addr)
+            .get(&format!("/v1/exports/{id}/download"))
+            .await?
+            .0,
+        401
+    );
+    let (status, problem) = viewer
+        .post("/v1/devices/air-1/export", &json!({ "format": "xml" }))
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+
     // Revoked, it stops working.
     assert_eq!(admin.delete("/v1/devices/air-1/token").await?.0, 204);
     assert_eq!(

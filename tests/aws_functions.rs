@@ -357,6 +357,31 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     let (_, latest) = api(&router, "GET", "/v1/devices/air-1/latest", None).await?;
     assert_eq!(latest["signals"]["temperature"]["value"], 23.75, "{latest}");
 
+    // Telemetry export: a CSV file in the exports bucket, downloaded by a presigned URL.
+    let (status, export) = api(
+        &router,
+        "POST",
+        "/v1/devices/air-1/export",
+        Some(&json!({ "format": "csv", "signals": ["temperature"] })),
+    )
+    .await?;
+    assert_eq!(status, 201, "{export}");
+    let request = Request::builder()
+        .uri(export["download_url"].as_str().unwrap_or_default())
+        .header("authorization", TOKEN_PLACEHOLDER)
+        .body(Body::empty())?;
+    let response = router.clone().oneshot(request).await?;
+    assert_eq!(response.status().as_u16(), 307);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let csv = reqwest::get(&location).await?.text().await?;
+    assert!(csv.starts_with("time,time_ms,signal,value\n"), "{csv}");
+    assert!(csv.contains(",temperature,23.75\n"), "{csv}");
+
     // Backup: an export of the metadata table is started into the export bucket.
     let backup = BackupFunction::new(&sdk("backup")?, stack.backup_config());
     let exported = backup.handle(sample("backup/schedule.json")?).await?;

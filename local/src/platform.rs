@@ -215,6 +215,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         clock: services.clock.clone(),
         auth: auth.clone(),
         device_ingest: Arc::new(pipeline::LocalDeviceIngest(services.clone())),
+        // The same directory as dead letters, under `exports/`.
+        exports: services.dead_letters.clone(),
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
     });

@@ -191,6 +191,7 @@ impl Stack {
             admin_password_secret_arn: self.admin_password_secret_arn.clone(),
             audit_retention_days: 30,
             ingest_queue_url: self.ingest_queue.url.clone(),
+            export_bucket: self.export_bucket.clone(),
         }
     }
 

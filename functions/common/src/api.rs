@@ -8,8 +8,8 @@ use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_api::jwks::HttpJwks;
-use iot_aws::EventBridgeScheduler;
 use iot_aws::error::describe;
+use iot_aws::{EventBridgeScheduler, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
@@ -46,6 +46,9 @@ pub const IAM_ACTIONS: &[&str] = &[
     "iam:PassRole",
     // HTTP device ingest hands messages to the ingest queue, as the IoT rule does
     "sqs:SendMessage",
+    // telemetry exports: written, then downloaded through presigned URLs this role signs
+    "s3:PutObject",
+    "s3:GetObject",
     // the access-token signing key and the first administrator's password, read at start
     "secretsmanager:GetSecretValue",
 ];
@@ -70,6 +73,8 @@ pub struct ApiConfig {
     pub audit_retention_days: i64,
     /// The queue the telemetry rule feeds; `POST /v1/ingest` sends there too.
     pub ingest_queue_url: String,
+    /// Telemetry exports go to this bucket, under `exports/`.
+    pub export_bucket: String,
 }
 
 impl ApiConfig {
@@ -86,6 +91,7 @@ impl ApiConfig {
             admin_password_secret_arn: env::required("ADMIN_PASSWORD_SECRET_ARN")?,
             audit_retention_days: env::parsed("AUDIT_RETENTION_DAYS", 365)?,
             ingest_queue_url: env::required("INGEST_QUEUE_URL")?,
+            export_bucket: env::required("EXPORT_BUCKET")?,
         })
     }
 }
@@ -123,6 +129,10 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         parser: Parser::default(),
         clock,
         auth,
+        exports: Arc::new(S3BlobStore::new(
+            iot_aws::s3::client(sdk),
+            &config.export_bucket,
+        )),
         device_ingest: Arc::new(QueueDeviceIngest {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: config.ingest_queue_url.clone(),

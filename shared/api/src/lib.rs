@@ -13,7 +13,7 @@ mod routes;
 use axum::Router;
 use iot_core::auth::AuthService;
 use iot_core::parse::Parser;
-use iot_core::ports::{Clock, Scheduler, TelemetryStore};
+use iot_core::ports::{BlobStore, Clock, Scheduler, TelemetryStore};
 use iot_core::repo::Catalog;
 use iot_core::time::Millis;
 use iot_core::usecase::{AlarmService, StatsService};
@@ -31,6 +31,8 @@ pub struct ApiState {
     pub parser: Parser,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<AuthService>,
+    /// Where telemetry exports are written (the exports bucket, or the data directory).
+    pub exports: Arc<dyn BlobStore>,
     /// Where `POST /v1/ingest` hands device messages.
     pub device_ingest: Arc<dyn device_ingest::DeviceIngest>,
     /// The tenant of logins that name none.

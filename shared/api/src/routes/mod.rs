@@ -1,6 +1,7 @@
 mod alarms;
 mod departments;
 mod devices;
+mod exports;
 mod notify;
 mod products;
 mod session;
@@ -24,6 +25,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(departments::routes())
         .merge(products::routes())
         .merge(devices::routes())
+        .merge(exports::routes())
         .merge(alarms::routes())
         .merge(stats::routes())
         .merge(notify::routes())

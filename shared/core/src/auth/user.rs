@@ -131,6 +131,10 @@ pub fn default_policy(tenant: &str) -> Policy {
         permissions.push(p("operator", obj, "*"));
     }
     permissions.push(p("operator", "/v1/departments*", "GET"));
+    permissions.push(p("operator", "/v1/exports/*", "GET"));
+    // Exporting telemetry is reading it.
+    permissions.push(p("viewer", "/v1/devices/*/export", "POST"));
+    permissions.push(p("viewer", "/v1/exports/*", "GET"));
     for obj in [
         "/v1/devices*",
         "/v1/products*",

@@ -7,6 +7,7 @@
 //! | session (with TTL) | `SESSION#{id}` | `SESSION` | `TENANT#{t}#USER#{u}#SESSIONS` / `{created_at, 20 digits}#{id}` |
 //! | policy (versioned) | `TENANT#{t}` | `POLICY` | |
 //! | tenant settings | `TENANT#{t}` | `SETTINGS` | |
+//! | telemetry export (with TTL) | `TENANT#{t}` | `EXPORT#{id}` | |
 //! | department | `TENANT#{t}` | `DEPT#{id}` | |
 //! | audit entry (with TTL) | `TENANT#{t}#AUDIT` | `{at, 20 digits}#{id}` | |
 
@@ -263,6 +264,32 @@ impl Catalog {
         self.store
             .delete(&department_key(tenant, id), Condition::Exists)
             .await
+    }
+
+    // ---- telemetry exports (the API's records of files in the blob store)
+
+    pub async fn export<T: DeserializeOwned>(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(Key::new(tenant_pk(tenant), format!("EXPORT#{id}")))
+            .await
+    }
+
+    pub async fn put_export<T: Serialize>(
+        &self,
+        tenant: &str,
+        id: &str,
+        record: &T,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new(
+            Key::new(tenant_pk(tenant), format!("EXPORT#{id}")),
+            to_json(record)?,
+        );
+        item.expires_at = Some(expires_at);
+        self.store.put(item, Condition::Always).await
     }
 
     // ---- audit
