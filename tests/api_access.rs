@@ -40,6 +40,7 @@ async fn user(
 const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/devices", "aov"),
     ("POST", "/v1/devices", "ao"),
+    ("POST", "/v1/devices/import", "ao"),
     ("GET", "/v1/devices/nope", "aov"),
     ("PUT", "/v1/devices/nope", "ao"),
     ("DELETE", "/v1/devices/nope", "ao"),
@@ -1189,6 +1190,27 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
         let response = post(auth.clone(), good.clone()).await?;
         assert_eq!(response.status().as_u16(), 401, "{auth}");
     }
+    // More devices at once from CSV: each row on its own, refusals by line.
+    let (status, imported) = admin
+        .put_text_as(
+            "POST",
+            "/v1/devices/import",
+            "uid,identification_code,product_id,department_id,name\n\
+             air-3,SN-3,air,hq,Lab 3\n\
+             air-4,SN-4,nope,hq,Lab 4\n\
+             air-1,SN-9,air,hq,again\n\
+             bad uid,SN-5,air,hq,x\n",
+        )
+        .await?;
+    assert_eq!(status, 200, "{imported}");
+    assert_eq!(imported["created"], json!(["air-3"]), "{imported}");
+    let lines: Vec<u64> = imported["refused"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["line"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(lines, [3, 4, 5], "{imported}");
+    assert_eq!(admin.get("/v1/devices/air-3").await?.1["name"], "Lab 3");
+
     // The data exported as CSV and JSON files, downloaded through the API.
     admin
         .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))

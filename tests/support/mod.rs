@@ -184,9 +184,20 @@ impl Api {
 
     /// A PUT of a text body (the policy CSV); the answer as JSON.
     pub async fn put_text(&self, path: &str, text: &str) -> Result<(u16, Value), Error> {
+        self.put_text_as("PUT", path, text).await
+    }
+
+    /// A text body (CSV) with any method; the answer as JSON.
+    pub async fn put_text_as(
+        &self,
+        method: &str,
+        path: &str,
+        text: &str,
+    ) -> Result<(u16, Value), Error> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut request = self
             .client
-            .put(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header("content-type", "text/csv")
             .body(text.to_owned());
         if let Some(token) = &self.token {

@@ -25,6 +25,7 @@ const MAX_POINTS: usize = 10_000;
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
         .route("/v1/devices", get(list_devices).post(create))
+        .route("/v1/devices/import", axum::routing::post(import_csv))
         .route("/v1/devices/{uid}", get(read).put(update).delete(remove))
         .route("/v1/devices/{uid}/telemetry", get(range))
         .route("/v1/devices/{uid}/latest", get(latest))
@@ -129,6 +130,84 @@ async fn create(
     }
     save(&state, &device).await?;
     Ok((StatusCode::CREATED, Json(device)))
+}
+
+/// Most rows one import takes.
+const MAX_IMPORT_ROWS: usize = 5_000;
+
+/// Creates devices from CSV with a header line naming the columns `uid`,
+/// `identification_code`, `product_id`, `department_id` and optionally `name`. Each row is
+/// created or refused on its own; the answer lists what was created and why the others were
+/// refused, by line number.
+async fn import_csv(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the body must be UTF-8 CSV"))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Err(ApiError::unprocessable(
+            "the CSV is empty; the first line names the columns: uid,identification_code,product_id,department_id,name",
+        ));
+    };
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let column = |name: &str| columns.iter().position(|c| c == name);
+    let required = ["uid", "identification_code", "product_id", "department_id"];
+    if let Some(missing) = required.iter().find(|c| column(c).is_none()) {
+        return Err(ApiError::unprocessable(format!(
+            "the header has no {missing:?} column; it needs {}",
+            required.join(", ")
+        )));
+    }
+    let rows: Vec<(usize, &str)> = lines.collect();
+    if rows.len() > MAX_IMPORT_ROWS {
+        return Err(ApiError::unprocessable(format!(
+            "{} rows; at most {MAX_IMPORT_ROWS} per import",
+            rows.len()
+        )));
+    }
+    let mut created = Vec::new();
+    let mut refused = Vec::new();
+    for (index, line) in rows {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |name: &str| {
+            column(name)
+                .and_then(|i| fields.get(i))
+                .map(|f| f.trim_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let device = Device {
+            uid: get("uid"),
+            identification_code: get("identification_code"),
+            tenant_id: caller.tenant.clone(),
+            product_id: get("product_id"),
+            department_id: get("department_id"),
+            name: get("name"),
+        };
+        let outcome = async {
+            check_department(&caller, &device)?;
+            if state.catalog.device(&device.uid).await?.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "device {:?} exists already",
+                    device.uid
+                )));
+            }
+            save(&state, &device).await
+        }
+        .await;
+        match outcome {
+            Ok(()) => created.push(device.uid),
+            Err(e) => {
+                refused.push(json!({ "line": index + 1, "uid": device.uid, "detail": e.detail }))
+            }
+        }
+    }
+    Ok(Json(json!({ "created": created, "refused": refused })))
 }
 
 async fn read(
