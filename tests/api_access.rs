@@ -1211,6 +1211,28 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
     assert_eq!(lines, [3, 4, 5], "{imported}");
     assert_eq!(admin.get("/v1/devices/air-3").await?.1["name"], "Lab 3");
 
+    // Lists come a page at a time: `limit`, and `next` as the following page's `cursor`.
+    let mut uids = Vec::new();
+    let mut path = "/v1/devices?limit=2".to_owned();
+    loop {
+        let (status, page) = admin.get(&path).await?;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 2, "{page}");
+        uids.extend(
+            items
+                .iter()
+                .filter_map(|d| d["uid"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/devices?limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(uids, ["air-1", "air-2", "air-3"]);
+    assert_eq!(admin.get("/v1/devices?limit=0").await?.0, 400);
+    assert_eq!(admin.get("/v1/devices?cursor=not-ours").await?.0, 400);
+
     // The data exported as CSV and JSON files, downloaded through the API.
     admin
         .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))

@@ -138,3 +138,57 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
         })
         .transpose()
 }
+
+/// `?limit=&cursor=` of a list route.
+#[derive(serde::Deserialize, Default)]
+pub struct PageParams {
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// Items per page unless `limit` says otherwise, and the most it may say.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1_000;
+
+/// One page of `items` (in their order) as `{items, next}`: `next` is the cursor of the
+/// following page, `null` on the last. The cursor names the last item returned (by `key`).
+pub fn page<T: serde::Serialize>(
+    items: Vec<T>,
+    params: &PageParams,
+    key: impl Fn(&T) -> String,
+) -> Result<axum::Json<Json>, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let start = match decode_cursor(params.cursor.as_deref())? {
+        None => 0,
+        Some(after) => {
+            items
+                .iter()
+                .position(|item| key(item) == after)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "/cursor",
+                        "the item this cursor points after is gone; list again from the start",
+                    )
+                })?
+                + 1
+        }
+    };
+    let rest = items.len().saturating_sub(start);
+    let items: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+    let next = if rest > limit {
+        items.last().map(&key)
+    } else {
+        None
+    };
+    Ok(axum::Json(
+        serde_json::json!({ "items": items, "next": encode_cursor(next) }),
+    ))
+}

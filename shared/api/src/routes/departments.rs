@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id, decode_cursor, encode_cursor, parse_time};
+use crate::input::{
+    PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, parse_time,
+};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -26,10 +28,10 @@ pub fn routes() -> Router<Arc<ApiState>> {
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "items": state.catalog.departments(&tenant).await? }),
-    ))
+    let items = state.catalog.departments(&tenant).await?;
+    page(items, &paging?.0, |d| d.id.clone())
 }
 
 async fn department_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Department> {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::products::product_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, body_as, check_id, list, parse_time};
+use crate::input::{Caller, PageParams, body_as, check_id, list, page, parse_time};
 
 /// Most points one range request returns.
 const MAX_POINTS: usize = 10_000;
@@ -77,6 +77,7 @@ async fn list_devices(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     query: Result<Query<DeviceFilter>, QueryRejection>,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let filter = query?.0;
     let mut devices = state
@@ -84,7 +85,7 @@ async fn list_devices(
         .devices(&caller.tenant, filter.product.as_deref())
         .await?;
     devices.retain(|d| caller.scope.allows(&d.department_id));
-    Ok(Json(json!({ "items": devices })))
+    page(devices, &paging?.0, |d| d.uid.clone())
 }
 
 async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {

@@ -10,12 +10,12 @@ use iot_core::notify::{
 };
 use iot_core::ports::StoreError;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id};
+use crate::input::{PageParams, Tenant, body_as, check_id, page};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -79,10 +79,10 @@ fn check_template(template: &NotificationTemplate) -> ApiResult<()> {
 async fn list_templates(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "items": state.catalog.templates(&tenant).await? }),
-    ))
+    let items = state.catalog.templates(&tenant).await?;
+    page(items, &paging?.0, |d| d.id.clone())
 }
 
 async fn create_template(
@@ -180,10 +180,10 @@ fn check_channel(channel: &Channel) -> ApiResult<()> {
 async fn list_channels(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "items": state.catalog.channels(&tenant).await? }),
-    ))
+    let items = state.catalog.channels(&tenant).await?;
+    page(items, &paging?.0, |d| d.id.clone())
 }
 
 async fn create_channel(
@@ -277,10 +277,10 @@ async fn check_route(state: &ApiState, route: &NotificationRoute) -> ApiResult<(
 async fn list_routes(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "items": state.catalog.routes(&tenant).await? }),
-    ))
+    let items = state.catalog.routes(&tenant).await?;
+    page(items, &paging?.0, |d| d.id.clone())
 }
 
 async fn create_route(
@@ -341,10 +341,11 @@ async fn messages(
     Tenant(tenant): Tenant,
     Path(user): Path<String>,
     query: Result<Query<MessageParams>, QueryRejection>,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let unread_only = query?.0.unread.unwrap_or(false);
     let items = state.catalog.messages(&tenant, &user, unread_only).await?;
-    Ok(Json(json!({ "items": items })))
+    page(items, &paging?.0, |m| m.id.clone())
 }
 
 async fn mark_read(

@@ -1,7 +1,7 @@
 //! Products, their parser scripts (with dry-run) and their alarm rules.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Tenant, body_as, check_id};
+use crate::input::{PageParams, Tenant, body_as, check_id, page};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -54,9 +54,10 @@ fn check_product(state: &ApiState, product: &Product) -> ApiResult<()> {
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let products = state.catalog.products(&tenant).await?;
-    Ok(Json(json!({ "items": products })))
+    page(products, &paging?.0, |p| p.id.clone())
 }
 
 async fn create(
@@ -255,11 +256,11 @@ async fn list_rules(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     product_of(&state, &tenant, &id).await?;
-    Ok(Json(
-        json!({ "items": state.catalog.rules(&tenant, &id).await? }),
-    ))
+    let rules = state.catalog.rules(&tenant, &id).await?;
+    page(rules, &paging?.0, |r| r.id.clone())
 }
 
 async fn create_rule(

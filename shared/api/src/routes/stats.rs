@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, Tenant, body_as, check_id, parse_time};
+use crate::input::{Caller, PageParams, Tenant, body_as, check_id, page, parse_time};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -58,10 +58,10 @@ async fn save(state: &ApiState, job: &StatJob) -> ApiResult<()> {
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "items": state.catalog.stat_jobs(&tenant).await? }),
-    ))
+    let items = state.catalog.stat_jobs(&tenant).await?;
+    page(items, &paging?.0, |d| d.id.clone())
 }
 
 async fn create(
@@ -158,6 +158,7 @@ async fn results(
     Caller(caller): Caller,
     Path(id): Path<String>,
     query: Result<Query<ResultParams>, QueryRejection>,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let params = query?.0;
     let tenant = caller.tenant.clone();
@@ -178,5 +179,5 @@ async fn results(
         .into_iter()
         .filter(|r| r.tenant_id == tenant)
         .collect();
-    Ok(Json(json!({ "items": results })))
+    page(results, &paging?.0, |r| r.window.end.to_string())
 }

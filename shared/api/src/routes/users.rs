@@ -1,8 +1,8 @@
 //! Users, roles and the tenant's policy (Casbin policy CSV in and out).
 
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, check_id};
+use crate::input::{Caller, PageParams, check_id, page};
 
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -97,11 +97,14 @@ fn view(user: &User, policy: &Policy) -> Value {
 async fn list_users(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     let users = state.catalog.users(&caller.tenant).await?;
     let items: Vec<Value> = users.iter().map(|u| view(u, &policy)).collect();
-    Ok(Json(json!({ "items": items })))
+    page(items, &paging?.0, |u| {
+        u["id"].as_str().unwrap_or_default().to_owned()
+    })
 }
 
 async fn user_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<User> {
@@ -434,13 +437,16 @@ fn role_view(policy: &Policy, tenant: &str, name: &str) -> Value {
 async fn list_roles(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     let items: Vec<Value> = roles_in(&policy)
         .iter()
         .map(|r| role_view(&policy, &caller.tenant, r))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    page(items, &paging?.0, |r| {
+        r["name"].as_str().unwrap_or_default().to_owned()
+    })
 }
 
 async fn read_role(
