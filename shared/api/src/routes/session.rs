@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use iot_core::auth::DataScope;
+use iot_core::auth::{DataScope, Principal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -50,16 +50,12 @@ async fn login(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<LoginBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
     let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
-    if let Err(e) = check_id("tenant", &tenant).and_then(|()| check_id("username", &body.username))
-    {
-        return e.into_response();
-    }
+    check_id("tenant", &tenant)
+        .and_then(|()| check_id("username", &body.username))
+        .map_err(IntoResponse::into_response)?;
     let client = user_agent(&headers);
     let result = state
         .auth
@@ -74,7 +70,7 @@ async fn login(
         tenant,
         user: body.username,
     });
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -86,22 +82,26 @@ struct RefreshBody {
 async fn refresh(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<RefreshBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match state.auth.refresh(&body.refresh_token).await {
-        Ok(tokens) => Json(tokens).into_response(),
-        Err(e) => auth_error(e),
-    }
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
+    let tokens = state
+        .auth
+        .refresh(&body.refresh_token)
+        .await
+        .map_err(auth_error)?;
+    Ok(Json(tokens).into_response())
 }
 
-async fn logout(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> Response {
-    match state.auth.logout(&caller.session).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => auth_error(e),
-    }
+async fn logout(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+) -> Result<Response, Response> {
+    state
+        .auth
+        .logout(&caller.session)
+        .await
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn me(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
@@ -137,27 +137,9 @@ async fn change_password(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<PasswordChange>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match state
-        .auth
-        .check_password(&caller.tenant, &caller.user, &body.current_password)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return ApiError::field(
-                StatusCode::FORBIDDEN,
-                "/current_password",
-                "is not your current password",
-            )
-            .into_response();
-        }
-        Err(e) => return auth_error(e),
-    }
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
+    require_password(&state, &caller, &body.current_password).await?;
     match state
         .auth
         .set_password(
@@ -168,11 +150,41 @@ async fn change_password(
         )
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(iot_core::auth::AuthError::WeakPassword(why)) => {
-            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/new_password", why).into_response()
+            Err(
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/new_password", why)
+                    .into_response(),
+            )
         }
-        Err(e) => auth_error(e),
+        Err(e) => Err(auth_error(e)),
+    }
+}
+
+/// A body that is not the expected JSON, as a problem response.
+fn rejected(e: JsonRejection) -> Response {
+    ApiError::from(e).into_response()
+}
+
+/// Changes to one's own sign-in need the current password again.
+async fn require_password(
+    state: &ApiState,
+    caller: &Principal,
+    password: &str,
+) -> Result<(), Response> {
+    match state
+        .auth
+        .check_password(&caller.tenant, &caller.user, password)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::field(
+            StatusCode::FORBIDDEN,
+            "/current_password",
+            "is not your current password",
+        )
+        .into_response()),
+        Err(e) => Err(auth_error(e)),
     }
 }
 
@@ -196,27 +208,27 @@ async fn verify_mfa(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<MfaVerifyBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match state
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
+    let answer = state
         .auth
         .verify_mfa(&body.mfa_token, &body.code, user_agent(&headers).as_deref())
         .await
-    {
-        Ok(tokens) => Json(tokens).into_response(),
-        Err(e) => auth_error(e),
-    }
+        .map_err(auth_error)?;
+    Ok(Json(answer).into_response())
 }
 
 /// Starts enrollment: the secret and the `otpauth://` URL for the authenticator app.
-async fn enroll_mfa(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> Response {
-    match state.auth.enroll_mfa(&caller.tenant, &caller.user).await {
-        Ok(enrollment) => Json(enrollment).into_response(),
-        Err(e) => auth_error(e),
-    }
+async fn enroll_mfa(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+) -> Result<Response, Response> {
+    let answer = state
+        .auth
+        .enroll_mfa(&caller.tenant, &caller.user)
+        .await
+        .map_err(auth_error)?;
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Deserialize)]
@@ -230,23 +242,18 @@ async fn confirm_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<CodeBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match state
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
+    let codes = state
         .auth
         .confirm_mfa(&caller.tenant, &caller.user, &body.code)
         .await
-    {
-        Ok(codes) => Json(json!({
-            "recovery_codes": codes,
-            "detail": "keep these codes somewhere safe: each one replaces a code from your app once",
-        }))
-        .into_response(),
-        Err(e) => auth_error(e),
-    }
+        .map_err(auth_error)?;
+    Ok(Json(json!({
+        "recovery_codes": codes,
+        "detail": "keep these codes somewhere safe: each one replaces a code from your app once",
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -260,31 +267,15 @@ async fn disable_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<PasswordBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    match state
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
+    require_password(&state, &caller, &body.current_password).await?;
+    state
         .auth
-        .check_password(&caller.tenant, &caller.user, &body.current_password)
+        .disable_mfa(&caller.tenant, &caller.user)
         .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return ApiError::field(
-                StatusCode::FORBIDDEN,
-                "/current_password",
-                "is not your current password",
-            )
-            .into_response();
-        }
-        Err(e) => return auth_error(e),
-    }
-    match state.auth.disable_mfa(&caller.tenant, &caller.user).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => auth_error(e),
-    }
+        .map_err(auth_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -301,14 +292,11 @@ async fn sso_login(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<SsoBody>, JsonRejection>,
-) -> Response {
-    let body = match body {
-        Ok(Json(b)) => b,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+) -> Result<Response, Response> {
+    let body = body.map_err(rejected)?.0;
     let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
     if let Err(e) = check_id("tenant", &tenant) {
-        return e.into_response();
+        return Err(e.into_response());
     }
     let result = state
         .auth
@@ -322,5 +310,5 @@ async fn sso_login(
         tenant,
         user: "(sso)".into(),
     });
-    response
+    Ok(response)
 }

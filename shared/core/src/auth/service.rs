@@ -394,22 +394,10 @@ impl AuthService {
             .as_deref()
             .is_some_and(|hash| verify_password(password, hash));
         if !ok {
-            credential.failed_logins += 1;
-            let locked = credential.failed_logins >= self.settings.max_failed_logins;
-            if locked {
-                credential.locked_until = Some(now + self.settings.lockout_ms);
-                credential.failed_logins = 0;
-                tracing::warn!(tenant, user = user_id, "account locked after failed logins");
-            }
-            // A lost race only loses one count; the next failure counts again.
-            let _ = self
-                .catalog
-                .put_credential(tenant, user_id, &credential, Some(stored.version))
-                .await;
-            return Err(match credential.locked_until {
-                Some(until) if locked => AuthError::Locked(until),
-                _ => AuthError::InvalidCredentials,
-            });
+            return Err(self
+                .count_failure(tenant, user_id, credential, stored.version, now)
+                .await
+                .map_or(AuthError::InvalidCredentials, AuthError::Locked));
         }
         if user.disabled {
             return Err(AuthError::Disabled);
@@ -442,6 +430,32 @@ impl AuthService {
         self.start_session(&user, client, &["pwd"])
             .await
             .map(LoginOutcome::Tokens)
+    }
+
+    /// Counts a wrong password or code; the one that reaches the limit locks the account.
+    /// Returns the end of the lock if this failure started one.
+    async fn count_failure(
+        &self,
+        tenant: &str,
+        user: &str,
+        mut credential: Credential,
+        version: u64,
+        now: Millis,
+    ) -> Option<Millis> {
+        credential.failed_logins += 1;
+        let locked_until = (credential.failed_logins >= self.settings.max_failed_logins)
+            .then_some(now + self.settings.lockout_ms);
+        if locked_until.is_some() {
+            credential.locked_until = locked_until;
+            credential.failed_logins = 0;
+            tracing::warn!(tenant, user, "account locked after failed logins");
+        }
+        // A lost race only loses one count; the next failure counts again.
+        let _ = self
+            .catalog
+            .put_credential(tenant, user, &credential, Some(version))
+            .await;
+        locked_until
     }
 
     /// The second step of a login with TOTP: a current code, or one of the recovery codes.
@@ -479,19 +493,10 @@ impl AuthService {
             None => use_recovery_code(&mut credential.recovery_digests, code),
         };
         if !accepted {
-            credential.failed_logins += 1;
-            if credential.failed_logins >= self.settings.max_failed_logins {
-                credential.locked_until = Some(now + self.settings.lockout_ms);
-                credential.failed_logins = 0;
-            }
-            let _ = self
-                .catalog
-                .put_credential(tenant, user_id, &credential, Some(stored.version))
-                .await;
-            return Err(match credential.locked_until {
-                Some(until) if until > now => AuthError::Locked(until),
-                _ => AuthError::InvalidCode,
-            });
+            return Err(self
+                .count_failure(tenant, user_id, credential, stored.version, now)
+                .await
+                .map_or(AuthError::InvalidCode, AuthError::Locked));
         }
         credential.failed_logins = 0;
         // Conditional on the version read: two logins racing with one code, one wins.
@@ -791,6 +796,18 @@ mod tests {
 
     const START: Millis = 1_800_000_000_000;
 
+    /// Logs `admin` of `acme` in with a password, expecting no second factor.
+    async fn login(
+        auth: &AuthService,
+        password: &str,
+    ) -> Result<Tokens, Box<dyn std::error::Error>> {
+        Ok(auth
+            .login("acme", "admin", password, None)
+            .await?
+            .tokens()
+            .ok_or("a second factor was asked")?)
+    }
+
     fn service() -> (AuthService, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(START));
         let catalog = Catalog::new(Arc::new(MemoryMetaStore::with_clock(clock.clone())));
@@ -811,11 +828,7 @@ mod tests {
                 .bootstrap_tenant("acme", "admin", "another password")
                 .await?
         );
-        let tokens = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
+        let tokens = login(&auth, "first password!").await?;
         let me = auth.authenticate(&tokens.access_token).await?;
         assert_eq!((me.tenant.as_str(), me.user.as_str()), ("acme", "admin"));
         assert!(me.can("/v1/users", "POST"));
@@ -851,10 +864,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
         clock.advance(15 * MINUTE);
-        auth.login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
+        login(&auth, "first password!").await?;
         // An unknown user gets the very same answer as a wrong password.
         let e = auth.login("acme", "nobody", "x", None).await.unwrap_err();
         assert!(matches!(e, AuthError::InvalidCredentials));
@@ -866,11 +876,7 @@ mod tests {
         let (auth, _) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let first = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
+        let first = login(&auth, "first password!").await?;
         let second = auth.refresh(&first.refresh_token).await?;
         assert_ne!(first.refresh_token, second.refresh_token);
         auth.authenticate(&second.access_token).await?;
@@ -895,16 +901,8 @@ mod tests {
         let (auth, clock) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let a = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
-        let b = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
+        let a = login(&auth, "first password!").await?;
+        let b = login(&auth, "first password!").await?;
         let session = auth.authenticate(&a.access_token).await?.session;
         auth.logout(&session).await?;
         assert!(matches!(
@@ -930,16 +928,8 @@ mod tests {
         let (auth, _) = service();
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
-        let a = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
-        let b = auth
-            .login("acme", "admin", "first password!", None)
-            .await?
-            .tokens()
-            .ok_or("a second factor was asked")?;
+        let a = login(&auth, "first password!").await?;
+        let b = login(&auth, "first password!").await?;
         let keep = auth.authenticate(&a.access_token).await?.session;
         let weak = auth
             .set_password("acme", "admin", "short", Some(&keep))
