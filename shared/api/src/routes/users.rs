@@ -53,27 +53,21 @@ async fn change_policy<F>(state: &ApiState, caller: &Principal, mut change: F) -
 where
     F: FnMut(&mut Policy) -> ApiResult<()>,
 {
-    for _ in 0..3 {
-        let (mut policy, version) = policy_of(state, &caller.tenant).await?;
-        change(&mut policy)?;
-        policy.normalize();
-        if !policy.enforce(&caller.user, &caller.tenant, "/v1/policy", "PUT") {
-            return Err(ApiError::unprocessable(
-                "this change would take away your own right to change the policy; \
-                 keep a role that allows PUT /v1/policy",
-            ));
-        }
-        match state
-            .catalog
-            .put_policy(&caller.tenant, &policy, version)
-            .await
-        {
-            Ok(()) => return Ok(policy),
-            Err(StoreError::ConditionFailed(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict("the policy kept changing; retry"))
+    state
+        .catalog
+        .update_policy(&caller.tenant, |policy| {
+            change(policy)?;
+            if policy.enforce(&caller.user, &caller.tenant, "/v1/policy", "PUT") {
+                Ok(())
+            } else {
+                Err(ApiError::unprocessable(
+                    "this change would take away your own right to change the policy; \
+                     keep a role that allows PUT /v1/policy",
+                ))
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::conflict("the policy kept changing; retry"))
 }
 
 fn roles_in(policy: &Policy) -> BTreeSet<String> {
@@ -286,7 +280,7 @@ async fn update_user(
     if user.disabled {
         state
             .auth
-            .end_sessions(&caller.tenant, &id)
+            .end_sessions(&caller.tenant, &id, None)
             .await
             .map_err(auth_api_error)?;
     }
@@ -310,7 +304,7 @@ async fn delete_user(
     state.catalog.delete_user(&caller.tenant, &id).await?;
     state
         .auth
-        .end_sessions(&caller.tenant, &id)
+        .end_sessions(&caller.tenant, &id, None)
         .await
         .map_err(auth_api_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -361,7 +355,7 @@ async fn reset_mfa(
         .map_err(auth_api_error)?;
     state
         .auth
-        .end_sessions(&caller.tenant, &id)
+        .end_sessions(&caller.tenant, &id, None)
         .await
         .map_err(auth_api_error)?;
     Ok(StatusCode::NO_CONTENT)
@@ -569,27 +563,8 @@ async fn import_policy(
 ) -> ApiResult<Json<Value>> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the body must be UTF-8 text (a Casbin policy CSV)"))?;
-    let imported = Policy::from_csv(text).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
-        .map(|(i, l)| (i + 1, l))
-        .collect();
-    if let Some((line, _)) = lines.iter().find(|(_, l)| {
-        let dom = Policy::from_csv(l).ok().and_then(|p| {
-            p.permissions
-                .first()
-                .map(|x| x.dom.clone())
-                .or_else(|| p.groupings.first().map(|g| g.dom.clone()))
-        });
-        dom.as_deref() != Some(caller.tenant.as_str())
-    }) {
-        return Err(ApiError::unprocessable(format!(
-            "policy line {line}: its domain must be your tenant {:?}",
-            caller.tenant
-        )));
-    }
+    let imported = Policy::from_csv_for(text, &caller.tenant)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let users: BTreeSet<String> = state
         .catalog
         .users(&caller.tenant)

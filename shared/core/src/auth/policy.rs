@@ -63,6 +63,15 @@ impl Policy {
     /// Reads Casbin's policy CSV: `p, sub, dom, obj, act` and `g, user, role, dom` lines; blank
     /// lines and `#` comments are skipped. Fields may be double-quoted.
     pub fn from_csv(text: &str) -> Result<Self, PolicyError> {
+        Self::parse(text, None)
+    }
+
+    /// As [`Policy::from_csv`], refusing any line whose domain is not `dom` (a tenant's import).
+    pub fn from_csv_for(text: &str, dom: &str) -> Result<Self, PolicyError> {
+        Self::parse(text, Some(dom))
+    }
+
+    fn parse(text: &str, only_domain: Option<&str>) -> Result<Self, PolicyError> {
         let mut policy = Policy::default();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
@@ -83,6 +92,7 @@ impl Policy {
                             f.len() - 1
                         ))
                     })?;
+                    check_domain(&dom, only_domain).map_err(error)?;
                     policy.permissions.push(Permission { sub, dom, obj, act });
                 }
                 Some("g") => {
@@ -92,6 +102,7 @@ impl Policy {
                             f.len() - 1
                         ))
                     })?;
+                    check_domain(&dom, only_domain).map_err(error)?;
                     policy.groupings.push(Grouping { user, role, dom });
                 }
                 other => {
@@ -198,6 +209,13 @@ impl Policy {
                 .cloned()
                 .collect(),
         }
+    }
+}
+
+fn check_domain(dom: &str, only: Option<&str>) -> Result<(), String> {
+    match only {
+        Some(only) if dom != only => Err(format!("its domain must be your tenant {only:?}")),
+        _ => Ok(()),
     }
 }
 

@@ -299,23 +299,18 @@ impl AuthService {
         user: &str,
         roles: &[String],
     ) -> Result<(), AuthError> {
-        for _ in 0..3 {
-            let stored = self.catalog.policy(tenant).await?;
-            let version = stored.as_ref().map(|v| v.version);
-            let mut policy = stored.map(|v| v.value).unwrap_or_default();
-            policy.groupings.extend(roles.iter().map(|role| Grouping {
-                user: user.to_owned(),
-                role: role.clone(),
-                dom: tenant.to_owned(),
-            }));
-            policy.normalize();
-            match self.catalog.put_policy(tenant, &policy, version).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AuthError::Contended)
+        self.catalog
+            .update_policy(tenant, |policy| {
+                policy.groupings.extend(roles.iter().map(|role| Grouping {
+                    user: user.to_owned(),
+                    role: role.clone(),
+                    dom: tenant.to_owned(),
+                }));
+                Ok::<(), AuthError>(())
+            })
+            .await?
+            .map(drop)
+            .ok_or(AuthError::Contended)
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -687,13 +682,19 @@ impl AuthService {
         Ok(self.catalog.delete_session(session_id).await?)
     }
 
-    /// Ends every session of a user (after a password change, or when disabled).
-    pub async fn end_sessions(&self, tenant: &str, user: &str) -> Result<usize, AuthError> {
-        let sessions = self.catalog.sessions_of(tenant, user).await?;
-        for s in &sessions {
-            self.catalog.delete_session(&s.id).await?;
+    /// Ends every session of a user but `keep` (after a password change, or when disabled).
+    pub async fn end_sessions(
+        &self,
+        tenant: &str,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<(), AuthError> {
+        for s in self.catalog.sessions_of(tenant, user).await? {
+            if Some(s.id.as_str()) != keep {
+                self.catalog.delete_session(&s.id).await?;
+            }
         }
-        Ok(sessions.len())
+        Ok(())
     }
 
     /// Checks an access token and its session, and resolves what the caller may see.
@@ -762,12 +763,7 @@ impl AuthService {
         self.catalog
             .put_credential(tenant, user, &credential, stored.map(|s| s.version))
             .await?;
-        for s in self.catalog.sessions_of(tenant, user).await? {
-            if Some(s.id.as_str()) != keep_session {
-                self.catalog.delete_session(&s.id).await?;
-            }
-        }
-        Ok(())
+        self.end_sessions(tenant, user, keep_session).await
     }
 
     /// Whether `password` is the user's current one (for changes that need re-authentication).

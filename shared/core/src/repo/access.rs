@@ -224,6 +224,28 @@ impl Catalog {
             .await
     }
 
+    /// Applies `change` to the tenant's policy and saves it, reading it again if another
+    /// change won the race; `None` if it kept losing.
+    pub async fn update_policy<E: From<StoreError>>(
+        &self,
+        tenant: &str,
+        mut change: impl FnMut(&mut Policy) -> Result<(), E>,
+    ) -> Result<Option<Policy>, E> {
+        for _ in 0..3 {
+            let stored = self.policy(tenant).await?;
+            let version = stored.as_ref().map(|v| v.version);
+            let mut policy = stored.map(|v| v.value).unwrap_or_default();
+            change(&mut policy)?;
+            policy.normalize();
+            match self.put_policy(tenant, &policy, version).await {
+                Ok(()) => return Ok(Some(policy)),
+                Err(StoreError::ConditionFailed(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
     // ---- tenant settings
 
     pub async fn settings(&self, tenant: &str) -> Result<TenantSettings, StoreError> {
