@@ -177,8 +177,54 @@ async fn each_role_reaches_exactly_its_routes_and_nobody_reaches_any_without_a_t
     );
     // Health and login are open.
     assert_eq!(nobody.get("/health").await?.0, 200);
+
+    // The OpenAPI document describes exactly these routes, and the open ones.
+    let (status, document) = nobody.get("/openapi.json").await?;
+    assert_eq!(status, 200);
+    let mut documented = std::collections::BTreeSet::new();
+    for (template, item) in document["paths"].as_object().ok_or("no paths")? {
+        for method in item.as_object().ok_or("no operations")?.keys() {
+            documented.insert((method.to_uppercase(), template.clone()));
+        }
+    }
+    let mut matrix: std::collections::BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|&(method, path, _)| {
+            let path = path.split('?').next().unwrap_or(path);
+            documented
+                .iter()
+                .find(|(m, template)| m == method && same_route(template, path))
+                .cloned()
+                .ok_or_else(|| format!("{method} {path} is not in the OpenAPI document"))
+        })
+        .collect::<Result<_, String>>()?;
+    // Open routes, and self-service ones the session tests cover.
+    for (method, path) in [
+        ("GET", "/health"),
+        ("POST", "/v1/auth/login"),
+        ("POST", "/v1/auth/refresh"),
+        ("POST", "/v1/auth/mfa/verify"),
+        ("POST", "/v1/auth/oidc"),
+        ("POST", "/v1/ingest"),
+        ("POST", "/v1/auth/logout"),
+        ("POST", "/v1/auth/mfa/enroll"),
+    ] {
+        matrix.insert((method.into(), path.into()));
+    }
+    assert_eq!(matrix, documented);
     running.shutdown().await;
     Ok(())
+}
+
+/// Whether `path` is an instance of the OpenAPI path `template` (`/v1/devices/{uid}`).
+fn same_route(template: &str, path: &str) -> bool {
+    let (template, path): (Vec<&str>, Vec<&str>) =
+        (template.split('/').collect(), path.split('/').collect());
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(&path)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
 }
 
 /// A token signed with the platform's own key, as the platform would, but with chosen claims.
@@ -619,6 +665,20 @@ async fn the_policy_round_trips_as_casbin_csv_and_cannot_lock_out_its_editor() -
         exported.contains("p, alarm-reader, acme, /v1/alarms*, GET"),
         "{exported}"
     );
+
+    // Administrators cannot disable themselves or reset their own TOTP through the admin
+    // routes (that ended their own session); their token keeps working.
+    let (status, problem) = admin
+        .put(
+            "/v1/users/admin",
+            &json!({ "name": "admin", "roles": ["admin"], "disabled": true }),
+        )
+        .await?;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/disabled", "{problem}");
+    let (status, problem) = admin.delete("/v1/users/admin/mfa").await?;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(admin.get("/v1/auth/me").await?.0, 200);
 
     // A policy that takes the editor's own right away is refused, and so is nonsense.
     let (status, problem) = admin

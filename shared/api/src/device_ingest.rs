@@ -3,12 +3,11 @@
 //! IoT rule feeds on AWS), so parsing, storage, alarms and dead letters are the same.
 
 use async_trait::async_trait;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use iot_core::auth::secret::{constant_time_eq, digest, random_id};
 use iot_core::usecase::InboundMessage;
 use serde::{Deserialize, Serialize};
@@ -17,12 +16,13 @@ use std::sync::Arc;
 use crate::ApiState;
 use crate::error::ApiError;
 use crate::input::check_id;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Largest accepted body, as for MQTT payloads.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
 /// What became of a message handed in over HTTP.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum IngestReceipt {
     /// Parsed and stored (the local platform answers after the commit).
@@ -39,12 +39,13 @@ pub trait DeviceIngest: Send + Sync {
     async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String>;
 }
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new().route("/v1/ingest", post(ingest))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new().routes(routes!(ingest))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct IngestParams {
     /// The last topic level, as a device would publish to `things/{uid}/up/{channel}`.
     channel: Option<String>,
@@ -66,6 +67,16 @@ fn refused() -> Response {
     .into_response()
 }
 
+/// A device's message, as it would publish it over MQTT; the body is the raw payload.
+#[utoipa::path(
+    post, path = "/v1/ingest", tag = "devices", security(("device_token" = [])), params(IngestParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The raw payload, at most 256 KiB"),
+    responses(
+        (status = 200, description = "Parsed and stored (one machine)", body = IngestReceipt),
+        (status = 202, description = "Queued for the ingest function (AWS)", body = IngestReceipt),
+        (status = 422, description = "The product's script refused it; it is kept with the reason", body = IngestReceipt),
+    )
+)]
 async fn ingest(
     State(state): State<Arc<ApiState>>,
     query: Result<Query<IngestParams>, axum::extract::rejection::QueryRejection>,

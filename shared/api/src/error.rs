@@ -8,7 +8,7 @@ use iot_core::ports::{SchedulerError, StoreError, TelemetryError};
 use iot_core::usecase::{AlarmServiceError, StatsServiceError};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON pointer to the offending field, e.g. `/signals/0/kind`.
     pub pointer: String,

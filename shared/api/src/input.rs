@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::openapi::Page;
 
 /// The authenticated caller of a request, put there by the guard ([`crate::guard`]).
 #[derive(Clone)]
@@ -89,16 +90,23 @@ pub fn body_as<T: DeserializeOwned>(
     })
 }
 
-/// A time given as epoch milliseconds or RFC 3339.
+/// Latest time a query may name (the end of year 9999), so that window arithmetic on times
+/// from clients can never overflow.
+const MAX_TIME: Millis = 253_402_300_799_999;
+
+/// A time given as epoch milliseconds or RFC 3339, between year 0 and year 9999.
 pub fn parse_time(field: &str, text: &str) -> Result<Millis, ApiError> {
     text.parse::<Millis>()
         .ok()
         .or_else(|| parse_rfc3339(text))
+        .filter(|t| (-MAX_TIME..=MAX_TIME).contains(t))
         .ok_or_else(|| {
             ApiError::field(
                 StatusCode::BAD_REQUEST,
                 &format!("/{field}"),
-                format!("{text:?} is neither epoch milliseconds nor an RFC 3339 time"),
+                format!(
+                    "{text:?} is neither epoch milliseconds nor an RFC 3339 time between years 0 and 9999"
+                ),
             )
         })
 }
@@ -140,9 +148,13 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
 }
 
 /// `?limit=&cursor=` of a list route.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page: 1 to 1000, 100 if absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// `next` of the previous page, as it was given.
     pub cursor: Option<String>,
 }
 
@@ -152,11 +164,11 @@ pub const MAX_PAGE: usize = 1_000;
 
 /// One page of `items` (in their order) as `{items, next}`: `next` is the cursor of the
 /// following page, `null` on the last. The cursor names the last item returned (by `key`).
-pub fn page<T: serde::Serialize>(
+pub fn page<T>(
     items: Vec<T>,
     params: &PageParams,
     key: impl Fn(&T) -> String,
-) -> Result<axum::Json<Json>, ApiError> {
+) -> Result<axum::Json<Page<T>>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::field(
@@ -188,7 +200,8 @@ pub fn page<T: serde::Serialize>(
     } else {
         None
     };
-    Ok(axum::Json(
-        serde_json::json!({ "items": items, "next": encode_cursor(next) }),
-    ))
+    Ok(axum::Json(Page {
+        items,
+        next: encode_cursor(next),
+    }))
 }

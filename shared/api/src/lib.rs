@@ -8,6 +8,7 @@ pub mod error;
 mod guard;
 mod input;
 pub mod jwks;
+pub mod openapi;
 mod routes;
 
 use axum::Router;

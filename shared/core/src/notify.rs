@@ -32,14 +32,19 @@ pub const ALARM_VARIABLES: &[&str] = &[
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Channel {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub name: String,
     pub kind: ChannelKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChannelKind {
     /// SNS e-mail: published to a topic the addresses subscribe to.
@@ -74,6 +79,7 @@ impl ChannelKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFlavor {
     Feishu,
@@ -85,8 +91,12 @@ pub enum WebhookFlavor {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationTemplate {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub name: String,
     #[serde(default)]
@@ -96,8 +106,12 @@ pub struct NotificationTemplate {
 
 /// Sends alarm transitions of some rules, at or above a level, through a channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NotificationRoute {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     /// Empty: every rule of the tenant.
     #[serde(default)]
@@ -488,8 +502,11 @@ mod tests {
 
 /// An in-system message in a user's inbox.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxMessage {
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub user_id: String,
     pub subject: String,

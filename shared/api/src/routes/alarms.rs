@@ -1,16 +1,14 @@
 //! Alarms: list with filters, read, acknowledge and clear.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use iot_core::alarm::{AlarmRecord, AlarmStatus, AlarmTransition, parse_alarm_id};
 use iot_core::auth::{DataScope, Principal};
 use iot_core::repo::AlarmFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -18,28 +16,39 @@ use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::Caller;
+use crate::openapi::Page;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/alarms", get(list))
-        .route("/v1/alarms/{id}", get(read))
-        .route("/v1/alarms/{id}/acknowledge", post(acknowledge))
-        .route("/v1/alarms/{id}/clear", post(clear))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(acknowledge))
+        .routes(routes!(clear))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only this device's alarms.
     device: Option<String>,
     /// `active`, `acknowledged`, `cleared`, or `open` (active or acknowledged).
     status: Option<String>,
+    /// Most alarms: 100 if absent, at most 1000.
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/alarms", tag = "alarms",
+    params(ListParams),
+    responses((status = 200, description = "Alarms, newest first", body = Page<AlarmRecord>))
+)]
 async fn list(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     query: Result<Query<ListParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<AlarmRecord>>> {
     let params = query?.0;
     let limit = params.limit.unwrap_or(100).min(1_000);
     let mut filter = AlarmFilter {
@@ -78,7 +87,10 @@ async fn list(
         alarms.retain(|a| visible.contains(&a.device_uid));
         alarms.truncate(limit);
     }
-    Ok(Json(json!({ "items": alarms })))
+    Ok(Json(Page {
+        items: alarms,
+        next: None,
+    }))
 }
 
 /// The alarm if it exists in the tenant and its device is in the caller's data scope.
@@ -94,6 +106,10 @@ async fn record_of(state: &ApiState, caller: &Principal, id: &str) -> ApiResult<
     Ok(record)
 }
 
+#[utoipa::path(
+    get, path = "/v1/alarms/{id}", tag = "alarms",
+    responses((status = 200, description = "The alarm", body = AlarmRecord))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -102,7 +118,7 @@ async fn read(
     Ok(Json(record_of(&state, &caller, &id).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct ActionBody {
     /// A note on why; who acts is the caller.
     note: Option<String>,
@@ -137,6 +153,11 @@ fn actor(caller: &Principal, body: &Bytes) -> ApiResult<String> {
     Ok(caller.user.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/alarms/{id}/acknowledge", tag = "alarms",
+    request_body(content = Option<ActionBody>, description = "Optional: a note on why"),
+    responses((status = 200, description = "Acknowledged: notifications stop, the alarm stays open until cleared", body = AlarmTransition))
+)]
 async fn acknowledge(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -153,6 +174,11 @@ async fn acknowledge(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/v1/alarms/{id}/clear", tag = "alarms",
+    request_body(content = Option<ActionBody>, description = "Optional: a note on why"),
+    responses((status = 200, description = "Cleared by hand", body = AlarmTransition))
+)]
 async fn clear(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,

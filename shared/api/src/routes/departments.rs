@@ -1,15 +1,14 @@
 //! The department tree, and the audit log query.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use iot_core::auth::DepartmentTree;
+use iot_core::auth::{AuditEntry, DepartmentTree};
 use iot_core::model::Department;
 use iot_core::repo::AuditFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
@@ -17,19 +16,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::input::{
     PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, parse_time,
 };
+use crate::openapi::Page;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/departments", get(list).post(create))
-        .route("/v1/departments/{id}", get(read).put(update).delete(remove))
-        .route("/v1/audit", get(audit))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(audit))
 }
 
+#[utoipa::path(
+    get, path = "/v1/departments", tag = "departments",
+    params(PageParams),
+    responses((status = 200, description = "The tenant's departments", body = Page<Department>))
+)]
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Department>>> {
     let items = state.catalog.departments(&tenant).await?;
     page(items, &paging?.0, |d| d.id.clone())
 }
@@ -42,6 +48,10 @@ async fn department_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<De
         .ok_or_else(|| ApiError::not_found(format!("department {id:?}")))
 }
 
+#[utoipa::path(
+    get, path = "/v1/departments/{id}", tag = "departments",
+    responses((status = 200, description = "The department", body = Department))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -81,6 +91,11 @@ async fn check(state: &ApiState, department: &Department) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    post, path = "/v1/departments", tag = "departments",
+    request_body = Department,
+    responses((status = 201, description = "Created", body = Department))
+)]
 async fn create(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -103,6 +118,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(department)))
 }
 
+#[utoipa::path(
+    put, path = "/v1/departments/{id}", tag = "departments",
+    request_body = Department,
+    responses((status = 200, description = "Saved", body = Department))
+)]
 async fn update(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -117,6 +137,10 @@ async fn update(
 }
 
 /// Only an empty department goes: no sub-departments, users or devices.
+#[utoipa::path(
+    delete, path = "/v1/departments/{id}", tag = "departments",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -154,24 +178,35 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
+    /// Entries by this user.
     actor: Option<String>,
     /// Entries whose path starts with this, e.g. `/v1/devices`.
     path: Option<String>,
+    /// Entries at or after this time: epoch milliseconds or RFC 3339.
     from: Option<String>,
+    /// Entries before this time: epoch milliseconds or RFC 3339.
     to: Option<String>,
+    /// Entries per page: 1 to 500, 50 if absent.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
+    /// `next` of the previous page.
     cursor: Option<String>,
 }
 
 /// Audit entries, newest first, a page at a time: pass `next` back as `cursor`.
+#[utoipa::path(
+    get, path = "/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, description = "Audit entries, newest first", body = Page<AuditEntry>))
+)]
 async fn audit(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     query: Result<Query<AuditParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<AuditEntry>>> {
     let params = query?.0;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -198,5 +233,8 @@ async fn audit(
         cursor: decode_cursor(params.cursor.as_deref())?,
     };
     let (items, next) = state.catalog.audit(&tenant, &filter).await?;
-    Ok(Json(json!({ "items": items, "next": encode_cursor(next) })))
+    Ok(Json(Page {
+        items,
+        next: encode_cursor(next),
+    }))
 }

@@ -1,40 +1,41 @@
 //! Devices and their telemetry (range, latest, aggregates).
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use iot_core::auth::Principal;
 use iot_core::model::Device;
-use iot_core::ports::{AggregateQuery, RangeQuery, StoreError};
+use iot_core::model::Value as SignalValue;
+use iot_core::ports::{AggregateQuery, Bucket, RangeQuery, StoreError};
 use iot_core::stats::Window;
 use iot_core::time::{HOUR, MINUTE, Millis};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::products::product_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, body_as, check_id, list, page, parse_time};
+use crate::openapi::Page;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most points one range request returns.
 const MAX_POINTS: usize = 10_000;
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/devices", get(list_devices).post(create))
-        .route("/v1/devices/import", axum::routing::post(import_csv))
-        .route("/v1/devices/{uid}", get(read).put(update).delete(remove))
-        .route("/v1/devices/{uid}/telemetry", get(range))
-        .route("/v1/devices/{uid}/latest", get(latest))
-        .route("/v1/devices/{uid}/aggregate", get(aggregate))
-        .route("/v1/devices/{uid}/presence", get(presence))
-        .route(
-            "/v1/devices/{uid}/token",
-            axum::routing::post(issue_token).delete(revoke_token),
-        )
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_devices, create))
+        .routes(routes!(import_csv))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(range))
+        .routes(routes!(latest))
+        .routes(routes!(aggregate))
+        .routes(routes!(presence))
+        .routes(routes!(issue_token, revoke_token))
 }
 
 /// The device if it exists in the caller's tenant and data scope; other tenants' devices, and
@@ -68,17 +69,24 @@ fn check_department(caller: &Principal, device: &Device) -> ApiResult<()> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeviceFilter {
+    /// Only devices of this product.
     product: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/devices", tag = "devices",
+    params(DeviceFilter, PageParams),
+    responses((status = 200, description = "The devices the caller may see", body = Page<Device>))
+)]
 async fn list_devices(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     query: Result<Query<DeviceFilter>, QueryRejection>,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Device>>> {
     let filter = query?.0;
     let mut devices = state
         .catalog
@@ -116,6 +124,11 @@ async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
     })
 }
 
+#[utoipa::path(
+    post, path = "/v1/devices", tag = "devices",
+    request_body = Device,
+    responses((status = 201, description = "Created", body = Device))
+)]
 async fn create(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -140,11 +153,16 @@ const MAX_IMPORT_ROWS: usize = 5_000;
 /// `identification_code`, `product_id`, `department_id` and optionally `name`. Each row is
 /// created or refused on its own; the answer lists what was created and why the others were
 /// refused, by line number.
+#[utoipa::path(
+    post, path = "/v1/devices/import", tag = "devices",
+    request_body(content = String, content_type = "text/csv", description = "A header line, then one device per line"),
+    responses((status = 200, description = "What was created, and why other lines were refused", body = ImportReport))
+)]
 async fn import_csv(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ImportReport>> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the body must be UTF-8 CSV"))?;
     let mut lines = text
@@ -203,14 +221,36 @@ async fn import_csv(
         .await;
         match outcome {
             Ok(()) => created.push(device.uid),
-            Err(e) => {
-                refused.push(json!({ "line": index + 1, "uid": device.uid, "detail": e.detail }))
-            }
+            Err(e) => refused.push(RefusedRow {
+                line: index + 1,
+                uid: device.uid,
+                detail: e.detail,
+            }),
         }
     }
-    Ok(Json(json!({ "created": created, "refused": refused })))
+    Ok(Json(ImportReport { created, refused }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct ImportReport {
+    /// The uids of the devices created.
+    created: Vec<String>,
+    refused: Vec<RefusedRow>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RefusedRow {
+    /// The line of the CSV, counting the header as 1.
+    line: usize,
+    uid: String,
+    /// Why the row was refused.
+    detail: String,
+}
+
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}", tag = "devices",
+    responses((status = 200, description = "The device", body = Device))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -220,18 +260,47 @@ async fn read(
 }
 
 /// Whether the device is connected, as the broker last said (`online: null` when it never said).
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}/presence", tag = "devices",
+    responses((status = 200, description = "Connected or not, as the broker last said", body = PresenceView))
+)]
 async fn presence(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PresenceView>> {
     device_of(&state, &caller, &uid).await?;
     Ok(Json(match state.catalog.presence(&uid).await? {
-        Some(p) => json!({ "online": p.online, "since": p.since, "reason": p.reason }),
-        None => json!({ "online": null }),
+        Some(p) => PresenceView {
+            online: Some(p.online),
+            since: Some(p.since),
+            reason: p.reason,
+        },
+        None => PresenceView {
+            online: None,
+            since: None,
+            reason: None,
+        },
     }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct PresenceView {
+    /// `null` when the broker never said.
+    online: Option<bool>,
+    /// When the broker saw the change, epoch ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<Millis>,
+    /// Why the device went offline, as the broker tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    put, path = "/v1/devices/{uid}", tag = "devices",
+    request_body = Device,
+    responses((status = 200, description = "Saved", body = Device))
+)]
 async fn update(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -245,6 +314,10 @@ async fn update(
     Ok(Json(device))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/devices/{uid}", tag = "devices",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -256,11 +329,15 @@ async fn remove(
 }
 
 /// A new HTTP ingest token for the device, shown once; it replaces any earlier one.
+#[utoipa::path(
+    post, path = "/v1/devices/{uid}/token", tag = "devices",
+    responses((status = 201, description = "The new token, shown once", body = DeviceToken))
+)]
 async fn issue_token(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeviceToken>)> {
     device_of(&state, &caller, &uid).await?;
     let secret = iot_core::auth::secret::random_token(32);
     state
@@ -269,13 +346,23 @@ async fn issue_token(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "device_token": format!("{uid}.{secret}"),
-            "detail": "shown once: the device sends it as `Authorization: Device <device_token>` to POST /v1/ingest",
-        })),
+        Json(DeviceToken {
+            device_token: format!("{uid}.{secret}"),
+            detail: "shown once: the device sends it as `Authorization: Device <device_token>` to POST /v1/ingest",
+        }),
     ))
 }
 
+#[derive(Serialize, ToSchema)]
+struct DeviceToken {
+    device_token: String,
+    detail: &'static str,
+}
+
+#[utoipa::path(
+    delete, path = "/v1/devices/{uid}/token", tag = "devices",
+    responses((status = 204, description = "Revoked"))
+)]
 async fn revoke_token(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -288,15 +375,18 @@ async fn revoke_token(
 
 // ---- telemetry
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RangeParams {
     /// Comma-separated signal names; all signals if absent.
     signals: Option<String>,
+    /// One signal: the one to aggregate, or one more to read.
     signal: Option<String>,
     /// Epoch ms or RFC 3339; default: an hour before `to`.
     from: Option<String>,
-    /// Default: now.
+    /// Epoch ms or RFC 3339; default: now.
     to: Option<String>,
+    /// Most points (1000 if absent; at most 10000).
     limit: Option<usize>,
     /// `asc` (default) or `desc`.
     order: Option<String>,
@@ -325,12 +415,17 @@ impl RangeParams {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}/telemetry", tag = "telemetry",
+    params(RangeParams),
+    responses((status = 200, description = "Points in the window", body = RangeView))
+)]
 async fn range(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RangeView>> {
     let params = query?.0;
     device_of(&state, &caller, &uid).await?;
     let descending = match params.order.as_deref() {
@@ -356,38 +451,109 @@ async fn range(
             descending,
         })
         .await?;
-    let points: Vec<Value> = points
+    let points = points
         .into_iter()
-        .map(|p| json!({ "time": p.time, "signal": p.signal, "value": p.value }))
+        .map(|p| PointView {
+            time: p.time,
+            signal: p.signal,
+            value: p.value,
+        })
         .collect();
-    Ok(Json(json!({ "device_uid": uid, "points": points })))
+    Ok(Json(RangeView {
+        device_uid: uid,
+        points,
+    }))
 }
 
+#[derive(Serialize, ToSchema)]
+struct RangeView {
+    device_uid: String,
+    points: Vec<PointView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PointView {
+    /// Epoch ms.
+    time: Millis,
+    signal: String,
+    value: SignalValue,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LatestView {
+    device_uid: String,
+    /// By signal name.
+    signals: BTreeMap<String, TimedValue>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TimedValue {
+    /// Epoch ms.
+    time: Millis,
+    value: SignalValue,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AggregateView {
+    device_uid: String,
+    signal: String,
+    bucket_ms: Millis,
+    buckets: Vec<Bucket>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LatestParams {
+    /// Comma-separated signal names; all signals if absent.
+    signals: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}/latest", tag = "telemetry",
+    params(LatestParams),
+    responses((status = 200, description = "The latest value of each signal", body = LatestView))
+)]
 async fn latest(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
-    query: Result<Query<RangeParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<LatestParams>, QueryRejection>,
+) -> ApiResult<Json<LatestView>> {
     let params = query?.0;
     device_of(&state, &caller, &uid).await?;
     let points = state
         .telemetry
         .latest(&uid, &list(params.signals.as_deref()))
         .await?;
-    let values: serde_json::Map<String, Value> = points
+    let signals = points
         .into_iter()
-        .map(|p| (p.signal, json!({ "time": p.time, "value": p.value })))
+        .map(|p| {
+            (
+                p.signal,
+                TimedValue {
+                    time: p.time,
+                    value: p.value,
+                },
+            )
+        })
         .collect();
-    Ok(Json(json!({ "device_uid": uid, "signals": values })))
+    Ok(Json(LatestView {
+        device_uid: uid,
+        signals,
+    }))
 }
 
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}/aggregate", tag = "telemetry",
+    params(RangeParams),
+    responses((status = 200, description = "Per-bucket count, min, max, sum, average, first and last", body = AggregateView))
+)]
 async fn aggregate(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
     query: Result<Query<RangeParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AggregateView>> {
     let params = query?.0;
     device_of(&state, &caller, &uid).await?;
     let Some(signal) = params.signal.clone() else {
@@ -415,7 +581,10 @@ async fn aggregate(
             bucket_ms,
         })
         .await?;
-    Ok(Json(
-        json!({ "device_uid": uid, "signal": signal, "bucket_ms": bucket_ms, "buckets": buckets }),
-    ))
+    Ok(Json(AggregateView {
+        device_uid: uid,
+        signal,
+        bucket_ms,
+        buckets,
+    }))
 }

@@ -2,12 +2,11 @@
 //! caller downloads through `GET /v1/exports/{id}/download` (a redirect to a presigned S3 URL
 //! on AWS, the file itself on one machine).
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use iot_core::auth::secret::random_id;
 use iot_core::model::Value as SignalValue;
 use iot_core::ports::{Point, RangeQuery};
@@ -21,6 +20,8 @@ use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, parse_time};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most points one export holds; narrow the window or the signals for more.
 pub const MAX_EXPORT_POINTS: usize = 100_000;
@@ -29,14 +30,14 @@ const KEEP_FOR: Millis = 7 * DAY;
 /// How long a presigned download URL works.
 const URL_SECONDS: u64 = 300;
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/devices/{uid}/export", post(export))
-        .route("/v1/exports/{id}", get(read))
-        .route("/v1/exports/{id}/download", get(download))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(read))
+        .routes(routes!(download))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum Format {
     Csv,
@@ -76,26 +77,49 @@ pub struct ExportRecord {
 }
 
 impl ExportRecord {
-    fn view(&self) -> Value {
-        json!({
-            "id": self.id, "device_uid": self.device_uid, "format": self.format,
-            "from": self.from, "to": self.to, "points": self.points,
-            "created_by": self.created_by, "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "download_url": format!("/v1/exports/{}/download", self.id),
-        })
+    fn view(&self) -> ExportView {
+        ExportView {
+            id: self.id.clone(),
+            device_uid: self.device_uid.clone(),
+            format: self.format,
+            from: self.from,
+            to: self.to,
+            points: self.points,
+            created_by: self.created_by.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            download_url: format!("/v1/exports/{}/download", self.id),
+        }
     }
 }
 
-#[derive(Deserialize)]
+/// An export as the API shows it; times are epoch ms.
+#[derive(Serialize, ToSchema)]
+struct ExportView {
+    id: String,
+    device_uid: String,
+    format: Format,
+    from: Millis,
+    to: Millis,
+    points: usize,
+    created_by: String,
+    created_at: Millis,
+    /// The file and this record are deleted after this.
+    expires_at: Millis,
+    /// Where to download the file, with the same access token.
+    download_url: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExportBody {
     format: Format,
+    /// Signal names; all signals if empty.
     #[serde(default)]
     signals: Vec<String>,
     /// Epoch ms or RFC 3339; default: a day before `to`.
     from: Option<String>,
-    /// Default: now.
+    /// Epoch ms or RFC 3339; default: now.
     to: Option<String>,
 }
 
@@ -135,12 +159,17 @@ fn render(points: &[Point], format: Format) -> ApiResult<Vec<u8>> {
     })
 }
 
+#[utoipa::path(
+    post, path = "/v1/devices/{uid}/export", tag = "telemetry",
+    request_body = ExportBody,
+    responses((status = 201, description = "The export file is written; download it at `download_url`", body = ExportView))
+)]
 async fn export(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(uid): Path<String>,
     body: Result<Json<ExportBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ExportView>)> {
     let body = body?.0;
     device_of(&state, &caller, &uid).await?;
     let now = state.clock.now_ms();
@@ -227,14 +256,25 @@ async fn record_of(
     Ok(record)
 }
 
+#[utoipa::path(
+    get, path = "/v1/exports/{id}", tag = "telemetry",
+    responses((status = 200, description = "The export", body = ExportView))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExportView>> {
     Ok(Json(record_of(&state, &caller, &id).await?.view()))
 }
 
+#[utoipa::path(
+    get, path = "/v1/exports/{id}/download", tag = "telemetry",
+    responses(
+        (status = 200, description = "The file (on one machine)", content((String = "text/csv"), (Object = "application/json"))),
+        (status = 307, description = "A redirect to a presigned URL, valid 5 minutes (on AWS)"),
+    )
+)]
 async fn download(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,

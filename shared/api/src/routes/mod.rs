@@ -8,18 +8,22 @@ mod session;
 mod stats;
 mod users;
 
+use axum::http::header;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ApiState;
 use crate::audit::{self, AuditLayer};
 use crate::guard;
+use crate::openapi;
 
-/// Every route; all but health, login and refresh behind the guard, and every change audited.
+/// Every route; all but health, the OpenAPI document, sign-in and device ingest behind the
+/// guard, and every change audited.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let protected = Router::new()
+    let protected = OpenApiRouter::new()
         .merge(session::routes())
         .merge(users::routes())
         .merge(departments::routes())
@@ -33,11 +37,29 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             guard::require_auth,
         ));
-    let routed = Router::new()
-        .route("/health", get(health))
+    let (routed, api) = OpenApiRouter::new()
+        .routes(routes!(health))
         .merge(session::public_routes())
         .merge(crate::device_ingest::routes())
         .merge(protected)
+        .split_for_parts();
+    let document: Arc<str> = openapi::finish(api)
+        .to_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        .into();
+    let routed = routed
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        document.to_string(),
+                    )
+                }
+            }),
+        )
         .with_state(state.clone());
     let layer = AuditLayer {
         state,
@@ -46,6 +68,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
     routed.layer(middleware::from_fn_with_state(layer, audit::record))
 }
 
+/// Whether the API is up, and its version.
+#[utoipa::path(get, path = "/health", tag = "health", security(()),
+    responses((status = 200, description = "Up", body = Object)))]
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }

@@ -1,10 +1,9 @@
 //! Notification templates, channels and routes, and in-system messages.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use iot_core::notify::{
     Channel, ChannelKind, InboxMessage, NotificationRoute, NotificationTemplate, validate_template,
 };
@@ -16,31 +15,20 @@ use std::sync::Arc;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{PageParams, Tenant, body_as, check_id, page};
+use crate::openapi::Page;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/templates", get(list_templates).post(create_template))
-        .route(
-            "/v1/templates/{id}",
-            get(read_template)
-                .put(update_template)
-                .delete(remove_template),
-        )
-        .route("/v1/channels", get(list_channels).post(create_channel))
-        .route(
-            "/v1/channels/{id}",
-            get(read_channel).put(update_channel).delete(remove_channel),
-        )
-        .route(
-            "/v1/notification-routes",
-            get(list_routes).post(create_route),
-        )
-        .route(
-            "/v1/notification-routes/{id}",
-            get(read_route).put(update_route).delete(remove_route),
-        )
-        .route("/v1/users/{user}/messages", get(messages))
-        .route("/v1/users/{user}/messages/{id}/read", post(mark_read))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates, create_template))
+        .routes(routes!(read_template, update_template, remove_template))
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(read_channel, update_channel, remove_channel))
+        .routes(routes!(list_routes, create_route))
+        .routes(routes!(read_route, update_route, remove_route))
+        .routes(routes!(messages))
+        .routes(routes!(mark_read))
 }
 
 async fn delete(
@@ -76,15 +64,23 @@ fn check_template(template: &NotificationTemplate) -> ApiResult<()> {
     validate_template(template, None).map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
+#[utoipa::path(
+    get, path = "/v1/templates", tag = "notifications", params(PageParams),
+    responses((status = 200, description = "The tenant's templates", body = Page<NotificationTemplate>))
+)]
 async fn list_templates(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<NotificationTemplate>>> {
     let items = state.catalog.templates(&tenant).await?;
     page(items, &paging?.0, |d| d.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/templates", tag = "notifications", request_body = NotificationTemplate,
+    responses((status = 201, description = "Created", body = NotificationTemplate))
+)]
 async fn create_template(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -107,6 +103,10 @@ async fn create_template(
     Ok((StatusCode::CREATED, Json(template)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/templates/{id}", tag = "notifications",
+    responses((status = 200, description = "The template", body = NotificationTemplate))
+)]
 async fn read_template(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -115,6 +115,10 @@ async fn read_template(
     Ok(Json(template_of(&state, &tenant, &id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/templates/{id}", tag = "notifications", request_body = NotificationTemplate,
+    responses((status = 200, description = "Saved", body = NotificationTemplate))
+)]
 async fn update_template(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -145,6 +149,10 @@ async fn update_template(
     Ok(Json(template))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/templates/{id}", tag = "notifications",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove_template(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -177,15 +185,23 @@ fn check_channel(channel: &Channel) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get, path = "/v1/channels", tag = "notifications", params(PageParams),
+    responses((status = 200, description = "The tenant's channels", body = Page<Channel>))
+)]
 async fn list_channels(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Channel>>> {
     let items = state.catalog.channels(&tenant).await?;
     page(items, &paging?.0, |d| d.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/channels", tag = "notifications", request_body = Channel,
+    responses((status = 201, description = "Created", body = Channel))
+)]
 async fn create_channel(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -203,6 +219,10 @@ async fn create_channel(
     Ok((StatusCode::CREATED, Json(channel)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/channels/{id}", tag = "notifications",
+    responses((status = 200, description = "The channel", body = Channel))
+)]
 async fn read_channel(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -211,6 +231,10 @@ async fn read_channel(
     Ok(Json(channel_of(&state, &tenant, &id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/channels/{id}", tag = "notifications", request_body = Channel,
+    responses((status = 200, description = "Saved", body = Channel))
+)]
 async fn update_channel(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -224,6 +248,10 @@ async fn update_channel(
     Ok(Json(channel))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/channels/{id}", tag = "notifications",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove_channel(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -274,15 +302,23 @@ async fn check_route(state: &ApiState, route: &NotificationRoute) -> ApiResult<(
         .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
+#[utoipa::path(
+    get, path = "/v1/notification-routes", tag = "notifications", params(PageParams),
+    responses((status = 200, description = "The tenant's notification routes", body = Page<NotificationRoute>))
+)]
 async fn list_routes(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<NotificationRoute>>> {
     let items = state.catalog.routes(&tenant).await?;
     page(items, &paging?.0, |d| d.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/notification-routes", tag = "notifications", request_body = NotificationRoute,
+    responses((status = 201, description = "Created", body = NotificationRoute))
+)]
 async fn create_route(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -300,6 +336,10 @@ async fn create_route(
     Ok((StatusCode::CREATED, Json(route)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/notification-routes/{id}", tag = "notifications",
+    responses((status = 200, description = "The notification route", body = NotificationRoute))
+)]
 async fn read_route(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -308,6 +348,10 @@ async fn read_route(
     Ok(Json(route_of(&state, &tenant, &id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/notification-routes/{id}", tag = "notifications", request_body = NotificationRoute,
+    responses((status = 200, description = "Saved", body = NotificationRoute))
+)]
 async fn update_route(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -321,6 +365,10 @@ async fn update_route(
     Ok(Json(route))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/notification-routes/{id}", tag = "notifications",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove_route(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -331,23 +379,33 @@ async fn remove_route(
 
 // ---- in-system messages
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MessageParams {
+    /// Only messages not read yet.
     unread: Option<bool>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/users/{user}/messages", tag = "messages", params(MessageParams, PageParams),
+    responses((status = 200, description = "The user's in-system messages, newest first", body = Page<InboxMessage>))
+)]
 async fn messages(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     Path(user): Path<String>,
     query: Result<Query<MessageParams>, QueryRejection>,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<InboxMessage>>> {
     let unread_only = query?.0.unread.unwrap_or(false);
     let items = state.catalog.messages(&tenant, &user, unread_only).await?;
     page(items, &paging?.0, |m| m.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/users/{user}/messages/{id}/read", tag = "messages",
+    responses((status = 200, description = "Marked read", body = InboxMessage))
+)]
 async fn mark_read(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,

@@ -1,33 +1,34 @@
 //! Products, their parser scripts (with dry-run) and their alarm rules.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use base64::Engine as _;
 use iot_core::alarm::{AlarmEvaluator, AlarmRule};
+use iot_core::model::Record;
 use iot_core::model::{ParserScript, Product};
+use iot_core::parse::ParseWarning;
 use iot_core::usecase::dry_run;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{PageParams, Tenant, body_as, check_id, page};
+use crate::openapi::Page;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/products", get(list).post(create))
-        .route("/v1/products/{id}", get(read).put(update).delete(remove))
-        .route("/v1/products/{id}/script", put(set_script))
-        .route("/v1/products/{id}/dry-run", post(try_payload))
-        .route("/v1/products/{id}/rules", get(list_rules).post(create_rule))
-        .route(
-            "/v1/products/{id}/rules/{rule}",
-            get(read_rule).put(update_rule).delete(remove_rule),
-        )
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(set_script))
+        .routes(routes!(try_payload))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(read_rule, update_rule, remove_rule))
 }
 
 pub(crate) async fn product_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Product> {
@@ -51,15 +52,25 @@ fn check_product(state: &ApiState, product: &Product) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get, path = "/v1/products", tag = "products",
+    params(PageParams),
+    responses((status = 200, description = "The tenant's products", body = Page<Product>))
+)]
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<Product>>> {
     let products = state.catalog.products(&tenant).await?;
     page(products, &paging?.0, |p| p.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/products", tag = "products",
+    request_body = Product,
+    responses((status = 201, description = "Created", body = Product))
+)]
 async fn create(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -80,6 +91,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(product)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/products/{id}", tag = "products",
+    responses((status = 200, description = "The product", body = Product))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -88,6 +103,11 @@ async fn read(
     Ok(Json(product_of(&state, &tenant, &id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/products/{id}", tag = "products",
+    request_body = Product,
+    responses((status = 200, description = "Saved; the script version is bumped if its source changed", body = Product))
+)]
 async fn update(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -109,6 +129,10 @@ async fn update(
     Ok(Json(product))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/products/{id}", tag = "products",
+    responses((status = 204, description = "Deleted, with its rules"))
+)]
 async fn remove(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -132,12 +156,17 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ScriptBody {
     source: String,
 }
 
 /// Replaces the parser script; refused with the line and column if it does not compile.
+#[utoipa::path(
+    put, path = "/v1/products/{id}/script", tag = "products",
+    request_body = ScriptBody,
+    responses((status = 200, description = "Saved as the next script version", body = Product))
+)]
 async fn set_script(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -153,7 +182,7 @@ async fn set_script(
     Ok(Json(product))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct DryRunBody {
     /// The payload as text; or `payload_base64`, or `payload_hex`, for binary frames.
     payload: Option<String>,
@@ -165,13 +194,27 @@ struct DryRunBody {
     topic: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct DryRunResult {
+    ok: bool,
+    /// The records the payload would be stored as.
+    records: Vec<Record>,
+    /// Values the parser dropped, and why.
+    warnings: Vec<ParseWarning>,
+}
+
 /// Runs a payload through the product's parser (or a draft script) without storing anything.
+#[utoipa::path(
+    post, path = "/v1/products/{id}/dry-run", tag = "products",
+    request_body = DryRunBody,
+    responses((status = 200, description = "What the parser made of the payload; nothing is stored", body = DryRunResult))
+)]
 async fn try_payload(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
     body: Result<Json<DryRunBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DryRunResult>> {
     let body = body?.0;
     let payload = match (&body.payload, &body.payload_base64, &body.payload_hex) {
         (Some(text), None, None) => text.as_bytes().to_vec(),
@@ -222,9 +265,11 @@ async fn try_payload(
         &payload,
         state.clock.now_ms(),
     ) {
-        Ok(run) => Ok(Json(
-            json!({ "ok": true, "records": run.records, "warnings": run.warnings }),
-        )),
+        Ok(run) => Ok(Json(DryRunResult {
+            ok: true,
+            records: run.records,
+            warnings: run.warnings,
+        })),
         Err(e) => Err(ApiError::unprocessable(format!("{}: {e}", e.kind()))),
     }
 }
@@ -252,17 +297,25 @@ fn check_rule(rule: &AlarmRule) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get, path = "/v1/products/{id}/rules", tag = "rules", params(PageParams),
+    responses((status = 200, description = "The product's alarm rules", body = Page<AlarmRule>))
+)]
 async fn list_rules(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<AlarmRule>>> {
     product_of(&state, &tenant, &id).await?;
     let rules = state.catalog.rules(&tenant, &id).await?;
     page(rules, &paging?.0, |r| r.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/products/{id}/rules", tag = "rules", request_body = AlarmRule,
+    responses((status = 201, description = "Created", body = AlarmRule))
+)]
 async fn create_rule(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -282,6 +335,10 @@ async fn create_rule(
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/products/{id}/rules/{rule}", tag = "rules",
+    responses((status = 200, description = "The rule", body = AlarmRule))
+)]
 async fn read_rule(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -295,10 +352,14 @@ async fn read_rule(
         .ok_or_else(|| ApiError::not_found(format!("rule {rule:?} of product {id:?}")))
 }
 
+#[utoipa::path(
+    put, path = "/v1/products/{id}/rules/{rule}", tag = "rules", request_body = AlarmRule,
+    responses((status = 200, description = "Saved", body = AlarmRule))
+)]
 async fn update_rule(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
-    Path((id, rule_id)): Path<(String, String)>,
+    Path((id, rule)): Path<(String, String)>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<AlarmRule>> {
     product_of(&state, &tenant, &id).await?;
@@ -306,12 +367,16 @@ async fn update_rule(
     if let Some(object) = body.as_object_mut() {
         object.insert("product_id".into(), Value::String(id.clone()));
     }
-    let rule: AlarmRule = body_as(body, &tenant, Some(("id", &rule_id)))?;
+    let rule: AlarmRule = body_as(body, &tenant, Some(("id", &rule)))?;
     check_rule(&rule)?;
     state.catalog.put_rule(&rule).await?;
     Ok(Json(rule))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/products/{id}/rules/{rule}", tag = "rules",
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove_rule(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,

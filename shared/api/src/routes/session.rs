@@ -1,13 +1,12 @@
 //! Login, refresh, logout, who am I, and changing one's own password.
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use iot_core::auth::{DataScope, Principal};
-use serde::Deserialize;
+use iot_core::auth::{DataScope, LoginOutcome, MfaEnrollment, Principal, Tokens};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -16,28 +15,31 @@ use crate::audit::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::auth_error;
 use crate::input::{Caller, check_id};
+use crate::openapi::Problem;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes anyone may call.
-pub fn public_routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/mfa/verify", post(verify_mfa))
-        .route("/v1/auth/oidc", post(sso_login))
+pub fn public_routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(verify_mfa))
+        .routes(routes!(sso_login))
 }
 
 /// Routes for any signed-in user.
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/me", get(me))
-        .route("/v1/auth/password", put(change_password))
-        .route("/v1/auth/mfa/enroll", post(enroll_mfa))
-        .route("/v1/auth/mfa/confirm", post(confirm_mfa))
-        .route("/v1/auth/mfa/disable", post(disable_mfa))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(enroll_mfa))
+        .routes(routes!(confirm_mfa))
+        .routes(routes!(disable_mfa))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     /// The tenant; the server's default tenant if absent.
@@ -46,6 +48,16 @@ struct LoginBody {
     password: String,
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth",
+    security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Tokens, or `{mfa_required, mfa_token}` when the user has TOTP", body = LoginOutcome),
+        (status = 401, description = "Wrong user name or password", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Locked after repeated failures; try again later", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn login(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
@@ -73,12 +85,18 @@ async fn login(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth",
+    security(()),
+    request_body = RefreshBody,
+    responses((status = 200, description = "New tokens; the refresh token given is used up", body = Tokens))
+)]
 async fn refresh(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<RefreshBody>, JsonRejection>,
@@ -92,6 +110,10 @@ async fn refresh(
     Ok(Json(tokens).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "The session has ended"))
+)]
 async fn logout(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -104,7 +126,24 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn me(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiResult<Json<Value>> {
+/// Who is signed in.
+#[derive(Serialize, ToSchema)]
+struct MeView {
+    tenant: String,
+    id: String,
+    name: String,
+    email: Option<String>,
+    department_id: Option<String>,
+    roles: std::collections::BTreeSet<String>,
+    /// `"all"`, or the ids of the departments whose devices the caller sees.
+    data_scope: Value,
+}
+
+#[utoipa::path(
+    get, path = "/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "Who the caller is", body = MeView))
+)]
+async fn me(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiResult<Json<MeView>> {
     let user = state
         .catalog
         .user(&caller.tenant, &caller.user)
@@ -114,18 +153,18 @@ async fn me(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiRe
         DataScope::All => json!("all"),
         DataScope::Departments(set) => json!(set),
     };
-    Ok(Json(json!({
-        "tenant": caller.tenant,
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "department_id": user.department_id,
-        "roles": caller.roles(),
-        "data_scope": scope,
-    })))
+    Ok(Json(MeView {
+        roles: caller.roles(),
+        tenant: caller.tenant.clone(),
+        id: user.id,
+        name: user.name,
+        email: user.email,
+        department_id: user.department_id,
+        data_scope: scope,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -133,6 +172,11 @@ struct PasswordChange {
 }
 
 /// Needs the current password; ends the user's other sessions.
+#[utoipa::path(
+    put, path = "/v1/auth/password", tag = "auth",
+    request_body = PasswordChange,
+    responses((status = 204, description = "Changed; the caller's other sessions end"))
+)]
 async fn change_password(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -195,7 +239,7 @@ fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
         .map(|ua| ua.chars().take(200).collect())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MfaVerifyBody {
     mfa_token: String,
@@ -204,6 +248,12 @@ struct MfaVerifyBody {
 }
 
 /// The second step of a login with TOTP.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/verify", tag = "auth",
+    security(()),
+    request_body = MfaVerifyBody,
+    responses((status = 200, description = "Tokens", body = Tokens))
+)]
 async fn verify_mfa(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
@@ -219,6 +269,10 @@ async fn verify_mfa(
 }
 
 /// Starts enrollment: the secret and the `otpauth://` URL for the authenticator app.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/enroll", tag = "auth",
+    responses((status = 200, description = "The secret for the authenticator app", body = MfaEnrollment))
+)]
 async fn enroll_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -231,13 +285,18 @@ async fn enroll_mfa(
     Ok(Json(answer).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
     code: String,
 }
 
 /// Confirms enrollment with a code from the app; answers the recovery codes, shown once.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/confirm", tag = "auth",
+    request_body = CodeBody,
+    responses((status = 200, description = "TOTP is on; the recovery codes are shown once", body = RecoveryCodes))
+)]
 async fn confirm_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -249,20 +308,31 @@ async fn confirm_mfa(
         .confirm_mfa(&caller.tenant, &caller.user, &body.code)
         .await
         .map_err(auth_error)?;
-    Ok(Json(json!({
-        "recovery_codes": codes,
-        "detail": "keep these codes somewhere safe: each one replaces a code from your app once",
-    }))
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+        detail: "keep these codes somewhere safe: each one replaces a code from your app once",
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+    detail: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     current_password: String,
 }
 
 /// Turns one's own TOTP off; needs the password.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/disable", tag = "auth",
+    request_body = PasswordBody,
+    responses((status = 204, description = "TOTP is off"))
+)]
 async fn disable_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -278,7 +348,7 @@ async fn disable_mfa(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SsoBody {
     /// The tenant; the server's default tenant if absent.
@@ -288,6 +358,12 @@ struct SsoBody {
 }
 
 /// Single sign-on: an ID token of the tenant's provider for the platform's tokens.
+#[utoipa::path(
+    post, path = "/v1/auth/oidc", tag = "auth",
+    security(()),
+    request_body = SsoBody,
+    responses((status = 200, description = "Tokens", body = Tokens))
+)]
 async fn sso_login(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,

@@ -1,28 +1,30 @@
 //! Statistics jobs (scheduled on save), a manual run, and results.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use iot_core::ports::{ScheduleTarget, StoreError};
-use iot_core::stats::StatJob;
+use iot_core::stats::{StatJob, StatResult, Window};
 use iot_core::time::DAY;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
 use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, Tenant, body_as, check_id, page, parse_time};
+use crate::openapi::Page;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/stat-jobs", get(list).post(create))
-        .route("/v1/stat-jobs/{id}", get(read).put(update).delete(remove))
-        .route("/v1/stat-jobs/{id}/run", post(run_now))
-        .route("/v1/stat-jobs/{id}/results", get(results))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(run_now))
+        .routes(routes!(results))
 }
 
 /// The schedule's name: one per job, unique across tenants.
@@ -55,15 +57,25 @@ async fn save(state: &ApiState, job: &StatJob) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    get, path = "/v1/stat-jobs", tag = "statistics",
+    params(PageParams),
+    responses((status = 200, description = "The tenant's statistics jobs", body = Page<StatJob>))
+)]
 async fn list(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<StatJob>>> {
     let items = state.catalog.stat_jobs(&tenant).await?;
     page(items, &paging?.0, |d| d.id.clone())
 }
 
+#[utoipa::path(
+    post, path = "/v1/stat-jobs", tag = "statistics",
+    request_body = StatJob,
+    responses((status = 201, description = "Created and scheduled (if enabled)", body = StatJob))
+)]
 async fn create(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -80,6 +92,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(job)))
 }
 
+#[utoipa::path(
+    get, path = "/v1/stat-jobs/{id}", tag = "statistics",
+    responses((status = 200, description = "The job", body = StatJob))
+)]
 async fn read(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -88,6 +104,11 @@ async fn read(
     Ok(Json(job_of(&state, &tenant, &id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/stat-jobs/{id}", tag = "statistics",
+    request_body = StatJob,
+    responses((status = 200, description = "Saved and rescheduled", body = StatJob))
+)]
 async fn update(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -100,6 +121,10 @@ async fn update(
     Ok(Json(job))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/stat-jobs/{id}", tag = "statistics",
+    responses((status = 204, description = "Deleted and unscheduled"))
+)]
 async fn remove(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
@@ -118,48 +143,79 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct RunBody {
     /// The run time the window ends at (epoch ms or RFC 3339); default now.
     at: Option<String>,
 }
 
 /// Runs a job now, as its schedule would.
+#[utoipa::path(
+    post, path = "/v1/stat-jobs/{id}/run", tag = "statistics",
+    request_body(content = Option<RunBody>, description = "Optional: the run time"),
+    responses((status = 200, description = "The run's window, results and per-device failures", body = RunView))
+)]
 async fn run_now(
     State(state): State<Arc<ApiState>>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-    body: Option<Json<RunBody>>,
-) -> ApiResult<Json<Value>> {
-    let at = match body.and_then(|b| b.0.at) {
+    body: Result<Option<Json<RunBody>>, JsonRejection>,
+) -> ApiResult<Json<RunView>> {
+    let at = match body?.and_then(|b| b.0.at) {
         Some(text) => parse_time("at", &text)?,
         None => state.clock.now_ms(),
     };
     let run = state.stats.run(&tenant, &id, at).await?;
-    let failures: Vec<Value> = run
+    let failures = run
         .failures
-        .iter()
-        .map(|(device, error)| json!({ "device_uid": device, "error": error }))
+        .into_iter()
+        .map(|(device_uid, error)| RunFailure { device_uid, error })
         .collect();
-    Ok(Json(
-        json!({ "window": run.window, "results": run.results, "failures": failures }),
-    ))
+    Ok(Json(RunView {
+        window: run.window,
+        results: run.results,
+        failures,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+struct RunView {
+    /// `[run time - lead, run time]`; `null` if the job is disabled.
+    window: Option<Window>,
+    results: Vec<StatResult>,
+    failures: Vec<RunFailure>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RunFailure {
+    device_uid: String,
+    /// Why its result could not be computed.
+    error: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ResultParams {
+    /// The device whose results to read.
     device: String,
+    /// Windows ending at or after this: epoch ms or RFC 3339; default a week before `to`.
     from: Option<String>,
+    /// Windows ending at or before this; default now.
     to: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/stat-jobs/{id}/results", tag = "statistics",
+    params(ResultParams, PageParams),
+    responses((status = 200, description = "Stored results of one device, oldest first", body = Page<StatResult>))
+)]
 async fn results(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     query: Result<Query<ResultParams>, QueryRejection>,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<StatResult>>> {
     let params = query?.0;
     let tenant = caller.tenant.clone();
     job_of(&state, &tenant, &id).await?;

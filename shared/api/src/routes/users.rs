@@ -1,41 +1,37 @@
 //! Users, roles and the tenant's policy (Casbin policy CSV in and out).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use iot_core::auth::{
     AuthError, Credential, Grouping, Permission, Policy, Principal, TenantSettings, User, password,
 };
 use iot_core::ports::StoreError;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use iot_core::time::Millis;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, check_id, page};
+use crate::openapi::Page;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> Router<Arc<ApiState>> {
-    Router::new()
-        .route("/v1/users", get(list_users).post(create_user))
-        .route(
-            "/v1/users/{id}",
-            get(read_user).put(update_user).delete(delete_user),
-        )
-        .route("/v1/users/{id}/password", put(reset_password))
-        .route("/v1/users/{id}/mfa", axum::routing::delete(reset_mfa))
-        .route("/v1/settings", get(read_settings).put(put_settings))
-        .route("/v1/roles", get(list_roles))
-        .route(
-            "/v1/roles/{name}",
-            get(read_role).put(put_role).delete(delete_role),
-        )
-        .route("/v1/policy", get(export_policy).put(import_policy))
+pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(read_user, update_user, delete_user))
+        .routes(routes!(reset_password))
+        .routes(routes!(reset_mfa))
+        .routes(routes!(read_settings, put_settings))
+        .routes(routes!(list_roles))
+        .routes(routes!(read_role, put_role, delete_role))
+        .routes(routes!(export_policy, import_policy))
 }
 
 // ---- the policy, read and changed as one versioned item
@@ -76,29 +72,46 @@ fn roles_in(policy: &Policy) -> BTreeSet<String> {
 
 // ---- users
 
-fn view(user: &User, policy: &Policy) -> Value {
-    json!({
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "department_id": user.department_id,
-        "disabled": user.disabled,
-        "created_at": user.created_at,
-        "roles": policy.roles_of(&user.id, &user.tenant_id),
-    })
+/// A user as the API shows them: never a credential.
+#[derive(Serialize, ToSchema)]
+struct UserView {
+    /// The login.
+    id: String,
+    name: String,
+    email: Option<String>,
+    department_id: Option<String>,
+    disabled: bool,
+    /// Epoch ms.
+    created_at: Millis,
+    roles: BTreeSet<String>,
 }
 
+fn view(user: &User, policy: &Policy) -> UserView {
+    UserView {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        department_id: user.department_id.clone(),
+        disabled: user.disabled,
+        created_at: user.created_at,
+        roles: policy.roles_of(&user.id, &user.tenant_id),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/users", tag = "users",
+    params(PageParams),
+    responses((status = 200, description = "The tenant's users", body = Page<UserView>))
+)]
 async fn list_users(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<UserView>>> {
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     let users = state.catalog.users(&caller.tenant).await?;
-    let items: Vec<Value> = users.iter().map(|u| view(u, &policy)).collect();
-    page(items, &paging?.0, |u| {
-        u["id"].as_str().unwrap_or_default().to_owned()
-    })
+    let items: Vec<UserView> = users.iter().map(|u| view(u, &policy)).collect();
+    page(items, &paging?.0, |u| u.id.clone())
 }
 
 async fn user_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<User> {
@@ -109,19 +122,24 @@ async fn user_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<User> {
         .ok_or_else(|| ApiError::not_found(format!("user {id:?}")))
 }
 
+#[utoipa::path(
+    get, path = "/v1/users/{id}", tag = "users",
+    responses((status = 200, description = "The user and their roles", body = UserView))
+)]
 async fn read_user(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserView>> {
     let user = user_of(&state, &caller.tenant, &id).await?;
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     Ok(Json(view(&user, &policy)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserBody {
+    /// The login: required on create, and if given on update it must be the path's.
     id: Option<String>,
     #[serde(default)]
     name: String,
@@ -182,11 +200,16 @@ fn set_roles(policy: &mut Policy, tenant: &str, user: &str, roles: &[String]) {
     }));
 }
 
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users",
+    request_body = UserBody,
+    responses((status = 201, description = "Created", body = UserView))
+)]
 async fn create_user(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<UserBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     let body = body?.0;
     let Some(id) = body.id.clone() else {
         return Err(ApiError::field(
@@ -241,12 +264,17 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(view(&user, &policy))))
 }
 
+#[utoipa::path(
+    put, path = "/v1/users/{id}", tag = "users",
+    request_body = UserBody,
+    responses((status = 200, description = "Saved; a disabled user's sessions end", body = UserView))
+)]
 async fn update_user(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<UserBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserView>> {
     let body = body?.0;
     let current = user_of(&state, &caller.tenant, &id).await?;
     if body.id.as_ref().is_some_and(|given| given != &id) {
@@ -261,6 +289,13 @@ async fn update_user(
             StatusCode::BAD_REQUEST,
             "/password",
             "set passwords through PUT /v1/users/{id}/password",
+        ));
+    }
+    if body.disabled && id == caller.user {
+        return Err(ApiError::field(
+            StatusCode::CONFLICT,
+            "/disabled",
+            "you cannot disable yourself; another administrator can",
         ));
     }
     check_user_body(&state, &caller.tenant, &body).await?;
@@ -287,6 +322,10 @@ async fn update_user(
     Ok(Json(view(&user, &policy)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/users/{id}", tag = "users",
+    responses((status = 204, description = "Deleted; their sessions end"))
+)]
 async fn delete_user(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -310,13 +349,18 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordReset {
     password: String,
 }
 
 /// An administrator sets a user's password; the user's sessions end.
+#[utoipa::path(
+    put, path = "/v1/users/{id}/password", tag = "users",
+    request_body = PasswordReset,
+    responses((status = 204, description = "Set; the user's sessions end"))
+)]
 async fn reset_password(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -342,12 +386,21 @@ async fn reset_password(
 }
 
 /// An administrator turns a user's TOTP off (a lost phone); the user's sessions end.
+#[utoipa::path(
+    delete, path = "/v1/users/{id}/mfa", tag = "users",
+    responses((status = 204, description = "TOTP off; the user's sessions end"))
+)]
 async fn reset_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     user_of(&state, &caller.tenant, &id).await?;
+    if id == caller.user {
+        return Err(ApiError::conflict(
+            "this resets another user's TOTP; turn your own off with POST /v1/auth/mfa/disable",
+        ));
+    }
     state
         .auth
         .disable_mfa(&caller.tenant, &id)
@@ -361,6 +414,10 @@ async fn reset_mfa(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/v1/settings", tag = "settings",
+    responses((status = 200, description = "The tenant's sign-in settings", body = TenantSettings))
+)]
 async fn read_settings(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -368,6 +425,10 @@ async fn read_settings(
     Ok(Json(state.catalog.settings(&caller.tenant).await?))
 }
 
+#[utoipa::path(
+    put, path = "/v1/settings", tag = "settings", request_body = TenantSettings,
+    responses((status = 200, description = "Saved", body = TenantSettings))
+)]
 async fn put_settings(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -412,42 +473,64 @@ fn auth_api_error(e: AuthError) -> ApiError {
 
 // ---- roles
 
-fn role_view(policy: &Policy, tenant: &str, name: &str) -> Value {
-    let permissions: Vec<Value> = policy
+#[derive(Serialize, ToSchema)]
+struct RoleView {
+    name: String,
+    permissions: Vec<RulePermission>,
+    /// Users (and roles) that have this role.
+    members: Vec<String>,
+}
+
+fn role_view(policy: &Policy, tenant: &str, name: &str) -> RoleView {
+    let permissions = policy
         .permissions
         .iter()
         .filter(|p| p.sub == name && p.dom == tenant)
-        .map(|p| json!({ "object": p.obj, "action": p.act }))
+        .map(|p| RulePermission {
+            object: p.obj.clone(),
+            action: p.act.clone(),
+        })
         .collect();
-    let members: Vec<&str> = policy
+    let members = policy
         .groupings
         .iter()
         .filter(|g| g.role == name && g.dom == tenant)
-        .map(|g| g.user.as_str())
+        .map(|g| g.user.clone())
         .collect();
-    json!({ "name": name, "permissions": permissions, "members": members })
+    RoleView {
+        name: name.to_owned(),
+        permissions,
+        members,
+    }
 }
 
+#[utoipa::path(
+    get, path = "/v1/roles", tag = "roles",
+    params(PageParams),
+    responses((status = 200, description = "The tenant's roles", body = Page<RoleView>))
+)]
 async fn list_roles(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<RoleView>>> {
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
-    let items: Vec<Value> = roles_in(&policy)
+    let items: Vec<RoleView> = roles_in(&policy)
         .iter()
         .map(|r| role_view(&policy, &caller.tenant, r))
         .collect();
-    page(items, &paging?.0, |r| {
-        r["name"].as_str().unwrap_or_default().to_owned()
-    })
+    page(items, &paging?.0, |r| r.name.clone())
 }
 
+#[utoipa::path(
+    get, path = "/v1/roles/{name}", tag = "roles",
+    responses((status = 200, description = "The role's permissions and members", body = RoleView))
+)]
 async fn read_role(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoleView>> {
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     if !roles_in(&policy).contains(&name) {
         return Err(ApiError::not_found(format!("role {name:?}")));
@@ -455,13 +538,13 @@ async fn read_role(
     Ok(Json(role_view(&policy, &caller.tenant, &name)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleBody {
     permissions: Vec<RulePermission>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RulePermission {
     /// An API path pattern (`/v1/devices/*`, `/v1/devices/:uid`) or a data scope
@@ -472,12 +555,17 @@ struct RulePermission {
 }
 
 /// Creates or replaces a role's permissions.
+#[utoipa::path(
+    put, path = "/v1/roles/{name}", tag = "roles",
+    request_body = RoleBody,
+    responses((status = 200, description = "Created or replaced", body = RoleView))
+)]
 async fn put_role(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(name): Path<String>,
     body: Result<Json<RoleBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RoleView>> {
     let body = body?.0;
     check_id("name", &name)?;
     if body.permissions.is_empty() {
@@ -521,6 +609,10 @@ async fn put_role(
     Ok(Json(role_view(&policy, &caller.tenant, &name)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/roles/{name}", tag = "roles",
+    responses((status = 204, description = "Deleted, and taken from its members"))
+)]
 async fn delete_role(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -541,6 +633,10 @@ async fn delete_role(
 
 // ---- the policy as Casbin CSV
 
+#[utoipa::path(
+    get, path = "/v1/policy", tag = "roles",
+    responses((status = 200, description = "The tenant's policy as Casbin CSV: `p, role, tenant, object, action` and `g, user, role, tenant` lines", body = String, content_type = "text/csv"))
+)]
 async fn export_policy(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
@@ -556,11 +652,16 @@ async fn export_policy(
 
 /// Replaces the tenant's whole policy with a Casbin policy CSV. Every line must be in the
 /// caller's tenant: a tenant cannot grant anything elsewhere.
+#[utoipa::path(
+    put, path = "/v1/policy", tag = "roles",
+    request_body(content = String, content_type = "text/csv", description = "A Casbin policy CSV, every line in the caller's tenant"),
+    responses((status = 200, description = "Replaced", body = PolicyCounts))
+)]
 async fn import_policy(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PolicyCounts>> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the body must be UTF-8 text (a Casbin policy CSV)"))?;
     let imported = Policy::from_csv_for(text, &caller.tenant)
@@ -588,8 +689,15 @@ async fn import_policy(
         Ok(())
     })
     .await?;
-    Ok(Json(json!({
-        "permissions": policy.permissions.len(),
-        "groupings": policy.groupings.len(),
-    })))
+    Ok(Json(PolicyCounts {
+        permissions: policy.permissions.len(),
+        groupings: policy.groupings.len(),
+    }))
+}
+
+/// How many lines the imported policy has, of each kind.
+#[derive(Serialize, ToSchema)]
+struct PolicyCounts {
+    permissions: usize,
+    groupings: usize,
 }

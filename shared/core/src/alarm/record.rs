@@ -7,6 +7,7 @@ use crate::model::Value;
 use crate::time::Millis;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmStatus {
     Active,
@@ -39,8 +40,11 @@ impl AlarmStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlarmRecord {
     pub alarm_id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub device_uid: String,
     pub rule_id: String,

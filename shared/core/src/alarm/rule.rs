@@ -7,6 +7,7 @@ use crate::time::Millis;
 
 /// Alarm severity, ordered from least to most severe (the X.733 scale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Info,
@@ -57,8 +58,12 @@ impl FromStr for Level {
 
 /// An alarm rule of a product; it applies to every device of the product.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlarmRule {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub product_id: String,
     pub name: String,
@@ -74,6 +79,7 @@ fn enabled() -> bool {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Condition {
     /// Graded bands on one signal.
@@ -101,6 +107,7 @@ fn default_joint_level() -> Level {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// The band is reached when the value is at or above the threshold.
@@ -110,6 +117,7 @@ pub enum Direction {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Band {
     pub level: Level,
     pub threshold: f64,
@@ -117,6 +125,7 @@ pub struct Band {
 
 /// How long an abnormal condition must hold before it raises or escalates an alarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Debounce {
     /// Consecutive samples, at least 1.
     #[serde(default = "one")]

@@ -72,6 +72,7 @@ pub struct Pending {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionKind {
     Raised,
@@ -95,9 +96,12 @@ impl TransitionKind {
 
 /// A change of an alarm's state: the only thing that is published and notified.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlarmTransition {
     pub alarm_id: String,
     pub kind: TransitionKind,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub device_uid: String,
     pub rule_id: String,

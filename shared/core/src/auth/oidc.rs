@@ -12,6 +12,7 @@ use crate::time::{Millis, SECOND};
 
 /// A tenant's identity provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OidcProvider {
     /// The `iss` its ID tokens carry, e.g. `https://login.example.com/`.

@@ -73,6 +73,7 @@ pub enum AuthError {
 
 /// What a client gets after login or refresh.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Tokens {
     pub access_token: String,
     pub token_type: &'static str,
@@ -84,6 +85,7 @@ pub struct Tokens {
 
 /// What a correct password leads to.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum LoginOutcome {
     Tokens(Tokens),
@@ -107,6 +109,7 @@ impl LoginOutcome {
 
 /// A started TOTP enrollment: what the user's authenticator app needs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MfaEnrollment {
     /// Base32, to type in by hand.
     pub secret: String,

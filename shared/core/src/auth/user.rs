@@ -8,9 +8,12 @@ use crate::time::Millis;
 
 /// A person who uses the API. What they may do comes from the tenant's policy (`g` lines).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// The login name, unique in the tenant.
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     #[serde(default)]
     pub name: String,
@@ -51,6 +54,7 @@ impl Credential {
 
 /// Tenant-wide settings an administrator changes through the API.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Every user must enroll TOTP; until they do, only their own `/v1/auth/*` routes answer.
@@ -85,8 +89,11 @@ pub struct Session {
 
 /// One change made through the API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub at: Millis,
     /// The user, or `-` when the request was not authenticated (a login attempt).

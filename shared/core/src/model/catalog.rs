@@ -12,8 +12,12 @@ pub struct Tenant {
 
 /// A node of a tenant's department tree; data permissions follow the subtree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Department {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub name: String,
     pub parent_id: Option<String>,
@@ -21,8 +25,12 @@ pub struct Department {
 
 /// A device type. It owns the parser script and the signal definitions of its devices.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub name: String,
     /// Without a script, flat JSON payloads are mapped natively (see [`crate::parse::native`]).
@@ -39,6 +47,7 @@ impl Product {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParserScript {
     /// rhai source; see `docs/scripts.md` for what a parser script sees and returns.
     pub source: String,
@@ -48,6 +57,7 @@ pub struct ParserScript {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignalDef {
     pub name: String,
     pub kind: SignalKind,
@@ -113,6 +123,7 @@ impl SignalDef {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     Number,
@@ -132,6 +143,7 @@ impl SignalKind {
 
 /// Inclusive bounds; a value outside them is physically impossible for the sensor.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidRange {
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -147,9 +159,13 @@ impl std::fmt::Display for ValidRange {
 /// A physical device. `uid` is its identity on the platform (the AWS IoT thing name);
 /// `identification_code` is what is printed on it (serial number, IMEI, MAC).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub uid: String,
     pub identification_code: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub product_id: String,
     pub department_id: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::Millis;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Presence {
     pub online: bool,
     /// When the broker saw the change (its clock, not ours).

@@ -8,6 +8,7 @@ use crate::time::Millis;
 /// One reading of one device at one time. On the wire (JSON) the field names are exactly
 /// `time`, `device_uid`, `identification_code`, `data` and `nc`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// Milliseconds since the Unix epoch, UTC (see [`crate::time`]).
     pub time: Millis,
@@ -28,6 +29,7 @@ impl Record {
 
 /// A named value of a record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Datum {
     pub name: String,
     pub value: Value,
@@ -44,6 +46,7 @@ impl Datum {
 
 /// A typed signal value. On the wire it is a plain JSON number, boolean or string.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),

@@ -27,6 +27,7 @@ impl ParseError {
 
 /// A value dropped from a record, and why; the raw payload stays in the record's `nc`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParseWarning {
     pub device_uid: String,
     pub signal: String,

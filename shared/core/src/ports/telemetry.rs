@@ -10,6 +10,7 @@ use crate::time::Millis;
 
 /// One value of one signal of one device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Point {
     pub time: Millis,
     pub device_uid: String,
@@ -81,6 +82,7 @@ pub struct AggregateQuery {
 
 /// Aggregates of the numeric values in `[start, start + width)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bucket {
     pub start: Millis,
     pub count: u64,

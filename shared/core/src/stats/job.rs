@@ -6,8 +6,12 @@ use crate::time::Millis;
 
 /// A statistics job. See `docs/scripts.md` for what the script sees and returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatJob {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub name: String,
     /// Five-field CRON (`0 * * * *`) or EventBridge `cron(...)`, in UTC.
@@ -28,6 +32,7 @@ fn enabled() -> bool {
 
 /// Which devices a job computes for: one result per device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum DeviceScope {
     Product { product_id: String },
@@ -36,6 +41,7 @@ pub enum DeviceScope {
 
 /// A closed time window `[start, end]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Window {
     pub start: Millis,
     pub end: Millis,
@@ -57,8 +63,11 @@ impl Window {
 
 /// What one run computed for one device.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatResult {
     pub job_id: String,
+    /// Set by the server from the caller's token.
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
     pub device_uid: String,
     pub window: Window,
