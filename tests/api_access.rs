@@ -53,6 +53,11 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/exports/nope", "aov"),
     ("GET", "/v1/exports/nope/download", "aov"),
     ("DELETE", "/v1/devices/nope/token", "ao"),
+    ("POST", "/v1/devices/nope/certificate", "ao"),
+    ("DELETE", "/v1/devices/nope/certificate", "ao"),
+    ("GET", "/v1/devices/nope/shadow", "aov"),
+    ("PUT", "/v1/devices/nope/shadow/desired", "ao"),
+    ("POST", "/v1/devices/nope/commands", "ao"),
     ("GET", "/v1/products", "aov"),
     ("POST", "/v1/products", "ao"),
     ("GET", "/v1/products/nope", "aov"),
@@ -1348,6 +1353,180 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
             .as_u16(),
         401
     );
+    running.shutdown().await;
+    Ok(())
+}
+
+/// An MQTT client that collects what it receives on `filters`.
+async fn listen(
+    addr: std::net::SocketAddr,
+    client_id: &str,
+    filters: &[&str],
+) -> Result<tokio::sync::mpsc::Receiver<(String, Value)>, Error> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let (subscribed_tx, mut subscribed) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    // The connection lives as long as its event loop task, which keeps the client.
+    let keep = client.clone();
+    tokio::spawn(async move {
+        let _client = keep;
+        while let Ok(event) = eventloop.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    let _ = subscribed_tx.send(()).await;
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let body = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    if tx.send((p.topic, body)).await.is_err() {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    for filter in filters {
+        client.subscribe(*filter, QoS::AtLeastOnce).await?;
+        tokio::time::timeout(WAIT, subscribed.recv())
+            .await
+            .map_err(|_| "no SUBACK")?;
+    }
+    Ok(rx)
+}
+
+async fn next(
+    rx: &mut tokio::sync::mpsc::Receiver<(String, Value)>,
+) -> Result<(String, Value), Error> {
+    Ok(tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .map_err(|_| "nothing arrived")?
+        .ok_or("the subscriber ended")?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let mqtt = running.mqtt_addr.ok_or("no embedded broker")?;
+    let admin = Api::new(running.http_addr).await?;
+    admin
+        .create(
+            "/v1/products",
+            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+
+    // Created with provisioning: the certificate and key come back once.
+    let device = json!({ "uid": "air-1", "identification_code": "SN-1", "product_id": "air", "department_id": "hq" });
+    let (status, created) = admin.post("/v1/devices?provision=true", &device).await?;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["uid"], "air-1");
+    let credentials = &created["credentials"];
+    assert!(
+        credentials["certificate_pem"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("-----BEGIN CERTIFICATE-----"),
+        "{created}"
+    );
+    assert!(
+        credentials["private_key_pem"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{created}"
+    );
+    assert_eq!(credentials["endpoint"], format!("mqtt://{mqtt}"));
+    assert!(dir.path().join("device-ca.pem").exists());
+    let (_, read) = admin.get("/v1/devices/air-1").await?;
+    assert!(read.get("credentials").is_none(), "{read}");
+    let (status, problem) = admin
+        .post("/v1/devices/air-1/certificate", &json!({}))
+        .await?;
+    assert_eq!(status, 409, "{problem}");
+
+    // Desired configuration: merged into the shadow, and the delta published to the device.
+    let mut heard = listen(
+        mqtt,
+        "air-1",
+        &[
+            "things/air-1/down/#",
+            "$aws/things/air-1/shadow/update/delta",
+        ],
+    )
+    .await?;
+    let (status, shadow) = admin
+        .put(
+            "/v1/devices/air-1/shadow/desired",
+            &json!({ "interval_s": 30, "mode": "eco" }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{shadow}");
+    assert_eq!(
+        shadow["state"]["desired"],
+        json!({ "interval_s": 30, "mode": "eco" })
+    );
+    let (topic, delta) = next(&mut heard).await?;
+    assert_eq!(topic, "$aws/things/air-1/shadow/update/delta");
+    assert_eq!(
+        delta["state"],
+        json!({ "interval_s": 30, "mode": "eco" }),
+        "{delta}"
+    );
+    let (_, shadow) = admin
+        .put(
+            "/v1/devices/air-1/shadow/desired",
+            &json!({ "interval_s": null }),
+        )
+        .await?;
+    assert_eq!(
+        shadow["state"]["desired"],
+        json!({ "mode": "eco" }),
+        "{shadow}"
+    );
+    assert_eq!(shadow["version"], 2, "{shadow}");
+    next(&mut heard).await?;
+    let (_, read) = admin.get("/v1/devices/air-1/shadow").await?;
+    assert_eq!(read, shadow);
+    let (status, _) = admin
+        .put("/v1/devices/air-1/shadow/desired", &json!([1]))
+        .await?;
+    assert_eq!(status, 400);
+
+    // A command reaches the device with its id.
+    let (status, sent) = admin
+        .post(
+            "/v1/devices/air-1/commands",
+            &json!({ "name": "reboot", "delay_s": 5 }),
+        )
+        .await?;
+    assert_eq!(status, 202, "{sent}");
+    let (topic, command) = next(&mut heard).await?;
+    assert_eq!(topic, "things/air-1/down/command");
+    assert_eq!(command["name"], "reboot");
+    assert_eq!(command["command_id"], sent["command_id"]);
+    let viewer = user(&running, &admin, "vic", &["viewer"], None).await?;
+    let (status, _) = viewer
+        .post("/v1/devices/air-1/commands", &json!({ "name": "reboot" }))
+        .await?;
+    assert_eq!(status, 403);
+
+    // Revoked, then provisioned again with a new certificate; deleting the device revokes too.
+    assert_eq!(admin.delete("/v1/devices/air-1/certificate").await?.0, 204);
+    assert_eq!(admin.delete("/v1/devices/air-1/certificate").await?.0, 404);
+    let (status, again) = admin
+        .post("/v1/devices/air-1/certificate", &json!({}))
+        .await?;
+    assert_eq!(status, 201, "{again}");
+    assert_ne!(again["certificate_id"], credentials["certificate_id"]);
+    assert_eq!(admin.delete("/v1/devices/air-1").await?.0, 204);
+    admin.create("/v1/devices", &device).await?;
+    let (status, _) = admin
+        .post("/v1/devices/air-1/certificate", &json!({}))
+        .await?;
+    assert_eq!(status, 201);
     running.shutdown().await;
     Ok(())
 }

@@ -382,6 +382,62 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(csv.starts_with("time,time_ms,signal,value\n"), "{csv}");
     assert!(csv.contains(",temperature,23.75\n"), "{csv}");
 
+    // Devices on AWS IoT Core: provisioning makes the thing and returns its certificate and
+    // key once; desired configuration lands in the thing's shadow; a command is published;
+    // revoking deletes the certificate and the thing.
+    let (status, credentials) = api(&router, "POST", "/v1/devices/air-1/certificate", None).await?;
+    assert_eq!(status, 201, "{credentials}");
+    assert!(
+        credentials["certificate_pem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BEGIN CERTIFICATE"),
+        "{credentials}"
+    );
+    assert!(
+        credentials["private_key_pem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PRIVATE KEY"),
+        "{credentials}"
+    );
+    let (status, _) = api(&router, "POST", "/v1/devices/air-1/certificate", None).await?;
+    assert_eq!(status, 409);
+    let iot = aws_sdk_iot::Client::new(&stack.sdk);
+    let principals = iot
+        .list_thing_principals()
+        .thing_name("air-1")
+        .send()
+        .await?;
+    assert_eq!(principals.principals().len(), 1);
+    let (status, shadow) = api(
+        &router,
+        "PUT",
+        "/v1/devices/air-1/shadow/desired",
+        Some(&json!({ "interval_s": 30 })),
+    )
+    .await?;
+    assert_eq!(status, 200, "{shadow}");
+    assert_eq!(shadow["state"]["desired"]["interval_s"], 30, "{shadow}");
+    let (status, sent) = api(
+        &router,
+        "POST",
+        "/v1/devices/air-1/commands",
+        Some(&json!({ "name": "reboot" })),
+    )
+    .await?;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["topic"], "things/air-1/down/command");
+    let (status, _) = api(&router, "DELETE", "/v1/devices/air-1/certificate", None).await?;
+    assert_eq!(status, 204);
+    assert!(
+        iot.describe_thing()
+            .thing_name("air-1")
+            .send()
+            .await
+            .is_err()
+    );
+
     // Backup: an export of the metadata table is started into the export bucket.
     let backup = BackupFunction::new(&sdk("backup")?, stack.backup_config());
     let exported = backup.handle(sample("backup/schedule.json")?).await?;

@@ -267,20 +267,66 @@ impl Broker {
         })
     }
 
-    /// Forwards to matching subscribers at QoS 0; a subscriber too slow to keep up loses
-    /// messages rather than stalling publishers.
     fn forward(&self, publish: &Publish) {
-        let registry = self.lock();
-        for (client, sub) in registry.sessions.values() {
-            if sub.filters.iter().any(|f| matches(&publish.topic, f)) {
-                let mut copy = Publish::new(publish.topic.clone(), QoS::AtMostOnce, Vec::new());
-                copy.payload = publish.payload.clone();
-                if sub.outbox.try_send(copy).is_err() {
-                    metrics::counter!("mqtt_forward_dropped_total").increment(1);
-                    tracing::debug!(%client, "subscriber is slow; message dropped");
-                }
+        forward(&self.registry, publish);
+    }
+
+    /// A handle for the platform's own messages to devices (commands, shadow deltas).
+    pub fn downlink(&self) -> Downlink {
+        Downlink {
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+/// Forwards to matching subscribers at QoS 0; a subscriber too slow to keep up loses
+/// messages rather than stalling publishers. Answers how many subscribers it reached.
+fn forward(registry: &Mutex<Registry>, publish: &Publish) -> usize {
+    let registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+    let mut reached = 0;
+    for (client, sub) in registry.sessions.values() {
+        if sub.filters.iter().any(|f| topic_matches(&publish.topic, f)) {
+            let mut copy = Publish::new(publish.topic.clone(), QoS::AtMostOnce, Vec::new());
+            copy.payload = publish.payload.clone();
+            if sub.outbox.try_send(copy).is_ok() {
+                reached += 1;
+            } else {
+                metrics::counter!("mqtt_forward_dropped_total").increment(1);
+                tracing::debug!(%client, "subscriber is slow; message dropped");
             }
         }
+    }
+    reached
+}
+
+/// Whether `topic` matches `filter`. Topics starting with `$` (the shadow topics) match only
+/// filters that name their first level (MQTT 3.1.1, 4.7.2); rumqttc's `matches` never
+/// matches them at all.
+fn topic_matches(topic: &str, filter: &str) -> bool {
+    if !topic.starts_with('$') {
+        return matches(topic, filter);
+    }
+    match (topic.split_once('/'), filter.split_once('/')) {
+        (Some((first, rest)), Some((filter_first, filter_rest))) => {
+            first == filter_first && matches(rest, filter_rest)
+        }
+        _ => topic == filter,
+    }
+}
+
+/// Publishes the platform's messages to the embedded broker's subscribers.
+#[derive(Clone)]
+pub struct Downlink {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Downlink {
+    /// Sends to the clients subscribed now (QoS 0, as the broker forwards); answers how many.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>) -> usize {
+        forward(
+            &self.registry,
+            &Publish::new(topic, QoS::AtMostOnce, payload),
+        )
     }
 }
 
@@ -312,4 +358,22 @@ async fn write_packet(
     out.clear();
     packet.write(out, usize::MAX).map_err(|e| e.to_string())?;
     stream.write_all(out).await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn dollar_topics_match_only_filters_that_name_their_first_level() {
+        let delta = "$aws/things/a/shadow/update/delta";
+        assert!(topic_matches(delta, delta));
+        assert!(topic_matches(delta, "$aws/things/a/shadow/#"));
+        assert!(topic_matches(delta, "$aws/things/+/shadow/update/delta"));
+        assert!(!topic_matches(delta, "#"));
+        assert!(!topic_matches(delta, "+/things/a/shadow/update/delta"));
+        assert!(!topic_matches(delta, "$aws/things/b/shadow/#"));
+        assert!(topic_matches("things/a/down/command", "things/a/down/#"));
+        assert!(!topic_matches("things/a/down/command", "things/b/down/#"));
+    }
 }

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::{Broker, Handler, TELEMETRY_FILTER};
 use crate::config::Config;
+use crate::gateway::{DeviceCa, DeviceLink, LocalGateway};
 use crate::pipeline::{self, Services};
 use crate::secrets;
 
@@ -49,6 +50,8 @@ pub enum StartError {
     BrokerUrl(String),
     #[error("cannot set up authentication: {0}")]
     Auth(String),
+    #[error("cannot set up {0}")]
+    DeviceCa(String),
 }
 
 /// A running platform; [`Running::shutdown`] stops it cleanly.
@@ -183,7 +186,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let mqtt_addr = if config.mqtt.url.is_empty() {
+    let (mqtt_addr, link) = if config.mqtt.url.is_empty() {
         let listener = bind(config.mqtt.port, "the MQTT", "--mqtt-port").await?;
         let addr = listener.local_addr().ok();
         let handler_services = services.clone();
@@ -192,13 +195,26 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             Box::pin(async move { services.handle(topic, payload).await })
         });
         let broker = Broker::new(handler, config.mqtt.max_payload);
+        let link = DeviceLink::Embedded(broker.downlink());
         tasks.spawn(broker.serve(listener, stop.clone()));
-        addr
+        (addr, link)
     } else {
         let subscriber = connect_external(config, services.clone()).await?;
+        let link = DeviceLink::External(subscriber.client.clone());
         tasks.spawn(subscriber.run(stop.clone()));
-        None
+        (None, link)
     };
+    let endpoint = match mqtt_addr {
+        Some(addr) => format!("mqtt://{addr}"),
+        None => config.mqtt.url.clone(),
+    };
+    let ca = DeviceCa::load_or_create(&data_dir).map_err(StartError::DeviceCa)?;
+    let gateway = Arc::new(LocalGateway::new(
+        services.catalog.clone(),
+        link,
+        ca,
+        endpoint,
+    ));
 
     tasks.spawn(pipeline::alarm_worker(services.clone(), stop.clone()));
     tasks.spawn(pipeline::notify_worker(services.clone(), stop.clone()));
@@ -217,6 +233,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         device_ingest: Arc::new(pipeline::LocalDeviceIngest(services.clone())),
         // The same directory as dead letters, under `exports/`.
         exports: services.dead_letters.clone(),
+        gateway,
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
     });

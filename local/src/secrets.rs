@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes a new file readable by its owner only; fails if it exists.
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -40,6 +40,7 @@ pub struct Stack {
     pub schedule_group: String,
     pub signing_key_secret_arn: String,
     pub admin_password_secret_arn: String,
+    pub device_policy_name: String,
 }
 
 /// The first administrator's password in the emulated stack's secret.
@@ -123,8 +124,22 @@ impl Stack {
         }
         let [signing_key_secret_arn, admin_password_secret_arn] =
             <[String; 2]>::try_from(arns).map_err(|_| "two secrets")?;
+        // As in the template: the device policy certificates get.
+        let device_policy_name = unique_name("device");
+        aws_sdk_iot::Client::new(&sdk)
+            .create_policy()
+            .policy_name(&device_policy_name)
+            .policy_document(
+                serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"}]})
+                .to_string(),
+            )
+            .send()
+            .await?;
         Ok(Self {
             sdk,
+            device_policy_name,
             signing_key_secret_arn,
             admin_password_secret_arn,
             meta_table,
@@ -192,6 +207,8 @@ impl Stack {
             audit_retention_days: 30,
             ingest_queue_url: self.ingest_queue.url.clone(),
             export_bucket: self.export_bucket.clone(),
+            device_policy_name: self.device_policy_name.clone(),
+            thing_group_prefix: "tenant-".into(),
         }
     }
 
@@ -513,12 +530,14 @@ fn iam_action(
             axum::http::Method::DELETE => "DeleteSchedule".to_owned(),
             _ => "GetSchedule".to_owned(),
         },
+        // An IoT call this table does not know shows as itself, so the IAM check fails on it.
+        "iot" | "iotdata" => iot_operation(method, path)
+            .map_or_else(|| format!("Unmapped {method} {path}"), str::to_owned),
         _ => target.or_else(query_action)?,
     };
-    let prefix = if service == "timestream" {
-        "timestream"
-    } else {
-        service
+    let prefix = match service {
+        "iotdata" => "iot",
+        other => other,
     };
     Some(match (service, operation.as_str()) {
         // Authorised per item, by what each item does.
@@ -539,5 +558,31 @@ fn iam_action(
         }
         ("sqs", "SendMessageBatch") => vec!["sqs:SendMessage".into()],
         _ => vec![format!("{prefix}:{operation}")],
+    })
+}
+
+/// The operation of an AWS IoT (control or data plane) REST request, from its method and path.
+fn iot_operation(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    use axum::http::Method;
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match (method.clone(), parts.as_slice()) {
+        (Method::GET, ["endpoint"]) => "DescribeEndpoint",
+        (Method::POST, ["things", _]) => "CreateThing",
+        (Method::GET, ["things", _]) => "DescribeThing",
+        (Method::DELETE, ["things", _]) => "DeleteThing",
+        (Method::PUT, ["things", _, "principals"]) => "AttachThingPrincipal",
+        (Method::DELETE, ["things", _, "principals"]) => "DetachThingPrincipal",
+        (Method::GET, ["things", _, "principals"]) => "ListThingPrincipals",
+        (Method::POST, ["things", _, "shadow"]) => "UpdateThingShadow",
+        (Method::GET, ["things", _, "shadow"]) => "GetThingShadow",
+        (Method::POST, ["thing-groups", _]) => "CreateThingGroup",
+        (Method::PUT, ["thing-groups", "addThingToThingGroup"]) => "AddThingToThingGroup",
+        (Method::POST, ["keys-and-certificate"]) => "CreateKeysAndCertificate",
+        (Method::PUT, ["target-policies", _]) => "AttachPolicy",
+        (Method::POST, ["target-policies", _]) => "DetachPolicy",
+        (Method::PUT, ["certificates", _]) => "UpdateCertificate",
+        (Method::DELETE, ["certificates", _]) => "DeleteCertificate",
+        (Method::POST, ["topics", ..]) => "Publish",
+        _ => return None,
     })
 }

@@ -9,7 +9,7 @@ use iot_api::audit::ClientAddr;
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_api::jwks::HttpJwks;
 use iot_aws::error::describe;
-use iot_aws::{EventBridgeScheduler, S3BlobStore};
+use iot_aws::{EventBridgeScheduler, IotSettings, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
@@ -23,6 +23,7 @@ use lambda_http::request::RequestContext;
 use std::sync::Arc;
 
 use crate::alarm::alarm_bus;
+use crate::device_gateway::LazyIotGateway;
 use crate::env::{self, EnvError};
 use crate::stores::{TelemetryBackend, meta_store};
 
@@ -51,6 +52,26 @@ pub const IAM_ACTIONS: &[&str] = &[
     "s3:GetObject",
     // the access-token signing key and the first administrator's password, read at start
     "secretsmanager:GetSecretValue",
+    // devices: provisioning (a thing in its tenant's group, a certificate with the device
+    // policy) and revocation, on first use the account's data endpoint
+    "iot:DescribeEndpoint",
+    "iot:CreateThing",
+    "iot:DescribeThing",
+    "iot:DeleteThing",
+    "iot:CreateThingGroup",
+    "iot:AddThingToThingGroup",
+    "iot:CreateKeysAndCertificate",
+    "iot:AttachPolicy",
+    "iot:DetachPolicy",
+    "iot:AttachThingPrincipal",
+    "iot:DetachThingPrincipal",
+    "iot:ListThingPrincipals",
+    "iot:UpdateCertificate",
+    "iot:DeleteCertificate",
+    // commands and desired configuration
+    "iot:Publish",
+    "iot:UpdateThingShadow",
+    "iot:GetThingShadow",
 ];
 
 #[derive(Clone, Debug)]
@@ -75,6 +96,10 @@ pub struct ApiConfig {
     pub ingest_queue_url: String,
     /// Telemetry exports go to this bucket, under `exports/`.
     pub export_bucket: String,
+    /// The IoT policy every device certificate gets.
+    pub device_policy_name: String,
+    /// Thing groups are `{prefix}{tenant}`.
+    pub thing_group_prefix: String,
 }
 
 impl ApiConfig {
@@ -92,6 +117,8 @@ impl ApiConfig {
             audit_retention_days: env::parsed("AUDIT_RETENTION_DAYS", 365)?,
             ingest_queue_url: env::required("INGEST_QUEUE_URL")?,
             export_bucket: env::required("EXPORT_BUCKET")?,
+            device_policy_name: env::required("DEVICE_POLICY_NAME")?,
+            thing_group_prefix: env::required("THING_GROUP_PREFIX")?,
         })
     }
 }
@@ -137,6 +164,13 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: config.ingest_queue_url.clone(),
         }),
+        gateway: Arc::new(LazyIotGateway::new(
+            sdk.clone(),
+            IotSettings {
+                policy_name: config.device_policy_name.clone(),
+                thing_group_prefix: config.thing_group_prefix.clone(),
+            },
+        )),
         default_tenant: config.default_tenant.clone(),
         audit_retention_ms: config.audit_retention_days.max(1) * DAY,
     }))

@@ -10,6 +10,7 @@
 pub mod alarm;
 pub mod api;
 pub mod backup;
+pub mod device_gateway;
 pub mod env;
 pub mod ingest;
 pub mod notify;

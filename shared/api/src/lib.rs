@@ -14,7 +14,7 @@ mod routes;
 use axum::Router;
 use iot_core::auth::AuthService;
 use iot_core::parse::Parser;
-use iot_core::ports::{BlobStore, Clock, Scheduler, TelemetryStore};
+use iot_core::ports::{BlobStore, Clock, DeviceGateway, Scheduler, TelemetryStore};
 use iot_core::repo::Catalog;
 use iot_core::time::Millis;
 use iot_core::usecase::{AlarmService, StatsService};
@@ -34,6 +34,8 @@ pub struct ApiState {
     pub auth: Arc<AuthService>,
     /// Where telemetry exports are written (the exports bucket, or the data directory).
     pub exports: Arc<dyn BlobStore>,
+    /// Device certificates, commands and shadows (AWS IoT Core, or the local broker).
+    pub gateway: Arc<dyn DeviceGateway>,
     /// Where `POST /v1/ingest` hands device messages.
     pub device_ingest: Arc<dyn device_ingest::DeviceIngest>,
     /// The tenant of logins that name none.

@@ -260,6 +260,26 @@ impl DeviceGateway for IotGateway {
         Ok(())
     }
 
+    async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError> {
+        self.thing_arn(device_uid).await?;
+        match self
+            .data
+            .get_thing_shadow()
+            .thing_name(device_uid)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let bytes = output.payload().map(|p| p.as_ref()).unwrap_or_default();
+                serde_json::from_slice(bytes)
+                    .map(Some)
+                    .map_err(|e| GatewayError::Unavailable(format!("shadow of {device_uid}: {e}")))
+            }
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(GatewayError::Unavailable(describe(&e))),
+        }
+    }
+
     /// A snapshot job over the devices' things; the document tells each device what to fetch.
     async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
         let mut targets = Vec::with_capacity(job.device_uids.len());

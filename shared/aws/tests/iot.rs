@@ -101,6 +101,8 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
     let shadow: serde_json::Value =
         serde_json::from_slice(shadow.payload().map(|p| p.as_ref()).unwrap_or_default())?;
     assert_eq!(shadow["state"]["desired"]["interval_s"], 30);
+    let read = gateway.shadow(&uid).await?.ok_or("no shadow")?;
+    assert_eq!(read["state"]["desired"]["interval_s"], 30, "{read}");
 
     gateway.send_command(&uid, &json!({"reboot": true})).await?;
     let publish = faults

@@ -7,11 +7,13 @@ use axum::http::StatusCode;
 use iot_core::auth::Principal;
 use iot_core::model::Device;
 use iot_core::model::Value as SignalValue;
-use iot_core::ports::{AggregateQuery, Bucket, RangeQuery, StoreError};
+use iot_core::ports::{
+    AggregateQuery, Bucket, DeviceCredentials, GatewayError, RangeQuery, StoreError,
+};
 use iot_core::stats::Window;
 use iot_core::time::{HOUR, MINUTE, Millis};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -36,6 +38,10 @@ pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(aggregate))
         .routes(routes!(presence))
         .routes(routes!(issue_token, revoke_token))
+        .routes(routes!(issue_certificate, revoke_certificate))
+        .routes(routes!(read_shadow))
+        .routes(routes!(set_desired))
+        .routes(routes!(send_command))
 }
 
 /// The device if it exists in the caller's tenant and data scope; other tenants' devices, and
@@ -124,16 +130,35 @@ async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
     })
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CreateParams {
+    /// Also issue the device's certificate and key, returned once in `credentials`.
+    provision: Option<bool>,
+}
+
+/// A created device, with its credentials if it was provisioned.
+#[derive(Serialize, ToSchema)]
+struct CreatedDevice {
+    #[serde(flatten)]
+    device: Device,
+    /// Shown once: the platform keeps no copy of the private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials: Option<DeviceCredentials>,
+}
+
 #[utoipa::path(
     post, path = "/v1/devices", tag = "devices",
-    request_body = Device,
-    responses((status = 201, description = "Created", body = Device))
+    params(CreateParams), request_body = Device,
+    responses((status = 201, description = "Created (and provisioned, with `?provision=true`)", body = CreatedDevice))
 )]
 async fn create(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
+    query: Result<Query<CreateParams>, QueryRejection>,
     body: Result<Json<Value>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Device>)> {
+) -> ApiResult<(StatusCode, Json<CreatedDevice>)> {
+    let provision = query?.0.provision.unwrap_or(false);
     let device: Device = body_as(body?.0, &caller.tenant, None)?;
     check_department(&caller, &device)?;
     if state.catalog.device(&device.uid).await?.is_some() {
@@ -143,7 +168,24 @@ async fn create(
         )));
     }
     save(&state, &device).await?;
-    Ok((StatusCode::CREATED, Json(device)))
+    let credentials = if provision {
+        Some(
+            state
+                .gateway
+                .register(&device)
+                .await
+                .map_err(|e| gateway_error(&device.uid, e))?,
+        )
+    } else {
+        None
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedDevice {
+            device,
+            credentials,
+        }),
+    ))
 }
 
 /// Most rows one import takes.
@@ -324,8 +366,182 @@ async fn remove(
     Path(uid): Path<String>,
 ) -> ApiResult<StatusCode> {
     let device = device_of(&state, &caller, &uid).await?;
+    // Its certificate is revoked first, so a deleted device cannot connect.
+    match state.gateway.deregister(&uid).await {
+        Ok(()) | Err(GatewayError::UnknownDevice(_)) => {}
+        Err(e) => return Err(gateway_error(&uid, e)),
+    }
     state.catalog.delete_device(&device).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Maps the device side's errors: not provisioned, provisioned already, unreachable.
+fn gateway_error(uid: &str, e: GatewayError) -> ApiError {
+    match e {
+        GatewayError::UnknownDevice(_) => ApiError::conflict(format!(
+            "device {uid:?} is not provisioned; POST /v1/devices/{uid}/certificate first"
+        )),
+        GatewayError::AlreadyRegistered(_) => ApiError::conflict(format!(
+            "device {uid:?} has a certificate already; DELETE /v1/devices/{uid}/certificate to revoke it first"
+        )),
+        GatewayError::Unavailable(_) => ApiError::unavailable(e),
+    }
+}
+
+/// Provisions the device: a certificate and private key, returned once, and (on AWS) its
+/// IoT thing with the device policy attached.
+#[utoipa::path(
+    post, path = "/v1/devices/{uid}/certificate", tag = "devices",
+    responses((status = 201, description = "The credentials, shown once", body = DeviceCredentials))
+)]
+async fn issue_certificate(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+) -> ApiResult<(StatusCode, Json<DeviceCredentials>)> {
+    let device = device_of(&state, &caller, &uid).await?;
+    let credentials = state
+        .gateway
+        .register(&device)
+        .await
+        .map_err(|e| gateway_error(&uid, e))?;
+    Ok((StatusCode::CREATED, Json(credentials)))
+}
+
+/// Revokes the device's certificate (and on AWS deletes its thing); provision it again to
+/// give it new credentials.
+#[utoipa::path(
+    delete, path = "/v1/devices/{uid}/certificate", tag = "devices",
+    responses((status = 204, description = "Revoked"))
+)]
+async fn revoke_certificate(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+) -> ApiResult<StatusCode> {
+    device_of(&state, &caller, &uid).await?;
+    state.gateway.deregister(&uid).await.map_err(|e| match e {
+        GatewayError::UnknownDevice(_) => {
+            ApiError::not_found(format!("a certificate of device {uid:?}"))
+        }
+        e => gateway_error(&uid, e),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The device shadow: `state.desired` (what the platform asks for) and `state.reported`
+/// (what the device says), as AWS IoT Core keeps it.
+#[utoipa::path(
+    get, path = "/v1/devices/{uid}/shadow", tag = "devices",
+    responses((status = 200, description = "The shadow document; `{\"state\": {}}` if nothing was set", body = Object))
+)]
+async fn read_shadow(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    device_of(&state, &caller, &uid).await?;
+    let shadow = state
+        .gateway
+        .shadow(&uid)
+        .await
+        .map_err(|e| gateway_error(&uid, e))?;
+    Ok(Json(shadow.unwrap_or_else(|| json!({ "state": {} }))))
+}
+
+/// Sets desired configuration: the keys given are merged into `state.desired` (`null`
+/// removes one), and the device hears the change on `$aws/things/{uid}/shadow/update/delta`.
+#[utoipa::path(
+    put, path = "/v1/devices/{uid}/shadow/desired", tag = "devices",
+    request_body(content = Object, description = "The desired keys, e.g. `{\"interval_s\": 30}`"),
+    responses((status = 200, description = "The shadow after the change", body = Object))
+)]
+async fn set_desired(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let desired = body?.0;
+    if !desired.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object of desired keys, e.g. {\"interval_s\": 30}",
+        ));
+    }
+    if desired.to_string().len() > MAX_DOWNLINK_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a shadow update holds at most {MAX_DOWNLINK_BYTES} bytes"),
+        ));
+    }
+    device_of(&state, &caller, &uid).await?;
+    state
+        .gateway
+        .set_desired(&uid, &desired)
+        .await
+        .map_err(|e| gateway_error(&uid, e))?;
+    let shadow = state
+        .gateway
+        .shadow(&uid)
+        .await
+        .map_err(|e| gateway_error(&uid, e))?;
+    Ok(Json(shadow.unwrap_or_else(
+        || json!({ "state": { "desired": desired } }),
+    )))
+}
+
+/// Largest command or shadow update, as AWS IoT Core's shadow document limit (8 KiB).
+const MAX_DOWNLINK_BYTES: usize = 8 * 1024;
+
+/// What was sent to the device.
+#[derive(Serialize, ToSchema)]
+struct SentCommand {
+    /// Also in the payload as `command_id`, so the device can answer about it.
+    command_id: String,
+    /// The MQTT topic it was published on.
+    topic: String,
+}
+
+/// Sends a command to the device on `things/{uid}/down/command`, with a `command_id` added;
+/// a device that is offline misses it (use the shadow for state that must arrive).
+#[utoipa::path(
+    post, path = "/v1/devices/{uid}/commands", tag = "devices",
+    request_body(content = Object, description = "The command, e.g. `{\"name\": \"reboot\"}`"),
+    responses((status = 202, description = "Published", body = SentCommand))
+)]
+async fn send_command(
+    State(state): State<Arc<ApiState>>,
+    Caller(caller): Caller,
+    Path(uid): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<SentCommand>)> {
+    let Value::Object(mut command) = body?.0 else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object, e.g. {\"name\": \"reboot\"}",
+        ));
+    };
+    let command_id = iot_core::auth::secret::random_id();
+    command.insert("command_id".into(), Value::String(command_id.clone()));
+    let command = Value::Object(command);
+    if command.to_string().len() > MAX_DOWNLINK_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a command holds at most {MAX_DOWNLINK_BYTES} bytes"),
+        ));
+    }
+    device_of(&state, &caller, &uid).await?;
+    state
+        .gateway
+        .send_command(&uid, &command)
+        .await
+        .map_err(|e| gateway_error(&uid, e))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SentCommand {
+            command_id,
+            topic: format!("things/{uid}/down/command"),
+        }),
+    ))
 }
 
 /// A new HTTP ingest token for the device, shown once; it replaces any earlier one.

@@ -6,6 +6,7 @@ use crate::model::Device;
 
 /// A device's identity, returned once at registration and never stored by the platform.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceCredentials {
     pub certificate_id: String,
     pub certificate_pem: String,
@@ -46,12 +47,16 @@ pub trait DeviceGateway: Send + Sync {
         device_uid: &str,
         command: &serde_json::Value,
     ) -> Result<(), GatewayError>;
-    /// Sets the desired state of the device shadow.
+    /// Sets the desired state of the device shadow; the device hears the difference on
+    /// `$aws/things/{uid}/shadow/update/delta`.
     async fn set_desired(
         &self,
         device_uid: &str,
         desired: &serde_json::Value,
     ) -> Result<(), GatewayError>;
+    /// The device shadow document (`{"state": {"desired": ..., "reported": ...}, ...}`), or
+    /// `None` if nothing was ever set.
+    async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError>;
     /// Starts a firmware update; returns the job id.
     async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError>;
 }

@@ -457,6 +457,13 @@ impl DeviceGateway for MemoryGateway {
         Ok(())
     }
 
+    async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError> {
+        self.known(device_uid)?;
+        Ok(lock(&self.desired)
+            .get(device_uid)
+            .map(|desired| serde_json::json!({ "state": { "desired": desired } })))
+    }
+
     async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
         for uid in &job.device_uids {
             self.known(uid)?;

@@ -62,6 +62,14 @@ fn token_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "TOKEN")
 }
 
+fn certificate_key(uid: &str) -> Key {
+    Key::new(format!("DEVICE#{uid}"), "CERTIFICATE")
+}
+
+fn shadow_key(uid: &str) -> Key {
+    Key::new(format!("DEVICE#{uid}"), "SHADOW")
+}
+
 fn alarms_pk(tenant: &str) -> String {
     format!("TENANT#{tenant}#ALARMS")
 }
@@ -184,6 +192,47 @@ impl Catalog {
 
     pub async fn delete_device_token(&self, uid: &str) -> Result<(), StoreError> {
         self.store.delete(&token_key(uid), Condition::Always).await
+    }
+
+    /// The id of the device's certificate, where the platform itself issues them (one machine;
+    /// on AWS, IoT Core keeps the registry).
+    pub async fn device_certificate(&self, uid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(&certificate_key(uid))
+            .await?
+            .and_then(|item| item.data.get("certificate_id")?.as_str().map(str::to_owned)))
+    }
+
+    /// Records the device's certificate; fails if it has one.
+    pub async fn create_device_certificate(
+        &self,
+        uid: &str,
+        certificate_id: &str,
+    ) -> Result<(), StoreError> {
+        let data = serde_json::json!({ "certificate_id": certificate_id });
+        self.store
+            .put(Item::new(certificate_key(uid), data), Condition::NotExists)
+            .await
+    }
+
+    pub async fn delete_device_certificate(&self, uid: &str) -> Result<(), StoreError> {
+        self.store
+            .delete(&certificate_key(uid), Condition::Exists)
+            .await
+    }
+
+    /// The device's shadow document, where the platform keeps it (one machine).
+    pub async fn device_shadow(&self, uid: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get(shadow_key(uid)).await
+    }
+
+    pub async fn put_device_shadow(
+        &self,
+        uid: &str,
+        shadow: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.put(shadow_key(uid), shadow).await
     }
 
     pub async fn presence(&self, uid: &str) -> Result<Option<Presence>, StoreError> {
@@ -580,6 +629,14 @@ impl Catalog {
                 },
                 Write::Delete {
                     key: token_key(&device.uid),
+                    condition: Condition::Always,
+                },
+                Write::Delete {
+                    key: certificate_key(&device.uid),
+                    condition: Condition::Always,
+                },
+                Write::Delete {
+                    key: shadow_key(&device.uid),
                     condition: Condition::Always,
                 },
             ])

@@ -1,0 +1,268 @@
+//! [`DeviceGateway`] on one machine: X.509 device certificates issued by a device CA kept in
+//! the data directory, commands and shadow deltas published on the platform's MQTT broker on
+//! the topics AWS IoT Core uses, and the shadow kept in the metadata store.
+//!
+//! The embedded broker listens on 127.0.0.1 without TLS, so it does not check the
+//! certificates yet; they are real (signed by `device-ca.pem`) so that a TLS broker such as
+//! Mosquitto with `require_certificate` can.
+
+use async_trait::async_trait;
+use iot_core::model::Device;
+use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob, StoreError};
+use iot_core::repo::Catalog;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+};
+use rumqttc::{AsyncClient, QoS};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+use crate::broker::Downlink;
+
+/// Where the platform's own messages to devices go.
+#[derive(Clone)]
+pub enum DeviceLink {
+    /// The embedded broker's subscribers.
+    Embedded(Downlink),
+    /// An external broker, through the platform's connection (QoS 1).
+    External(AsyncClient),
+}
+
+impl DeviceLink {
+    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), GatewayError> {
+        match self {
+            DeviceLink::Embedded(downlink) => {
+                let reached = downlink.publish(&topic, payload);
+                tracing::debug!(%topic, reached, "published to devices");
+                Ok(())
+            }
+            DeviceLink::External(client) => client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|e| GatewayError::Unavailable(format!("the MQTT broker: {e}"))),
+        }
+    }
+}
+
+/// The device CA: its key signs device certificates.
+pub struct DeviceCa {
+    issuer: Issuer<'static, KeyPair>,
+}
+
+const CA_NAME: &str = "iot-local device CA";
+
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, CA_NAME);
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(params)
+}
+
+impl DeviceCa {
+    /// Loads `device-ca.key` from the data directory, or makes the CA on the first start
+    /// (the key readable by the owner only, the certificate beside it as `device-ca.pem`).
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, String> {
+        let key_path = data_dir.join("device-ca.key");
+        let failed = |e: &dyn std::fmt::Display| format!("the device CA: {e}");
+        let key = match std::fs::read_to_string(&key_path) {
+            Ok(pem) => KeyPair::from_pem(&pem).map_err(|e| failed(&e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed(&e))?;
+                let certificate = ca_params()
+                    .and_then(|p| p.self_signed(&key))
+                    .map_err(|e| failed(&e))?;
+                crate::secrets::write_private(&key_path, &key.serialize_pem())
+                    .map_err(|e| failed(&e))?;
+                std::fs::write(data_dir.join("device-ca.pem"), certificate.pem())
+                    .map_err(|e| failed(&e))?;
+                key
+            }
+            Err(e) => return Err(format!("{}: {e}", key_path.display())),
+        };
+        let params = ca_params().map_err(|e| failed(&e))?;
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A new key pair and a client certificate for the device (CN = its uid), and the
+    /// certificate's id: the SHA-256 of its DER, in hex, as AWS IoT names certificates.
+    fn issue(&self, uid: &str) -> Result<(String, String, String), rcgen::Error> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, uid);
+        params.distinguished_name = name;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let certificate = params.signed_by(&key, &self.issuer)?;
+        let id = hex::encode(Sha256::digest(certificate.der()));
+        Ok((id, certificate.pem(), key.serialize_pem()))
+    }
+}
+
+pub struct LocalGateway {
+    catalog: Catalog,
+    link: DeviceLink,
+    ca: DeviceCa,
+    /// Where devices connect, as the credentials tell them.
+    endpoint: String,
+}
+
+fn store_error(e: StoreError) -> GatewayError {
+    GatewayError::Unavailable(e.to_string())
+}
+
+impl LocalGateway {
+    pub fn new(catalog: Catalog, link: DeviceLink, ca: DeviceCa, endpoint: String) -> Self {
+        Self {
+            catalog,
+            link,
+            ca,
+            endpoint,
+        }
+    }
+
+    async fn known(&self, uid: &str) -> Result<(), GatewayError> {
+        match self.catalog.device(uid).await.map_err(store_error)? {
+            Some(_) => Ok(()),
+            None => Err(GatewayError::UnknownDevice(uid.to_owned())),
+        }
+    }
+}
+
+#[async_trait]
+impl DeviceGateway for LocalGateway {
+    async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError> {
+        let (certificate_id, certificate_pem, private_key_pem) = self
+            .ca
+            .issue(&device.uid)
+            .map_err(|e| GatewayError::Unavailable(format!("issuing a certificate: {e}")))?;
+        self.catalog
+            .create_device_certificate(&device.uid, &certificate_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed(_) => {
+                    GatewayError::AlreadyRegistered(device.uid.clone())
+                }
+                e => store_error(e),
+            })?;
+        tracing::info!(device = %device.uid, certificate = %certificate_id, "device certificate issued");
+        Ok(DeviceCredentials {
+            certificate_id,
+            certificate_pem,
+            private_key_pem,
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError> {
+        self.catalog
+            .delete_device_certificate(device_uid)
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed(_) => GatewayError::UnknownDevice(device_uid.into()),
+                e => store_error(e),
+            })
+    }
+
+    async fn send_command(&self, device_uid: &str, command: &Value) -> Result<(), GatewayError> {
+        self.known(device_uid).await?;
+        self.link
+            .publish(
+                format!("things/{device_uid}/down/command"),
+                command.to_string().into_bytes(),
+            )
+            .await
+    }
+
+    /// Merges `desired` into the shadow (a `null` removes a key, as on AWS), bumps its version
+    /// and publishes the delta as IoT Core does.
+    async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<(), GatewayError> {
+        self.known(device_uid).await?;
+        let mut shadow = self
+            .catalog
+            .device_shadow(device_uid)
+            .await
+            .map_err(store_error)?
+            .unwrap_or_else(|| json!({ "state": { "desired": {} }, "version": 0 }));
+        let state = &mut shadow["state"]["desired"];
+        if !state.is_object() {
+            *state = json!({});
+        }
+        if let (Some(target), Some(changes)) = (state.as_object_mut(), desired.as_object()) {
+            for (key, value) in changes {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    target.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let version = shadow["version"].as_u64().unwrap_or(0) + 1;
+        shadow["version"] = json!(version);
+        self.catalog
+            .put_device_shadow(device_uid, &shadow)
+            .await
+            .map_err(store_error)?;
+        let delta = json!({ "state": desired, "version": version });
+        self.link
+            .publish(
+                format!("$aws/things/{device_uid}/shadow/update/delta"),
+                delta.to_string().into_bytes(),
+            )
+            .await
+    }
+
+    async fn shadow(&self, device_uid: &str) -> Result<Option<Value>, GatewayError> {
+        self.known(device_uid).await?;
+        self.catalog
+            .device_shadow(device_uid)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn start_ota(&self, job: &OtaJob, _firmware_url: &str) -> Result<String, GatewayError> {
+        Err(GatewayError::Unavailable(format!(
+            "firmware job {}: OTA needs AWS IoT Jobs; the local platform has no job service",
+            job.id
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_is_made_once_and_signs_device_certificates() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let ca = DeviceCa::load_or_create(dir.path())?;
+        let ca_pem =
+            std::fs::read_to_string(dir.path().join("device-ca.pem")).map_err(|e| e.to_string())?;
+        let (id, certificate, key) = ca.issue("dev-1").map_err(|e| e.to_string())?;
+        assert_eq!(id.len(), 64);
+        assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        // A second start reuses the CA; the key stays private.
+        DeviceCa::load_or_create(dir.path())?;
+        let again =
+            std::fs::read_to_string(dir.path().join("device-ca.pem")).map_err(|e| e.to_string())?;
+        assert_eq!(ca_pem, again);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("device-ca.key"))
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        Ok(())
+    }
+}
