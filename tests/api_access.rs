@@ -597,6 +597,28 @@ async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
         .map(|a| a.iter().filter_map(|x| x["device_uid"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(seen, ["n-1"], "{alarms}");
+    // Alarms page with a cursor, as every list does.
+    let (_, first) = admin.get("/v1/alarms?limit=1").await?;
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(1), "{first}");
+    let cursor = first["next"].as_str().ok_or("no next cursor")?;
+    let (_, second) = admin
+        .get(&format!("/v1/alarms?limit=1&cursor={cursor}"))
+        .await?;
+    assert_eq!(
+        second["items"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
+    assert_ne!(
+        first["items"][0]["alarm_id"],
+        second["items"][0]["alarm_id"]
+    );
+    if let Some(cursor) = second["next"].as_str() {
+        let (_, third) = admin
+            .get(&format!("/v1/alarms?limit=1&cursor={cursor}"))
+            .await?;
+        assert_eq!(third["items"], json!([]), "{third}");
+    }
     let (_, all) = admin.get("/v1/alarms?device=s-1").await?;
     let south_alarm = all["items"][0]["alarm_id"]
         .as_str()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::Caller;
+use crate::input::{Caller, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -35,8 +35,11 @@ struct ListParams {
     device: Option<String>,
     /// `active`, `acknowledged`, `cleared`, or `open` (active or acknowledged).
     status: Option<String>,
-    /// Most alarms: 100 if absent, at most 1000.
+    /// Alarms per page: 1 to 1000, 100 if absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next` of the previous page.
+    cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -50,15 +53,17 @@ async fn list(
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<AlarmRecord>>> {
     let params = query?.0;
-    let limit = params.limit.unwrap_or(100).min(1_000);
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
     let mut filter = AlarmFilter {
         device_uid: params.device,
-        // With a department scope, read more and keep what the caller may see.
-        limit: Some(if caller.scope == DataScope::All {
-            limit
-        } else {
-            1_000
-        }),
+        limit: Some(limit),
         ..AlarmFilter::default()
     };
     match params.status.as_deref() {
@@ -74,22 +79,33 @@ async fn list(
             })?);
         }
     }
-    let mut alarms = state.catalog.alarms(&caller.tenant, &filter).await?;
-    if let DataScope::Departments(_) = &caller.scope {
-        let visible: BTreeSet<String> = state
-            .catalog
-            .devices(&caller.tenant, None)
-            .await?
-            .into_iter()
-            .filter(|d| caller.scope.allows(&d.department_id))
-            .map(|d| d.uid)
-            .collect();
-        alarms.retain(|a| visible.contains(&a.device_uid));
-        alarms.truncate(limit);
-    }
+    // With a department scope, only alarms of the devices the caller may see.
+    let visible: Option<BTreeSet<String>> = match &caller.scope {
+        DataScope::All => None,
+        DataScope::Departments(_) => Some(
+            state
+                .catalog
+                .devices(&caller.tenant, None)
+                .await?
+                .into_iter()
+                .filter(|d| caller.scope.allows(&d.department_id))
+                .map(|d| d.uid)
+                .collect(),
+        ),
+    };
+    let (items, next) = state
+        .catalog
+        .alarms_page(
+            &caller.tenant,
+            &filter,
+            decode_cursor(params.cursor.as_deref())?,
+            limit,
+            |a| visible.as_ref().is_none_or(|v| v.contains(&a.device_uid)),
+        )
+        .await?;
     Ok(Json(Page {
-        items: alarms,
-        next: None,
+        items,
+        next: encode_cursor(next),
     }))
 }
 

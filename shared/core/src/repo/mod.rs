@@ -406,35 +406,56 @@ impl Catalog {
     }
 
     /// Alarms of a tenant (or of one of its devices), newest first.
+    /// Every alarm the filter selects, newest first (up to `filter.limit`).
     pub async fn alarms(
         &self,
         tenant: &str,
         filter: &AlarmFilter,
     ) -> Result<Vec<AlarmRecord>, StoreError> {
+        let (alarms, _) = self
+            .alarms_page(tenant, filter, None, usize::MAX, |_| true)
+            .await?;
+        Ok(alarms)
+    }
+
+    /// One page of the alarms the filter selects and `visible` keeps, newest first, at most
+    /// `filter.limit` (else `page_size`) of them; and the cursor after the last one, if the
+    /// store may have more. The cursor is the store's, so a page costs reads of about its size
+    /// however deep it is.
+    pub async fn alarms_page(
+        &self,
+        tenant: &str,
+        filter: &AlarmFilter,
+        cursor: Option<String>,
+        page_size: usize,
+        visible: impl Fn(&AlarmRecord) -> bool,
+    ) -> Result<(Vec<AlarmRecord>, Option<String>), StoreError> {
         let mut query = match &filter.device_uid {
             Some(uid) => Query::index(format!("DEVICE#{uid}#ALARMS")),
             None => Query::partition(alarms_pk(tenant)),
         };
         query.descending = true;
-        let limit = filter.limit.unwrap_or(usize::MAX);
+        query.cursor = cursor;
+        let limit = filter.limit.unwrap_or(page_size).max(1);
         let mut out = Vec::new();
         loop {
+            // Ask for no more than still fits, so the store's cursor is right after the last
+            // alarm returned.
+            query.limit = Some(limit.saturating_sub(out.len()).clamp(1, 1_000));
             let page = self.store.query(&query).await?;
             for item in page.items {
                 let record: AlarmRecord = from_item(item)?;
                 let wanted = record.tenant_id == tenant
                     && (!filter.open_only || record.status.is_open())
-                    && filter.status.is_none_or(|s| s == record.status);
+                    && filter.status.is_none_or(|s| s == record.status)
+                    && visible(&record);
                 if wanted {
                     out.push(record);
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
                 }
             }
             match page.next {
-                Some(next) => query.cursor = Some(next),
-                None => return Ok(out),
+                Some(next) if out.len() < limit => query.cursor = Some(next),
+                next => return Ok((out, next)),
             }
         }
     }
