@@ -429,6 +429,12 @@ async fn the_api_refuses_bad_requests_with_what_to_fix() -> TestResult {
         .post("/v1/devices", &json!({ "uid": "bad/uid", "identification_code": "SN-4", "product_id": "air", "department_id": "hq", "name": "x" }))
         .await?;
     assert_eq!(status, 400);
+    // A device called "import" could never be read back (that path is the CSV import).
+    let (status, problem) = api
+        .post("/v1/devices", &json!({ "uid": "import", "identification_code": "SN-5", "product_id": "air", "department_id": "hq", "name": "x" }))
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/uid", "{problem}");
     let (status, _) = api
         .post("/v1/products", &json!({ "id": "air", "name": "again" }))
         .await?;

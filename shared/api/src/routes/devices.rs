@@ -104,6 +104,13 @@ async fn list_devices(
 
 async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
     check_id("uid", &device.uid)?;
+    if device.uid == "import" {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/uid",
+            "\"import\" names the CSV import route (/v1/devices/import); choose another uid",
+        ));
+    }
     if device.identification_code.trim().is_empty() {
         return Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
