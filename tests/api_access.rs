@@ -1384,7 +1384,13 @@ async fn listen(
     addr: std::net::SocketAddr,
     client_id: &str,
     filters: &[&str],
-) -> Result<tokio::sync::mpsc::Receiver<(String, Value)>, Error> {
+) -> Result<
+    (
+        rumqttc::AsyncClient,
+        tokio::sync::mpsc::Receiver<(String, Value)>,
+    ),
+    Error,
+> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
     let (client, mut eventloop) = AsyncClient::new(options, 16);
@@ -1415,7 +1421,7 @@ async fn listen(
             .await
             .map_err(|_| "no SUBACK")?;
     }
-    Ok(rx)
+    Ok((client, rx))
 }
 
 async fn next(
@@ -1470,7 +1476,7 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
     assert_eq!(status, 409, "{problem}");
 
     // Desired configuration: merged into the shadow, and the delta published to the device.
-    let mut heard = listen(
+    let (device_client, mut heard) = listen(
         mqtt,
         "air-1",
         &[
@@ -1516,6 +1522,45 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
         .put("/v1/devices/air-1/shadow/desired", &json!([1]))
         .await?;
     assert_eq!(status, 400);
+
+    // The device reports its state as on AWS; the delta is then only what it lacks.
+    device_client
+        .publish(
+            "$aws/things/air-1/shadow/update",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            json!({ "state": { "reported": { "mode": "eco", "fw": "1.2" } } }).to_string(),
+        )
+        .await?;
+    eventually("the reported state", WAIT, || async {
+        let (_, shadow) = admin.get("/v1/devices/air-1/shadow").await?;
+        Ok((shadow["state"]["reported"] == json!({ "mode": "eco", "fw": "1.2" })).then_some(()))
+    })
+    .await?;
+    admin
+        .put(
+            "/v1/devices/air-1/shadow/desired",
+            &json!({ "mode": "eco", "interval_s": 60 }),
+        )
+        .await?;
+    let (_, delta) = next(&mut heard).await?;
+    assert_eq!(delta["state"], json!({ "interval_s": 60 }), "{delta}");
+    // A report that is not a shadow document is counted and dropped; the state stays.
+    device_client
+        .publish(
+            "$aws/things/air-1/shadow/update",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            "not json",
+        )
+        .await?;
+    eventually("the rejected report counted", WAIT, || async {
+        let metrics = admin.metrics().await?;
+        Ok((iot_e2e::counter(&metrics, "shadow_updates_rejected_total") >= 1.0).then_some(()))
+    })
+    .await?;
+    let (_, shadow) = admin.get("/v1/devices/air-1/shadow").await?;
+    assert_eq!(shadow["state"]["reported"]["fw"], "1.2", "{shadow}");
 
     // A command reaches the device with its id.
     let (status, sent) = admin

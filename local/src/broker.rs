@@ -1,5 +1,5 @@
-//! The embedded MQTT 3.1.1 broker. Device telemetry (`things/{uid}/up/...`) goes through the
-//! ingest pipeline *before* the broker answers PUBACK, so a QoS 1 message is acknowledged only
+//! The embedded MQTT 3.1.1 broker. Device telemetry (`things/{uid}/up/...`) and shadow reports
+//! (`$aws/things/{uid}/shadow/update`) go through the platform *before* the broker answers PUBACK, so a QoS 1 message is acknowledged only
 //! once it is committed; a restart loses nothing that was acknowledged. Other topics (and
 //! telemetry, after ingest) are forwarded to matching subscribers at QoS 0.
 //!
@@ -21,6 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+use crate::gateway::SHADOW_UPDATE_FILTER;
 
 /// What the broker does with a device message before acknowledging it. `Err` means "not
 /// committed": the broker closes the connection without PUBACK, so the device sends it again.
@@ -253,7 +255,8 @@ impl Broker {
             tracing::warn!(client = %client_id, topic = %publish.topic, "invalid topic; closing");
             return Err(());
         }
-        if matches(&publish.topic, TELEMETRY_FILTER)
+        if (matches(&publish.topic, TELEMETRY_FILTER)
+            || topic_matches(&publish.topic, SHADOW_UPDATE_FILTER))
             && let Err(error) = (self.handler)(publish.topic.clone(), publish.payload.clone()).await
         {
             // Not committed: no PUBACK; the device resends after reconnecting.

@@ -1,13 +1,14 @@
 //! [`DeviceGateway`] on one machine: X.509 device certificates issued by a device CA kept in
 //! the data directory, commands and shadow deltas published on the platform's MQTT broker on
-//! the topics AWS IoT Core uses, and the shadow kept in the metadata store.
+//! the topics AWS IoT Core uses, and the shadow kept in the metadata store (devices report
+//! their state on `$aws/things/{uid}/shadow/update`, see [`SHADOW_UPDATE_FILTER`]).
 //!
 //! The embedded broker listens on 127.0.0.1 without TLS, so it does not check the
 //! certificates yet; they are real (signed by `device-ca.pem`) so that a TLS broker such as
 //! Mosquitto with `require_certificate` can.
 
 use async_trait::async_trait;
-use iot_core::model::Device;
+use iot_core::model::{Device, ShadowSection, shadow_delta};
 use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob, StoreError};
 use iot_core::repo::Catalog;
 use rcgen::{
@@ -20,6 +21,17 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 use crate::broker::Downlink;
+
+/// Where devices report their state, as on AWS IoT Core: `{"state": {"reported": {...}}}`.
+pub const SHADOW_UPDATE_FILTER: &str = "$aws/things/+/shadow/update";
+
+/// The device of a shadow update topic.
+pub fn shadow_update_device(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix("$aws/things/")?
+        .strip_suffix("/shadow/update")
+        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+}
 
 /// Where the platform's own messages to devices go.
 #[derive(Clone)]
@@ -181,42 +193,25 @@ impl DeviceGateway for LocalGateway {
             .await
     }
 
-    /// Merges `desired` into the shadow (a `null` removes a key, as on AWS), bumps its version
-    /// and publishes the delta as IoT Core does.
+    /// Merges `desired` into the shadow (a `null` removes a key, as on AWS), and publishes
+    /// what the device has not reported yet as the delta, as IoT Core does.
     async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<(), GatewayError> {
         self.known(device_uid).await?;
-        let mut shadow = self
+        let shadow = self
             .catalog
-            .device_shadow(device_uid)
-            .await
-            .map_err(store_error)?
-            .unwrap_or_else(|| json!({ "state": { "desired": {} }, "version": 0 }));
-        let state = &mut shadow["state"]["desired"];
-        if !state.is_object() {
-            *state = json!({});
-        }
-        if let (Some(target), Some(changes)) = (state.as_object_mut(), desired.as_object()) {
-            for (key, value) in changes {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    target.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        let version = shadow["version"].as_u64().unwrap_or(0) + 1;
-        shadow["version"] = json!(version);
-        self.catalog
-            .put_device_shadow(device_uid, &shadow)
+            .update_device_shadow(device_uid, ShadowSection::Desired, desired)
             .await
             .map_err(store_error)?;
-        let delta = json!({ "state": desired, "version": version });
-        self.link
-            .publish(
-                format!("$aws/things/{device_uid}/shadow/update/delta"),
-                delta.to_string().into_bytes(),
-            )
-            .await
+        if let Some(delta) = shadow_delta(&shadow) {
+            let message = json!({ "state": delta, "version": shadow["version"] });
+            self.link
+                .publish(
+                    format!("$aws/things/{device_uid}/shadow/update/delta"),
+                    message.to_string().into_bytes(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn shadow(&self, device_uid: &str) -> Result<Option<Value>, GatewayError> {

@@ -3,6 +3,7 @@
 
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
+use iot_core::model::ShadowSection;
 use iot_core::parse::Parser;
 use iot_core::ports::{BusEvent, Clock, SystemClock};
 use iot_core::repo::Catalog;
@@ -107,6 +108,9 @@ impl Services {
     /// Ingests one MQTT message. `Ok` once it is committed (stored, or kept as a dead letter);
     /// `Err` when the platform could not commit it and the message must be delivered again.
     pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
+        if let Some(uid) = crate::gateway::shadow_update_device(&topic) {
+            return self.record_reported(uid, &payload).await;
+        }
         metrics::counter!("mqtt_messages_received_total").increment(1);
         let received_at = self.clock.now_ms();
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +121,36 @@ impl Services {
             received_at,
         };
         self.ingest_message(message).await.map(|_| ())
+    }
+
+    /// A device's report of its state, merged into its shadow's `reported`. A report that is
+    /// not `{"state": {"reported": {...}}}`, or from an unknown device, is dropped, logged and
+    /// counted (as IoT Core answers it on `.../update/rejected`); storage failures are errors,
+    /// so the broker does not acknowledge and the device resends.
+    async fn record_reported(&self, uid: &str, payload: &[u8]) -> Result<(), String> {
+        let rejected = |reason: &str| {
+            metrics::counter!("shadow_updates_rejected_total").increment(1);
+            tracing::warn!(device = %uid, %reason, "shadow update rejected");
+            Ok(())
+        };
+        let Ok(document) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return rejected("not JSON");
+        };
+        let reported = &document["state"]["reported"];
+        if !reported.is_object() {
+            return rejected("no state.reported object");
+        }
+        match self.catalog.device(uid).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return rejected("unknown device"),
+            Err(e) => return Err(e.to_string()),
+        }
+        self.catalog
+            .update_device_shadow(uid, ShadowSection::Reported, reported)
+            .await
+            .map_err(|e| e.to_string())?;
+        metrics::counter!("shadow_updates_total").increment(1);
+        Ok(())
     }
 
     /// Parses and stores one message, counting the outcome.

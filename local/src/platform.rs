@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::{Broker, Handler, TELEMETRY_FILTER};
 use crate::config::Config;
-use crate::gateway::{DeviceCa, DeviceLink, LocalGateway};
+use crate::gateway::{DeviceCa, DeviceLink, LocalGateway, SHADOW_UPDATE_FILTER};
 use crate::pipeline::{self, Services};
 use crate::secrets;
 
@@ -325,11 +325,13 @@ async fn connect_external(
         Ok(Err(reason)) => return Err(broker_err(reason)),
         Err(_) => return Err(broker_err("no answer within 5 s".into())),
     }
-    client
-        .subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce)
-        .await
-        .map_err(|e| broker_err(e.to_string()))?;
-    tracing::info!(%url, "subscribed to {TELEMETRY_FILTER} on the external broker");
+    for filter in [TELEMETRY_FILTER, SHADOW_UPDATE_FILTER] {
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| broker_err(e.to_string()))?;
+    }
+    tracing::info!(%url, "subscribed to {TELEMETRY_FILTER} and {SHADOW_UPDATE_FILTER} on the external broker");
     Ok(ExternalSubscriber {
         client,
         eventloop,
@@ -405,7 +407,9 @@ impl ExternalSubscriber {
                         }
                     }
                     Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
-                        let _ = self.client.try_subscribe(TELEMETRY_FILTER, QoS::AtLeastOnce);
+                        for filter in [TELEMETRY_FILTER, SHADOW_UPDATE_FILTER] {
+                            let _ = self.client.try_subscribe(filter, QoS::AtLeastOnce);
+                        }
                     }
                     Ok(event) => tracing::trace!(?event, "mqtt"),
                     Err(e) => {

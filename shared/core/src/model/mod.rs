@@ -3,9 +3,11 @@
 mod catalog;
 mod presence;
 mod record;
+mod shadow;
 
 pub use catalog::{
     Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange,
 };
 pub use presence::Presence;
 pub use record::{Datum, Record, Value, raw_payload_text};
+pub use shadow::{ShadowSection, merge_shadow, shadow_delta};

@@ -71,7 +71,7 @@ pub struct AuditFilter {
 }
 
 impl Catalog {
-    async fn get_versioned<T: DeserializeOwned>(
+    pub(super) async fn get_versioned<T: DeserializeOwned>(
         &self,
         key: Key,
     ) -> Result<Option<Versioned<T>>, StoreError> {
@@ -88,7 +88,7 @@ impl Catalog {
     }
 
     /// Writes `value` if the stored version is still `expected` (`None`: nothing stored yet).
-    async fn put_versioned<T: Serialize>(
+    pub(super) async fn put_versioned<T: Serialize>(
         &self,
         key: Key,
         value: &T,

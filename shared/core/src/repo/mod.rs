@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 use crate::alarm::{AlarmRecord, AlarmRule, AlarmStatus, DeviceAlarmState, parse_alarm_id};
-use crate::model::{Device, Presence, Product};
+use crate::model::{Device, Presence, Product, ShadowSection, merge_shadow};
 use crate::notify::{Channel, InboxMessage, NotificationRoute, NotificationTemplate};
 use crate::ports::{Condition, Item, Key, MetaStore, Query, SortKey, StoreError, Write};
 use crate::stats::{StatJob, StatResult};
@@ -227,12 +227,31 @@ impl Catalog {
         self.get(shadow_key(uid)).await
     }
 
-    pub async fn put_device_shadow(
+    /// Merges `changes` into one section of the device's shadow (see
+    /// [`crate::model::merge_shadow`]) and saves it, reading it again if another update won the
+    /// race. Answers the shadow as saved; `Invalid` if `changes` is not an object.
+    pub async fn update_device_shadow(
         &self,
         uid: &str,
-        shadow: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.put(shadow_key(uid), shadow).await
+        section: ShadowSection,
+        changes: &serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        for _ in 0..5 {
+            let stored = self
+                .get_versioned::<serde_json::Value>(shadow_key(uid))
+                .await?;
+            let version = stored.as_ref().map(|v| v.version);
+            let mut shadow = stored.map(|v| v.value).unwrap_or_default();
+            merge_shadow(&mut shadow, section, changes).ok_or_else(|| {
+                StoreError::Invalid("a shadow update is a JSON object of keys".into())
+            })?;
+            match self.put_versioned(shadow_key(uid), &shadow, version).await {
+                Ok(()) => return Ok(shadow),
+                Err(StoreError::ConditionFailed(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::ConditionFailed(shadow_key(uid)))
     }
 
     pub async fn presence(&self, uid: &str) -> Result<Option<Presence>, StoreError> {
