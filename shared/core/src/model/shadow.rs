@@ -80,7 +80,7 @@ pub fn shadow_delta(shadow: &Value) -> Option<Value> {
         .filter(|(key, value)| reported.and_then(|r| r.get(*key)) != Some(value))
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
-    (!delta.is_empty()).then(|| Value::Object(delta))
+    (!delta.is_empty()).then_some(Value::Object(delta))
 }
 
 #[cfg(test)]
