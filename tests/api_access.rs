@@ -18,6 +18,17 @@ const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
 const PASSWORD: &str = "a user password";
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The product `air`, whose devices send JSON.
+async fn air_product(admin: &Api) -> TestResult {
+    admin
+        .create(
+            "/v1/products",
+            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Creates a user with roles (and a department) and logs them in.
 async fn user(
     running: &Running,
@@ -387,11 +398,7 @@ async fn no_tenant_reads_or_changes_another_tenants_data() -> TestResult {
     let acme = Api::new(running.http_addr).await?;
     acme.create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
         .await?;
-    acme.create(
-        "/v1/products",
-        &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-    )
-    .await?;
+    air_product(&acme).await?;
     acme.create(
         "/v1/devices",
         &json!({ "uid": "air-1", "identification_code": "SN-1", "product_id": "air", "department_id": "hq" }),
@@ -537,12 +544,7 @@ async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
         )
         .await?;
     assert_eq!(status, 422, "{problem}");
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(&admin).await?;
     admin
         .create(
             "/v1/products/air/rules",
@@ -1219,12 +1221,7 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(&admin).await?;
     for uid in ["air-1", "air-2"] {
         admin
             .create(
@@ -1439,12 +1436,7 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
     let running = start_platform(dir.path(), None).await?;
     let mqtt = running.mqtt_addr.ok_or("no embedded broker")?;
     let admin = Api::new(running.http_addr).await?;
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(&admin).await?;
 
     // Created with provisioning: the certificate and key come back once.
     let device = json!({ "uid": "air-1", "identification_code": "SN-1", "product_id": "air", "department_id": "hq" });

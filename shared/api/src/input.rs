@@ -159,8 +159,22 @@ pub struct PageParams {
 }
 
 /// Items per page unless `limit` says otherwise, and the most it may say.
-pub const DEFAULT_PAGE: usize = 100;
-pub const MAX_PAGE: usize = 1_000;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1_000;
+
+/// A list's `limit`: [`DEFAULT_PAGE`] if absent, refused outside 1 to [`MAX_PAGE`].
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ))
+    }
+}
 
 /// One page of `items` (in their order) as `{items, next}`: `next` is the cursor of the
 /// following page, `null` on the last. The cursor names the last item returned (by `key`).
@@ -169,14 +183,7 @@ pub fn page<T>(
     params: &PageParams,
     key: impl Fn(&T) -> String,
 ) -> Result<axum::Json<Page<T>>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "/limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     let start = match decode_cursor(params.cursor.as_deref())? {
         None => 0,
         Some(after) => {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::devices::device_of;
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, DEFAULT_PAGE, MAX_PAGE, decode_cursor, encode_cursor};
+use crate::input::{Caller, decode_cursor, encode_cursor, page_limit};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -53,14 +53,7 @@ async fn list(
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<AlarmRecord>>> {
     let params = query?.0;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "/limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     let mut filter = AlarmFilter {
         device_uid: params.device,
         limit: Some(limit),

@@ -475,12 +475,7 @@ async fn set_desired(
             "the body must be a JSON object of desired keys, e.g. {\"interval_s\": 30}",
         ));
     }
-    if desired.to_string().len() > MAX_DOWNLINK_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a shadow update holds at most {MAX_DOWNLINK_BYTES} bytes"),
-        ));
-    }
+    check_downlink_size("a shadow update", &desired)?;
     device_of(&state, &caller, &uid).await?;
     state
         .gateway
@@ -499,6 +494,16 @@ async fn set_desired(
 
 /// Largest command or shadow update, as AWS IoT Core's shadow document limit (8 KiB).
 const MAX_DOWNLINK_BYTES: usize = 8 * 1024;
+
+fn check_downlink_size(what: &str, body: &Value) -> ApiResult<()> {
+    if body.to_string().len() > MAX_DOWNLINK_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what} holds at most {MAX_DOWNLINK_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
 
 /// What was sent to the device.
 #[derive(Serialize, ToSchema)]
@@ -530,12 +535,7 @@ async fn send_command(
     let command_id = iot_core::auth::secret::random_id();
     command.insert("command_id".into(), Value::String(command_id.clone()));
     let command = Value::Object(command);
-    if command.to_string().len() > MAX_DOWNLINK_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a command holds at most {MAX_DOWNLINK_BYTES} bytes"),
-        ));
-    }
+    check_downlink_size("a command", &command)?;
     device_of(&state, &caller, &uid).await?;
     state
         .gateway

@@ -649,38 +649,27 @@ impl Catalog {
 
     /// Deletes a device, its identification-code pointer, its alarm state and its presence.
     pub async fn delete_device(&self, device: &Device) -> Result<(), StoreError> {
-        self.store
-            .transact(vec![
-                Write::Delete {
-                    key: device_key(&device.uid),
-                    condition: Condition::Exists,
-                },
-                Write::Delete {
-                    key: code_key(&device.tenant_id, &device.identification_code),
-                    condition: Condition::Always,
-                },
-                Write::Delete {
-                    key: state_key(&device.uid),
-                    condition: Condition::Always,
-                },
-                Write::Delete {
-                    key: presence_key(&device.uid),
-                    condition: Condition::Always,
-                },
-                Write::Delete {
-                    key: token_key(&device.uid),
-                    condition: Condition::Always,
-                },
-                Write::Delete {
-                    key: certificate_key(&device.uid),
-                    condition: Condition::Always,
-                },
-                Write::Delete {
-                    key: shadow_key(&device.uid),
-                    condition: Condition::Always,
-                },
-            ])
-            .await
+        let uid = &device.uid;
+        let mut writes = vec![Write::Delete {
+            key: device_key(uid),
+            condition: Condition::Exists,
+        }];
+        writes.extend(
+            [
+                code_key(&device.tenant_id, &device.identification_code),
+                state_key(uid),
+                presence_key(uid),
+                token_key(uid),
+                certificate_key(uid),
+                shadow_key(uid),
+            ]
+            .into_iter()
+            .map(|key| Write::Delete {
+                key,
+                condition: Condition::Always,
+            }),
+        );
+        self.store.transact(writes).await
     }
 
     // ---- idempotency
