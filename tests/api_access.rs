@@ -1574,6 +1574,11 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
 
     // Revoked, then provisioned again with a new certificate; deleting the device revokes too.
     assert_eq!(admin.delete("/v1/devices/air-1/certificate").await?.0, 204);
+    // Without a certificate, as on AWS without a thing, nothing can be sent to it.
+    let (status, problem) = admin
+        .post("/v1/devices/air-1/commands", &json!({ "name": "reboot" }))
+        .await?;
+    assert_eq!(status, 409, "{problem}");
     assert_eq!(admin.delete("/v1/devices/air-1/certificate").await?.0, 404);
     let (status, again) = admin
         .post("/v1/devices/air-1/certificate", &json!({}))

@@ -140,8 +140,15 @@ impl LocalGateway {
         }
     }
 
+    /// As on AWS, where a device without a thing has no shadow and cannot be sent anything:
+    /// the device must have been provisioned.
     async fn known(&self, uid: &str) -> Result<(), GatewayError> {
-        match self.catalog.device(uid).await.map_err(store_error)? {
+        match self
+            .catalog
+            .device_certificate(uid)
+            .await
+            .map_err(store_error)?
+        {
             Some(_) => Ok(()),
             None => Err(GatewayError::UnknownDevice(uid.to_owned())),
         }

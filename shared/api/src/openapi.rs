@@ -92,18 +92,14 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
                 .responses
                 .entry("default".into())
                 .or_insert_with(|| problem.clone().into());
+            // An access token unless the attribute says otherwise (`security(())`).
+            operation.security.get_or_insert_with(|| {
+                vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]
+            });
             tags.extend(operation.tags.iter().flatten().cloned());
         }
     }
     api.tags = Some(tags.into_iter().map(Tag::new).collect());
-    // Every operation needs an access token unless its attribute says otherwise.
-    for item in api.paths.paths.values_mut() {
-        for operation in operations(item) {
-            operation.security.get_or_insert_with(|| {
-                vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]
-            });
-        }
-    }
     api
 }
 

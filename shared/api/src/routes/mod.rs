@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ApiState;
@@ -43,21 +43,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(crate::device_ingest::routes())
         .merge(protected)
         .split_for_parts();
-    let document: Arc<str> = openapi::finish(api)
-        .to_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-        .into();
+    // Serialised on the first request for it, not at every cold start.
+    let api = Arc::new(openapi::finish(api));
+    let document: Arc<OnceLock<String>> = Arc::default();
     let routed = routed
         .route(
             "/openapi.json",
             get(move || {
-                let document = document.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        document.to_string(),
-                    )
-                }
+                let json = document
+                    .get_or_init(|| api.to_json().unwrap_or_default())
+                    .clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json) }
             }),
         )
         .with_state(state.clone());
