@@ -942,6 +942,18 @@ async fn totp_enrollment_login_recovery_and_a_tenant_that_requires_it() -> TestR
             .unwrap_or_default()
             .starts_with("otpauth://totp/")
     );
+    // The database keeps the secret sealed, not as the app got it.
+    let stored = running
+        .services
+        .catalog
+        .credential("acme", "bob")
+        .await?
+        .ok_or("no credential")?;
+    let sealed = stored.value.totp.ok_or("no enrollment")?.secret;
+    assert!(
+        sealed.starts_with("v1:") && !sealed.contains(&secret),
+        "{sealed}"
+    );
     let (status, problem) = bob
         .post("/v1/auth/mfa/confirm", &json!({ "code": "123456" }))
         .await?;

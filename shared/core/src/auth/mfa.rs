@@ -5,7 +5,7 @@ use password_hash::rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::secret::digest;
+use super::secret::{SealingKey, digest};
 use crate::time::{Millis, SECOND};
 
 /// Seconds per code.
@@ -42,26 +42,39 @@ fn totp(secret_b32: &str, account: &str) -> Option<TOTP> {
 }
 
 impl TotpEnrollment {
-    /// A fresh 160-bit secret, unconfirmed.
-    pub fn generate() -> Self {
+    /// A fresh 160-bit secret, unconfirmed: the enrollment to store (the secret sealed with
+    /// `key`) and the secret itself, base32, for the user's app.
+    pub fn generate(key: &SealingKey) -> (Self, String) {
         let mut bytes = [0u8; 20];
         OsRng.fill_bytes(&mut bytes);
-        Self {
-            secret: Secret::Raw(bytes.to_vec()).to_encoded().to_string(),
+        let secret = Secret::Raw(bytes.to_vec()).to_encoded().to_string();
+        let enrollment = Self {
+            secret: key.seal(&secret),
             confirmed: false,
             last_step: 0,
-        }
+        };
+        (enrollment, secret)
     }
 
     /// The `otpauth://` URL authenticator apps read (usually from a QR code).
-    pub fn url(&self, account: &str) -> String {
-        totp(&self.secret, account).map_or_else(String::new, |t| t.get_url())
+    pub fn url(secret: &str, account: &str) -> String {
+        totp(secret, account).map_or_else(String::new, |t| t.get_url())
+    }
+
+    /// The base32 secret: opened with `key` if sealed (enrollments made before sealing, and
+    /// an app's own copy, hold it plain).
+    fn plain_secret(&self, key: &SealingKey) -> Option<String> {
+        if SealingKey::is_sealed(&self.secret) {
+            key.open(&self.secret)
+        } else {
+            Some(self.secret.clone())
+        }
     }
 
     /// The step `code` is valid for at `now` (one step of clock skew either way), if it is
     /// valid and newer than the last accepted one.
-    pub fn accept(&self, code: &str, now: Millis) -> Option<u64> {
-        let totp = totp(&self.secret, "")?;
+    pub fn accept(&self, code: &str, now: Millis, key: &SealingKey) -> Option<u64> {
+        let totp = totp(&self.plain_secret(key)?, "")?;
         let now_step = (now / SECOND).max(0) as u64 / STEP_SECONDS;
         let code = code.trim().replace(' ', "");
         (now_step.saturating_sub(1)..=now_step + 1)
@@ -71,7 +84,7 @@ impl TotpEnrollment {
             })
     }
 
-    /// The code for `now` (what the user's app shows); for tests and simulators.
+    /// The code an app holding the plain `secret` shows at `now`; for tests and simulators.
     pub fn code_at(&self, now: Millis) -> String {
         totp(&self.secret, "")
             .map_or_else(String::new, |t| t.generate((now / SECOND).max(0) as u64))
@@ -111,22 +124,33 @@ mod tests {
     #[test]
     fn a_code_works_within_a_step_of_skew_and_only_once() {
         let now = 1_800_000_000_000;
-        let mut enrollment = TotpEnrollment::generate();
-        let code = enrollment.code_at(now);
+        let key = SealingKey::derive(b"a signing key of enough bytes....", "totp");
+        let (mut enrollment, secret) = TotpEnrollment::generate(&key);
+        assert!(!enrollment.secret.contains(&secret), "stored sealed");
+        let app = TotpEnrollment {
+            secret: secret.clone(),
+            confirmed: true,
+            last_step: 0,
+        };
+        let code = app.code_at(now);
         assert_eq!(code.len(), 6);
-        let step = enrollment.accept(&code, now + 20 * SECOND).expect("valid");
+        let step = enrollment
+            .accept(&code, now + 20 * SECOND, &key)
+            .expect("valid");
         enrollment.last_step = step;
-        assert_eq!(enrollment.accept(&code, now), None, "replayed");
+        assert_eq!(enrollment.accept(&code, now, &key), None, "replayed");
         let later = now + 90 * SECOND;
-        assert_eq!(enrollment.accept(&code, later), None, "too old");
+        assert_eq!(enrollment.accept(&code, later, &key), None, "too old");
         assert!(
             enrollment
-                .accept(&enrollment.code_at(later), later)
+                .accept(&app.code_at(later), later, &key)
                 .is_some()
         );
+        // Under another key (a new signing key) the sealed secret cannot be opened.
+        let other = SealingKey::derive(b"another signing key of enough b..", "totp");
+        assert_eq!(enrollment.accept(&app.code_at(later), later, &other), None);
         assert!(
-            enrollment
-                .url("alice@acme")
+            TotpEnrollment::url(&secret, "alice@acme")
                 .starts_with("otpauth://totp/IoT%20Platform:alice%40acme?secret=")
         );
     }

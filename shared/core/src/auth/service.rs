@@ -483,7 +483,7 @@ impl AuthService {
         let Some(totp) = credential.totp.as_mut().filter(|t| t.confirmed) else {
             return Err(AuthError::MfaState("not enrolled"));
         };
-        let accepted = match totp.accept(code, now) {
+        let accepted = match totp.accept(code, now, self.keys.sealing()) {
             Some(step) => {
                 totp.last_step = step;
                 true
@@ -523,10 +523,10 @@ impl AuthService {
                 "on already; turn it off first to enroll a new device",
             ));
         }
-        let enrollment = TotpEnrollment::generate();
+        let (enrollment, secret) = TotpEnrollment::generate(self.keys.sealing());
         let answer = MfaEnrollment {
-            secret: enrollment.secret.clone(),
-            otpauth_url: enrollment.url(&format!("{user}@{tenant}")),
+            otpauth_url: TotpEnrollment::url(&secret, &format!("{user}@{tenant}")),
+            secret,
         };
         credential.totp = Some(enrollment);
         self.catalog
@@ -555,7 +555,7 @@ impl AuthService {
             return Err(AuthError::MfaState("confirmed already"));
         }
         let step = totp
-            .accept(code, self.clock.now_ms())
+            .accept(code, self.clock.now_ms(), self.keys.sealing())
             .ok_or(AuthError::InvalidCode)?;
         totp.confirmed = true;
         totp.last_step = step;

@@ -47,12 +47,14 @@ pub enum TokenError {
     WeakKey(usize),
 }
 
-/// The key that signs and checks access tokens.
+/// The key that signs and checks access tokens, and the key derived from it that seals
+/// secrets kept at rest (TOTP seeds).
 #[derive(Clone)]
 pub struct TokenKeys {
     kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    sealing: std::sync::Arc<super::secret::SealingKey>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -73,7 +75,13 @@ impl TokenKeys {
             kid,
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            sealing: std::sync::Arc::new(super::secret::SealingKey::derive(secret, "totp")),
         })
+    }
+
+    /// Seals TOTP seeds at rest; a new signing key means users enroll their apps again.
+    pub fn sealing(&self) -> &super::secret::SealingKey {
+        &self.sealing
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
