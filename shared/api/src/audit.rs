@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 use crate::ApiState;
+use crate::guard::AuthMemo;
 
 /// Who made a request, put in the response by the guard (or by login).
 #[derive(Clone, Debug)]
@@ -57,8 +58,13 @@ fn summary(value: Value) -> Value {
     }
 }
 
-async fn before(router: &Router, uri: Uri, authorization: Option<HeaderValue>) -> Value {
-    let mut get = Request::get(uri);
+async fn before(
+    router: &Router,
+    uri: Uri,
+    authorization: Option<HeaderValue>,
+    memo: AuthMemo,
+) -> Value {
+    let mut get = Request::get(uri).extension(memo);
     if let Some(auth) = authorization {
         get = get.header(header::AUTHORIZATION, auth);
     }
@@ -77,7 +83,7 @@ async fn before(router: &Router, uri: Uri, authorization: Option<HeaderValue>) -
     }
 }
 
-pub async fn record(State(layer): State<AuditLayer>, request: Request, next: Next) -> Response {
+pub async fn record(State(layer): State<AuditLayer>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     if !matches!(
         method,
@@ -87,12 +93,14 @@ pub async fn record(State(layer): State<AuditLayer>, request: Request, next: Nex
     }
     let path = request.uri().path().to_owned();
     let from = source(&request);
+    let memo = AuthMemo::default();
+    request.extensions_mut().insert(memo.clone());
     let before = if method == Method::POST {
         Value::Null
     } else {
         let uri = request.uri().clone();
         let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-        before(&layer.router, uri, authorization).await
+        before(&layer.router, uri, authorization, memo).await
     };
     let response = next.run(request).await;
     let Some(actor) = response.extensions().get::<Actor>().cloned() else {

@@ -70,6 +70,24 @@ pub fn auth_error(e: AuthError) -> Response {
     }
 }
 
+/// Who a token was found to be, shared by the requests of one audited change (the read of
+/// "before" and the change itself), so the token is checked against the store once.
+#[derive(Clone, Default)]
+pub struct AuthMemo(Arc<std::sync::Mutex<Option<(String, Arc<Principal>)>>>);
+
+impl AuthMemo {
+    fn get(&self, token: &str) -> Option<Arc<Principal>> {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .filter(|(t, _)| t == token)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn set(&self, token: &str, principal: Arc<Principal>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.to_owned(), principal));
+    }
+}
+
 pub async fn require_auth(
     State(state): State<Arc<ApiState>>,
     mut request: Request,
@@ -80,9 +98,19 @@ pub async fn require_auth(
             "this route needs an access token: log in at /v1/auth/login and send `Authorization: Bearer <access_token>`",
         );
     };
-    let principal = match state.auth.authenticate(token).await {
-        Ok(p) => p,
-        Err(e) => return auth_error(e),
+    let memo = request.extensions().get::<AuthMemo>().cloned();
+    let principal = match memo.as_ref().and_then(|m| m.get(token)) {
+        Some(principal) => principal,
+        None => match state.auth.authenticate(token).await {
+            Ok(p) => {
+                let principal = Arc::new(p);
+                if let Some(memo) = &memo {
+                    memo.set(token, principal.clone());
+                }
+                principal
+            }
+            Err(e) => return auth_error(e),
+        },
     };
     let actor = Actor {
         tenant: principal.tenant.clone(),
@@ -98,7 +126,7 @@ pub async fn require_auth(
         )
         .into_response()
     } else if is_self_service(&principal, &path) || principal.can(&path, &method) {
-        request.extensions_mut().insert(Caller(Arc::new(principal)));
+        request.extensions_mut().insert(Caller(principal));
         next.run(request).await
     } else {
         let roles: Vec<String> = principal.roles().into_iter().collect();
