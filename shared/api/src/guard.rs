@@ -73,7 +73,10 @@ pub fn auth_error(e: AuthError) -> Response {
 /// Who a token was found to be, shared by the requests of one audited change (the read of
 /// "before" and the change itself), so the token is checked against the store once.
 #[derive(Clone, Default)]
-pub struct AuthMemo(Arc<std::sync::Mutex<Option<(String, Arc<Principal>)>>>);
+pub struct AuthMemo(Arc<std::sync::Mutex<Option<Authenticated>>>);
+
+/// A token and who it was found to be.
+type Authenticated = (String, Arc<Principal>);
 
 impl AuthMemo {
     fn get(&self, token: &str) -> Option<Arc<Principal>> {
