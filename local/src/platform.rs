@@ -151,7 +151,7 @@ async fn build_auth(
         refresh_ttl_ms: config.auth.refresh_ttl_s.max(1) * SECOND,
         ..AuthSettings::default()
     };
-    let jwks = HttpJwks::new(Duration::from_secs(5)).map_err(StartError::Auth)?;
+    let jwks = HttpJwks::new(Duration::from_secs(5));
     let auth = Arc::new(
         AuthService::new(
             services.catalog.clone(),

@@ -248,7 +248,7 @@ async fn build_auth(
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
     let key = secret(&secrets, &config.signing_key_secret_arn).await?;
     let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
-    let jwks = HttpJwks::new(std::time::Duration::from_secs(5))?;
+    let jwks = HttpJwks::new(std::time::Duration::from_secs(5));
     let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
         .with_jwks(Arc::new(jwks));
     if catalog

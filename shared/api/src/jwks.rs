@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use iot_core::auth::oidc::JwksSource;
 use jsonwebtoken::jwk::JwkSet;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const FRESH_FOR: Duration = Duration::from_secs(3600);
@@ -20,20 +20,31 @@ struct Cached {
 }
 
 pub struct HttpJwks {
-    client: reqwest::Client,
+    timeout: Duration,
+    /// Built at the first fetch: making it loads the system's trust store, which would
+    /// otherwise cost every cold start, SSO or not.
+    client: OnceLock<reqwest::Client>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl HttpJwks {
-    pub fn new(timeout: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            client,
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            client: OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| format!("the HTTPS client: {e}"))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// The cached set if it may be used: fresh, and not asked to refresh (or refreshed by
@@ -59,7 +70,7 @@ impl JwksSource for HttpJwks {
             return Ok(set);
         }
         let response = self
-            .client
+            .client()?
             .get(uri)
             .send()
             .await
