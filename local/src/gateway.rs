@@ -112,6 +112,8 @@ impl DeviceCa {
         params.distinguished_name = name;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        // As AWS IoT's certificates (rcgen's default would be the year 4096).
+        params.not_after = rcgen::date_time_ymd(2049, 12, 31);
         let certificate = params.signed_by(&key, &self.issuer)?;
         let id = hex::encode(Sha256::digest(certificate.der()));
         Ok((id, certificate.pem(), key.serialize_pem()))
