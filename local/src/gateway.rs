@@ -204,7 +204,7 @@ impl DeviceGateway for LocalGateway {
 
     /// Merges `desired` into the shadow (a `null` removes a key, as on AWS), and publishes
     /// what the device has not reported yet as the delta, as IoT Core does.
-    async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<(), GatewayError> {
+    async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<Value, GatewayError> {
         self.known(device_uid).await?;
         let shadow = self
             .catalog
@@ -220,7 +220,7 @@ impl DeviceGateway for LocalGateway {
                 )
                 .await?;
         }
-        Ok(())
+        Ok(shadow)
     }
 
     async fn shadow(&self, device_uid: &str) -> Result<Option<Value>, GatewayError> {

@@ -47,7 +47,7 @@ impl DeviceGateway for LazyIotGateway {
         self.get().await?.send_command(device_uid, command).await
     }
 
-    async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<(), GatewayError> {
+    async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<Value, GatewayError> {
         self.get().await?.set_desired(device_uid, desired).await
     }
 

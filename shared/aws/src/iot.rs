@@ -111,6 +111,29 @@ impl IotGateway {
             .map_err(|e| data_error(device_uid, &e))?;
         Ok(thing.thing_arn().unwrap_or_default().to_owned())
     }
+
+    /// The thing's shadow document, `None` if it has none.
+    async fn read_shadow(
+        &self,
+        device_uid: &str,
+    ) -> Result<Option<serde_json::Value>, GatewayError> {
+        match self
+            .data
+            .get_thing_shadow()
+            .thing_name(device_uid)
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let bytes = output.payload().map(|p| p.as_ref()).unwrap_or_default();
+                serde_json::from_slice(bytes)
+                    .map(Some)
+                    .map_err(|e| GatewayError::Unavailable(format!("shadow of {device_uid}: {e}")))
+            }
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(GatewayError::Unavailable(describe(&e))),
+        }
+    }
 }
 
 #[async_trait]
@@ -247,7 +270,7 @@ impl DeviceGateway for IotGateway {
         &self,
         device_uid: &str,
         desired: &serde_json::Value,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<serde_json::Value, GatewayError> {
         self.thing_arn(device_uid).await?;
         let document = json!({ "state": { "desired": desired } });
         self.data
@@ -257,27 +280,14 @@ impl DeviceGateway for IotGateway {
             .send()
             .await
             .map_err(|e| GatewayError::Unavailable(describe(&e)))?;
-        Ok(())
+        // The update answers only what changed; the whole document is a read away.
+        let shadow = self.read_shadow(device_uid).await?;
+        Ok(shadow.unwrap_or_else(|| json!({ "state": { "desired": desired } })))
     }
 
     async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError> {
         self.thing_arn(device_uid).await?;
-        match self
-            .data
-            .get_thing_shadow()
-            .thing_name(device_uid)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let bytes = output.payload().map(|p| p.as_ref()).unwrap_or_default();
-                serde_json::from_slice(bytes)
-                    .map(Some)
-                    .map_err(|e| GatewayError::Unavailable(format!("shadow of {device_uid}: {e}")))
-            }
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) => Err(GatewayError::Unavailable(describe(&e))),
-        }
+        self.read_shadow(device_uid).await
     }
 
     /// A snapshot job over the devices' things; the document tells each device what to fetch.

@@ -477,19 +477,12 @@ async fn set_desired(
     }
     check_downlink_size("a shadow update", &desired)?;
     device_of(&state, &caller, &uid).await?;
-    state
+    let shadow = state
         .gateway
         .set_desired(&uid, &desired)
         .await
         .map_err(|e| gateway_error(&uid, e))?;
-    let shadow = state
-        .gateway
-        .shadow(&uid)
-        .await
-        .map_err(|e| gateway_error(&uid, e))?;
-    Ok(Json(shadow.unwrap_or_else(
-        || json!({ "state": { "desired": desired } }),
-    )))
+    Ok(Json(shadow))
 }
 
 /// Largest command or shadow update, as AWS IoT Core's shadow document limit (8 KiB).

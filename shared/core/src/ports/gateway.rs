@@ -47,13 +47,13 @@ pub trait DeviceGateway: Send + Sync {
         device_uid: &str,
         command: &serde_json::Value,
     ) -> Result<(), GatewayError>;
-    /// Sets the desired state of the device shadow; the device hears the difference on
-    /// `$aws/things/{uid}/shadow/update/delta`.
+    /// Merges desired state into the device shadow and answers the shadow after it; the
+    /// device hears the difference on `$aws/things/{uid}/shadow/update/delta`.
     async fn set_desired(
         &self,
         device_uid: &str,
         desired: &serde_json::Value,
-    ) -> Result<(), GatewayError>;
+    ) -> Result<serde_json::Value, GatewayError>;
     /// The device shadow document (`{"state": {"desired": ..., "reported": ...}, ...}`), or
     /// `None` if nothing was ever set.
     async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError>;

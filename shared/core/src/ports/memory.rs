@@ -389,7 +389,7 @@ impl Notifier for RecordingNotifier {
 pub struct MemoryGateway {
     registered: Mutex<BTreeSet<String>>,
     commands: Mutex<Vec<(String, serde_json::Value)>>,
-    desired: Mutex<BTreeMap<String, serde_json::Value>>,
+    shadows: Mutex<BTreeMap<String, serde_json::Value>>,
     jobs: Mutex<Vec<(OtaJob, String)>>,
 }
 
@@ -399,7 +399,9 @@ impl MemoryGateway {
     }
 
     pub fn desired(&self, device_uid: &str) -> Option<serde_json::Value> {
-        lock(&self.desired).get(device_uid).cloned()
+        lock(&self.shadows)
+            .get(device_uid)
+            .map(|shadow| shadow["state"]["desired"].clone())
     }
 
     pub fn jobs(&self) -> Vec<(OtaJob, String)> {
@@ -451,17 +453,18 @@ impl DeviceGateway for MemoryGateway {
         &self,
         device_uid: &str,
         desired: &serde_json::Value,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<serde_json::Value, GatewayError> {
         self.known(device_uid)?;
-        lock(&self.desired).insert(device_uid.to_owned(), desired.clone());
-        Ok(())
+        let mut shadows = lock(&self.shadows);
+        let shadow = shadows.entry(device_uid.to_owned()).or_default();
+        crate::model::merge_shadow(shadow, crate::model::ShadowSection::Desired, desired)
+            .ok_or_else(|| GatewayError::Unavailable("desired state is not an object".into()))?;
+        Ok(shadow.clone())
     }
 
     async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError> {
         self.known(device_uid)?;
-        Ok(lock(&self.desired)
-            .get(device_uid)
-            .map(|desired| serde_json::json!({ "state": { "desired": desired } })))
+        Ok(lock(&self.shadows).get(device_uid).cloned())
     }
 
     async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
