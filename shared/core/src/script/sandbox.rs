@@ -1,9 +1,10 @@
 use rhai::module_resolvers::DummyModuleResolver;
-use rhai::{AST, Dynamic, Engine, OptimizationLevel, Scope};
+use rhai::packages::{Package, StandardPackage};
+use rhai::{AST, Dynamic, Engine, OptimizationLevel, Scope, Shared};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use super::{Limits, ScriptError, ScriptLimit, helpers};
@@ -20,15 +21,22 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// rhai's standard library, built once per process and shared by every engine: building it
+/// registers some hundreds of functions, most of a new engine's cost.
+static STANDARD_PACKAGE: LazyLock<Shared<rhai::Module>> =
+    LazyLock::new(|| StandardPackage::new().as_shared_module());
+
 /// A compiled script, cheap to clone and share between threads.
 #[derive(Clone, Debug)]
 pub struct CompiledScript {
     ast: Arc<AST>,
 }
 
-/// A rhai engine with the platform's helpers and limits, plus a compile cache.
+/// A rhai engine with the platform's helpers and limits, plus a compile cache. The engine is
+/// made at the first compile: many processes never run a script (most API requests, an alarm
+/// function with threshold rules only), and a Lambda cold start should not pay for it.
 pub struct Sandbox {
-    engine: Engine,
+    engine: OnceLock<Engine>,
     limits: Limits,
     cache: RwLock<HashMap<u64, (Arc<str>, CompiledScript)>>,
 }
@@ -49,7 +57,16 @@ impl Default for Sandbox {
 
 impl Sandbox {
     pub fn new(limits: Limits) -> Self {
-        let mut engine = Engine::new();
+        Self {
+            engine: OnceLock::new(),
+            limits,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn build_engine(limits: &Limits) -> Engine {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(STANDARD_PACKAGE.clone());
         engine
             .set_max_operations(limits.max_operations)
             .set_max_call_levels(limits.max_call_depth)
@@ -78,11 +95,11 @@ impl Sandbox {
                 None
             });
         helpers::register(&mut engine);
-        Self {
-            engine,
-            limits,
-            cache: RwLock::new(HashMap::new()),
-        }
+        engine
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.get_or_init(|| Self::build_engine(&self.limits))
     }
 
     /// Compiles a script, or returns the cached compilation of the same source.
@@ -100,7 +117,7 @@ impl Sandbox {
             return Ok(compiled.clone());
         }
         let ast = self
-            .engine
+            .engine()
             .compile(source)
             .map_err(ScriptError::from_parse)?;
         let compiled = CompiledScript { ast: Arc::new(ast) };
@@ -118,7 +135,7 @@ impl Sandbox {
     /// Runs a compiled script with the given scope, within the time limit.
     pub fn run(&self, script: &CompiledScript, scope: &mut Scope) -> Result<Dynamic, ScriptError> {
         let _deadline = DeadlineGuard::start(self.limits.max_time);
-        self.engine
+        self.engine()
             .eval_ast_with_scope::<Dynamic>(scope, &script.ast)
             .map_err(ScriptError::from_eval)
     }
