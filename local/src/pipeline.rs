@@ -74,8 +74,7 @@ impl Services {
         )
         .with_cache_ttl(ttl);
         let webhook =
-            WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms))
-                .map_err(|e| format!("building the webhook client: {e}"))?;
+            WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms));
         let notifier = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),

@@ -68,8 +68,7 @@ impl NotifyFunction {
     pub fn new(sdk: &SdkConfig, config: &NotifyConfig) -> Result<Self, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let catalog = Catalog::new(meta_store(sdk, &config.meta_table));
-        let webhook = WebhookNotifier::new(config.webhook_timeout)
-            .map_err(|e| format!("building the webhook client: {e}"))?;
+        let webhook = WebhookNotifier::new(config.webhook_timeout);
         let router = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),

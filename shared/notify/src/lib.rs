@@ -5,24 +5,37 @@
 use async_trait::async_trait;
 use iot_core::notify::{ChannelKind, Delivery};
 use iot_core::ports::{DeliveryError, Notifier};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// POSTs the delivery's webhook body as JSON. Server errors, timeouts and connection failures
 /// are retryable; other 4xx answers are permanent (retrying would not change them).
-#[derive(Clone)]
 pub struct WebhookNotifier {
-    client: reqwest::Client,
+    timeout: Duration,
+    /// Built at the first webhook: making it loads the system's trust store, which would
+    /// otherwise cost every cold start of the notify function, webhooks or not.
+    client: OnceLock<reqwest::Client>,
 }
 
 impl WebhookNotifier {
-    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            client: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, DeliveryError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("iot-platform/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { client })
+            .build()
+            .map_err(|e| DeliveryError::Retryable(format!("the HTTPS client: {e}")))?;
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -41,7 +54,7 @@ impl Notifier for WebhookNotifier {
                 .to_string(),
         };
         let response = self
-            .client
+            .client()?
             .post(url)
             .header("content-type", "application/json")
             .header("idempotency-key", &delivery.key)
@@ -191,7 +204,7 @@ mod tests {
     async fn a_webhook_gets_the_json_body_and_an_idempotency_key()
     -> Result<(), Box<dyn std::error::Error>> {
         let (url, server) = receiver(200)?;
-        WebhookNotifier::new(Duration::from_secs(5))?
+        WebhookNotifier::new(Duration::from_secs(5))
             .deliver(&delivery(&url))
             .await?;
         let request = server.join().map_err(|_| "server panicked")?;
@@ -208,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn server_errors_retry_client_errors_do_not_and_urls_stay_out_of_errors()
     -> Result<(), Box<dyn std::error::Error>> {
-        let notifier = WebhookNotifier::new(Duration::from_secs(5))?;
+        let notifier = WebhookNotifier::new(Duration::from_secs(5));
         let (url, server) = receiver(503)?;
         let err = notifier.deliver(&delivery(&url)).await;
         server.join().map_err(|_| "server panicked")?;
