@@ -3,7 +3,15 @@
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use std::time::Duration;
+
+/// The roots every AWS endpoint's certificate chains to: Amazon Trust Services' Amazon Root
+/// CA 1 to 4, and the Starfield root that cross-signs them. The SDK's default client trusts
+/// the whole system store instead, which it reads and parses when each client is built: on
+/// a Lambda cold start that was most of the init time, for roots no AWS endpoint uses.
+pub const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 /// Retries and timeouts for every call: standard retry mode (exponential back-off with full
 /// jitter, throttling errors included), and a bound on each attempt and on the whole call so a
@@ -42,8 +50,22 @@ pub async fn load_for_endpoint(policy: &CallPolicy, endpoint: &str) -> SdkConfig
     loader(policy).endpoint_url(endpoint).load().await
 }
 
+/// The SDK's own HTTPS client (hyper, rustls on aws-lc), trusting only Amazon's roots.
+pub fn https_client() -> SharedHttpClient {
+    let trust = TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS);
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store with certificates is a valid TLS context");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
 fn loader(policy: &CallPolicy) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(policy.max_attempts)
