@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::ApiError;
 use crate::input::check_id;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Largest accepted body, as for MQTT payloads.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
@@ -39,8 +39,8 @@ pub trait DeviceIngest: Send + Sync {
     async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String>;
 }
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new().routes(routes!(ingest))
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new().routes(routes!(ingest))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

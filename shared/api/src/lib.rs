@@ -3,6 +3,7 @@
 //! to problem details ([`error`]).
 
 pub mod audit;
+mod described;
 pub mod device_ingest;
 pub mod error;
 mod guard;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 description of the API, generated from the handlers' `#[utoipa::path]`
-//! attributes as the routes are registered (so a route cannot exist without its description),
-//! and served at `/openapi.json`.
+//! attributes (see [`crate::described`]: a route cannot exist without its description), and
+//! served at `/openapi.json`.
 
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -45,6 +45,7 @@ pub struct Problem {
 pub fn finish(mut api: OpenApi) -> OpenApi {
     api.info.title = "IoT platform API".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.license = Some(utoipa::openapi::License::new(env!("CARGO_PKG_LICENSE")));
     api.info.description = Some(
         "Devices, products and parser scripts, alarm rules and alarms, telemetry, statistics, \
          notifications, users, roles, departments and audit. Sign in at `POST /v1/auth/login` \

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use super::devices::device_of;
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, decode_cursor, encode_cursor, page_limit};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(read))
         .routes(routes!(acknowledge))

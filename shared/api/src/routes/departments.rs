@@ -12,15 +12,15 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
     PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, parse_time,
 };
 use crate::openapi::Page;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, update, remove))
         .routes(routes!(audit))

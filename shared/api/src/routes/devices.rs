@@ -19,17 +19,17 @@ use std::sync::Arc;
 
 use super::products::product_of;
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, body_as, check_id, list, page, parse_time};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most points one range request returns.
 const MAX_POINTS: usize = 10_000;
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list_devices, create))
         .routes(routes!(import_csv))
         .routes(routes!(read, update, remove))

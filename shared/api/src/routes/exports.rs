@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use super::devices::device_of;
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, parse_time};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most points one export holds; narrow the window or the signals for more.
 pub const MAX_EXPORT_POINTS: usize = 100_000;
@@ -30,8 +30,8 @@ const KEEP_FOR: Millis = 7 * DAY;
 /// How long a presigned download URL works.
 const URL_SECONDS: u64 = 300;
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(export))
         .routes(routes!(read))
         .routes(routes!(download))

@@ -8,12 +8,12 @@ mod session;
 mod stats;
 mod users;
 
+use crate::described::{ApiRouter, routes};
 use axum::http::header;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::ApiState;
 use crate::audit::{self, AuditLayer};
@@ -23,7 +23,7 @@ use crate::openapi;
 /// Every route; all but health, the OpenAPI document, sign-in and device ingest behind the
 /// guard, and every change audited.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let protected = OpenApiRouter::new()
+    let protected = ApiRouter::new()
         .merge(session::routes())
         .merge(users::routes())
         .merge(departments::routes())
@@ -37,21 +37,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             guard::require_auth,
         ));
-    let (routed, api) = OpenApiRouter::new()
+    let (routed, description) = ApiRouter::new()
         .routes(routes!(health))
         .merge(session::public_routes())
         .merge(crate::device_ingest::routes())
         .merge(protected)
-        .split_for_parts();
-    // Serialised on the first request for it, not at every cold start.
-    let api = Arc::new(openapi::finish(api));
+        .into_parts();
+    // Described and serialised on the first request for it, not at every cold start.
+    let description = Arc::new(description);
     let document: Arc<OnceLock<String>> = Arc::default();
     let routed = routed
         .route(
             "/openapi.json",
             get(move || {
                 let json = document
-                    .get_or_init(|| api.to_json().unwrap_or_default())
+                    .get_or_init(|| {
+                        openapi::finish(description.build())
+                            .to_json()
+                            .unwrap_or_default()
+                    })
                     .clone();
                 async move { ([(header::CONTENT_TYPE, "application/json")], json) }
             }),

@@ -13,14 +13,14 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{PageParams, Tenant, body_as, check_id, page};
 use crate::openapi::Page;
 use utoipa::IntoParams;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list_templates, create_template))
         .routes(routes!(read_template, update_template, remove_template))
         .routes(routes!(list_channels, create_channel))

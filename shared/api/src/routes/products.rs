@@ -15,14 +15,14 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{PageParams, Tenant, body_as, check_id, page};
 use crate::openapi::Page;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, update, remove))
         .routes(routes!(set_script))

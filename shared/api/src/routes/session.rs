@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use crate::ApiState;
 use crate::audit::Actor;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::auth_error;
 use crate::input::{Caller, check_id};
 use crate::openapi::Problem;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes anyone may call.
-pub fn public_routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn public_routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(verify_mfa))
@@ -29,8 +29,8 @@ pub fn public_routes() -> OpenApiRouter<Arc<ApiState>> {
 }
 
 /// Routes for any signed-in user.
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(change_password))

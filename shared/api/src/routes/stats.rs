@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use super::devices::device_of;
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, Tenant, body_as, check_id, page, parse_time};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, update, remove))
         .routes(routes!(run_now))

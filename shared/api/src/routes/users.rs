@@ -16,14 +16,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::ApiState;
+use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{Caller, PageParams, check_id, page};
 use crate::openapi::Page;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    OpenApiRouter::new()
+pub fn routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new()
         .routes(routes!(list_users, create_user))
         .routes(routes!(read_user, update_user, delete_user))
         .routes(routes!(reset_password))
