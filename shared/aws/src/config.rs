@@ -1,5 +1,6 @@
 //! One SDK configuration per process, built once at start (cold start) and shared by every client.
 
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -64,8 +65,16 @@ pub fn https_client() -> SharedHttpClient {
 }
 
 fn loader(policy: &CallPolicy) -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+    let loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+    // Lambda hands a function its role's credentials in the environment. The default chain
+    // would find them there too, but building it also builds its other providers, among them
+    // an STS client for web identity: a cold start cost for a provider never asked.
+    let loader = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    };
+    loader
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(policy.max_attempts)
