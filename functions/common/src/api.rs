@@ -246,17 +246,19 @@ async fn build_auth(
     clock: Arc<dyn Clock>,
 ) -> Result<AuthService, String> {
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-    let key = secret(&secrets, &config.signing_key_secret_arn).await?;
+    // Two services, two connections: asked at once, the cold start waits for one round trip.
+    let policy = async {
+        catalog
+            .policy(&config.default_tenant)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let (key, policy) = tokio::try_join!(secret(&secrets, &config.signing_key_secret_arn), policy)?;
     let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
     let jwks = HttpJwks::new(std::time::Duration::from_secs(5));
     let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
         .with_jwks(Arc::new(jwks));
-    if catalog
-        .policy(&config.default_tenant)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
+    if policy.is_none() {
         let password = secret(&secrets, &config.admin_password_secret_arn).await?;
         auth.bootstrap_tenant(&config.default_tenant, "admin", &password)
             .await
