@@ -199,7 +199,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
         signed_in(iot_functions::api::router(&sdk("api")?, &stack.api_config()).await?).await?;
     provision(&router, &webhook.url).await?;
     let catalog = Catalog::new(iot_functions::stores::meta_store(
-        &stack.sdk,
+        &aws_sdk_dynamodb::Client::new(&stack.sdk),
         &stack.meta_table,
     ));
 

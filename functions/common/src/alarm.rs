@@ -57,7 +57,7 @@ pub struct AlarmFunction {
 impl AlarmFunction {
     pub fn new(sdk: &SdkConfig, config: &AlarmConfig) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let meta = meta_store(sdk, &config.meta_table);
+        let meta = meta_store(&aws_sdk_dynamodb::Client::new(sdk), &config.meta_table);
         let service = AlarmService::new(
             Catalog::new(meta.clone()),
             Arc::new(alarm_bus(sdk, &config.alarm_events_topic_arn)),

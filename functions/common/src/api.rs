@@ -126,8 +126,9 @@ impl ApiConfig {
 /// The API's router on the AWS adapters.
 pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let catalog = Catalog::new(meta_store(sdk, &config.meta_table));
-    let telemetry = config.telemetry.build(sdk).await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let catalog = Catalog::new(meta_store(&dynamodb, &config.meta_table));
+    let telemetry = config.telemetry.build(sdk, &dynamodb).await?;
     let alarms = AlarmService::new(
         catalog.clone(),
         Arc::new(alarm_bus(sdk, &config.alarm_events_topic_arn)),

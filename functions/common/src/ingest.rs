@@ -116,9 +116,10 @@ fn summary(outcome: IngestOutcome) -> Value {
 impl IngestFunction {
     pub async fn new(sdk: &SdkConfig, config: &IngestConfig) -> Result<Self, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let meta = meta_store(sdk, &config.meta_table);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let meta = meta_store(&dynamodb, &config.meta_table);
         let catalog = Catalog::new(meta.clone());
-        let telemetry = config.telemetry.build(sdk).await?;
+        let telemetry = config.telemetry.build(sdk, &dynamodb).await?;
         let alarm_queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.alarm_queue_url);
         let raw = S3BlobStore::new(iot_aws::s3::client(sdk), &config.raw_bucket);
         let ingest = Ingest::new(

@@ -67,7 +67,10 @@ pub struct NotifyFunction {
 impl NotifyFunction {
     pub fn new(sdk: &SdkConfig, config: &NotifyConfig) -> Result<Self, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let catalog = Catalog::new(meta_store(sdk, &config.meta_table));
+        let catalog = Catalog::new(meta_store(
+            &aws_sdk_dynamodb::Client::new(sdk),
+            &config.meta_table,
+        ));
         let webhook = WebhookNotifier::new(config.webhook_timeout);
         let router = ChannelRouter {
             webhook: Arc::new(webhook),

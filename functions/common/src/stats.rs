@@ -52,9 +52,10 @@ pub struct StatsFunction {
 impl StatsFunction {
     pub async fn new(sdk: &SdkConfig, config: &StatsConfig) -> Result<Self, String> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let service = StatsService::new(
-            Catalog::new(meta_store(sdk, &config.meta_table)),
-            config.telemetry.build(sdk).await?,
+            Catalog::new(meta_store(&dynamodb, &config.meta_table)),
+            config.telemetry.build(sdk, &dynamodb).await?,
             clock.clone(),
             StatsEngine::default(),
         );

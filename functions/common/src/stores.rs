@@ -44,13 +44,18 @@ impl TelemetryBackend {
         }
     }
 
-    pub async fn build(&self, sdk: &SdkConfig) -> Result<Arc<dyn TelemetryStore>, String> {
+    /// The store; the DynamoDB backend uses `dynamodb`, the client the metadata store has.
+    pub async fn build(
+        &self,
+        sdk: &SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+    ) -> Result<Arc<dyn TelemetryStore>, String> {
         Ok(match self {
             Self::DynamoDb {
                 table,
                 retention_days,
             } => Arc::new(DynamoTelemetry::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                dynamodb.clone(),
                 table,
                 (*retention_days > 0)
                     .then(|| Duration::from_secs(u64::from(*retention_days) * 86_400)),
@@ -63,9 +68,8 @@ impl TelemetryBackend {
     }
 }
 
-pub fn meta_store(sdk: &SdkConfig, table: &str) -> Arc<DynamoMetaStore> {
-    Arc::new(DynamoMetaStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        table,
-    ))
+/// The metadata table. A function builds one DynamoDB client and shares it (clients are
+/// cheap to clone, and each one built costs cold start time).
+pub fn meta_store(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Arc<DynamoMetaStore> {
+    Arc::new(DynamoMetaStore::new(dynamodb.clone(), table))
 }
