@@ -3,7 +3,7 @@
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use iot_aws::SnsBus;
+use iot_aws::{LazyClient, SnsBus};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::idempotency::Idempotency;
 use iot_core::ports::{Clock, SystemClock};
@@ -44,7 +44,7 @@ impl AlarmConfig {
 /// The alarm-events bus on SNS: the core publishes to its topic name, SNS to the stack's topic.
 pub fn alarm_bus(sdk: &SdkConfig, topic_arn: &str) -> SnsBus {
     SnsBus::new(
-        aws_sdk_sns::Client::new(sdk),
+        LazyClient::new(sdk, aws_sdk_sns::Client::new),
         HashMap::from([(ALARM_EVENTS_TOPIC.to_owned(), topic_arn.to_owned())]),
     )
 }

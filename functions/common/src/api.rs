@@ -9,7 +9,7 @@ use iot_api::audit::ClientAddr;
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_api::jwks::HttpJwks;
 use iot_aws::error::describe;
-use iot_aws::{EventBridgeScheduler, IotSettings, S3BlobStore};
+use iot_aws::{EventBridgeScheduler, IotSettings, LazyClient, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::parse::Parser;
@@ -141,8 +141,9 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         clock.clone(),
         StatsEngine::default(),
     );
+    // Clients of routes few requests take are built by the request that takes them.
     let scheduler = EventBridgeScheduler::new(
-        aws_sdk_scheduler::Client::new(sdk),
+        LazyClient::new(sdk, aws_sdk_scheduler::Client::new),
         &config.schedule_group,
         &config.stats_function_arn,
         &config.scheduler_role_arn,
@@ -158,11 +159,11 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         clock,
         auth,
         exports: Arc::new(S3BlobStore::new(
-            iot_aws::s3::client(sdk),
+            LazyClient::new(sdk, iot_aws::s3::client),
             &config.export_bucket,
         )),
         device_ingest: Arc::new(QueueDeviceIngest {
-            sqs: aws_sdk_sqs::Client::new(sdk),
+            sqs: LazyClient::new(sdk, aws_sdk_sqs::Client::new),
             queue_url: config.ingest_queue_url.clone(),
         }),
         gateway: Arc::new(LazyIotGateway::new(
@@ -181,7 +182,7 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
 /// `POST /v1/ingest` on AWS: the message goes to the ingest queue in the telemetry rule's
 /// shape, so the ingest function parses it as it parses MQTT messages.
 struct QueueDeviceIngest {
-    sqs: aws_sdk_sqs::Client,
+    sqs: LazyClient<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
@@ -202,6 +203,7 @@ impl DeviceIngest for QueueDeviceIngest {
         };
         let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
         self.sqs
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)

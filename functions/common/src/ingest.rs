@@ -6,7 +6,7 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use base64::Engine as _;
-use iot_aws::{S3BlobStore, SqsQueue};
+use iot_aws::{LazyClient, S3BlobStore, SqsQueue};
 use iot_core::idempotency::{Handled, Idempotency};
 use iot_core::model::Presence;
 use iot_core::parse::Parser;
@@ -121,7 +121,11 @@ impl IngestFunction {
         let catalog = Catalog::new(meta.clone());
         let telemetry = config.telemetry.build(sdk, &dynamodb).await?;
         let alarm_queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &config.alarm_queue_url);
-        let raw = S3BlobStore::new(iot_aws::s3::client(sdk), &config.raw_bucket);
+        // Only bad payloads go to the raw archive.
+        let raw = S3BlobStore::new(
+            LazyClient::new(sdk, iot_aws::s3::client),
+            &config.raw_bucket,
+        );
         let ingest = Ingest::new(
             catalog.clone(),
             telemetry,

@@ -4,7 +4,7 @@
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use iot_aws::SnsNotifier;
+use iot_aws::{LazyClient, SnsNotifier};
 use iot_core::alarm::AlarmTransition;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
@@ -75,7 +75,10 @@ impl NotifyFunction {
         let router = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),
-            sns: Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(sdk))),
+            sns: Arc::new(SnsNotifier::new(LazyClient::new(
+                sdk,
+                aws_sdk_sns::Client::new,
+            ))),
         };
         Ok(Self {
             service: NotifyService::new(catalog, Arc::new(router), clock),

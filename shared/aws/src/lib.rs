@@ -6,6 +6,7 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod iot;
+pub mod lazy;
 pub mod s3;
 pub mod scheduler;
 pub mod sns;
@@ -16,6 +17,7 @@ pub mod timestream;
 
 pub use dynamo::{DynamoMetaStore, DynamoTelemetry};
 pub use iot::{IotGateway, IotSettings};
+pub use lazy::LazyClient;
 pub use s3::S3BlobStore;
 pub use scheduler::{EventBridgeScheduler, ScheduledInput};
 pub use sns::SnsBus;

@@ -7,11 +7,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use iot_core::ports::{BlobError, BlobStore, check_key};
 use std::time::Duration;
 
+use crate::LazyClient;
 use crate::error::{code, describe};
 
 #[derive(Clone)]
 pub struct S3BlobStore {
-    client: Client,
+    client: LazyClient<Client>,
     bucket: String,
 }
 
@@ -33,9 +34,9 @@ fn presigning(expires_in_secs: u64) -> Result<PresigningConfig, BlobError> {
 }
 
 impl S3BlobStore {
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<LazyClient<Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }
@@ -51,6 +52,7 @@ impl S3BlobStore {
         check_key(key)?;
         let request = self
             .client
+            .get()
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -67,6 +69,7 @@ impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
         check_key(key)?;
         self.client
+            .get()
             .put_object()
             .bucket(&self.bucket)
             .key(key)
@@ -82,6 +85,7 @@ impl BlobStore for S3BlobStore {
         check_key(key)?;
         let output = match self
             .client
+            .get()
             .get_object()
             .bucket(&self.bucket)
             .key(key)
@@ -100,6 +104,7 @@ impl BlobStore for S3BlobStore {
         let mut keys = Vec::new();
         let mut pages = self
             .client
+            .get()
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
@@ -120,6 +125,7 @@ impl BlobStore for S3BlobStore {
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         check_key(key)?;
         self.client
+            .get()
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
@@ -133,6 +139,7 @@ impl BlobStore for S3BlobStore {
         check_key(key)?;
         let request = self
             .client
+            .get()
             .get_object()
             .bucket(&self.bucket)
             .key(key)

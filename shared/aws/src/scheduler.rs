@@ -9,6 +9,7 @@ use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Targe
 use iot_core::ports::{ScheduleTarget, Scheduler, SchedulerError};
 use iot_core::stats::Schedule;
 
+use crate::LazyClient;
 use crate::error::{code, describe};
 
 /// EventBridge Scheduler replaces this placeholder in the input with the time the run was
@@ -27,7 +28,7 @@ pub struct ScheduledInput<T> {
 
 #[derive(Clone)]
 pub struct EventBridgeScheduler {
-    client: Client,
+    client: LazyClient<Client>,
     /// The schedule group (one per stage), so IAM can scope the API function to it.
     group: String,
     /// The stats function's ARN, and the role EventBridge Scheduler assumes to invoke it.
@@ -37,13 +38,13 @@ pub struct EventBridgeScheduler {
 
 impl EventBridgeScheduler {
     pub fn new(
-        client: Client,
+        client: impl Into<LazyClient<Client>>,
         group: impl Into<String>,
         target_arn: impl Into<String>,
         role_arn: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            client: client.into(),
             group: group.into(),
             target_arn: target_arn.into(),
             role_arn: role_arn.into(),
@@ -100,6 +101,7 @@ impl Scheduler for EventBridgeScheduler {
         let (expression, window, target) = self.parts(cron, target)?;
         let updated = self
             .client
+            .get()
             .update_schedule()
             .name(name)
             .group_name(&self.group)
@@ -114,6 +116,7 @@ impl Scheduler for EventBridgeScheduler {
             Err(e) if code(&e) == Some("ResourceNotFoundException") => {
                 match self
                     .client
+                    .get()
                     .create_schedule()
                     .name(name)
                     .group_name(&self.group)
@@ -135,6 +138,7 @@ impl Scheduler for EventBridgeScheduler {
     async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
         match self
             .client
+            .get()
             .delete_schedule()
             .name(name)
             .group_name(&self.group)

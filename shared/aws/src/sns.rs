@@ -7,18 +7,22 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use iot_core::ports::{BusEvent, EventBus, QueueError};
 use std::collections::HashMap;
 
+use crate::LazyClient;
 use crate::error::describe;
 
 #[derive(Clone)]
 pub struct SnsBus {
-    client: Client,
+    client: LazyClient<Client>,
     /// Bus topic name -> SNS topic ARN.
     topics: HashMap<String, String>,
 }
 
 impl SnsBus {
-    pub fn new(client: Client, topics: HashMap<String, String>) -> Self {
-        Self { client, topics }
+    pub fn new(client: impl Into<LazyClient<Client>>, topics: HashMap<String, String>) -> Self {
+        Self {
+            client: client.into(),
+            topics,
+        }
     }
 }
 
@@ -28,7 +32,12 @@ impl EventBus for SnsBus {
         let arn = self.topics.get(&event.topic).ok_or_else(|| {
             QueueError::Unavailable(format!("no SNS topic configured for {:?}", event.topic))
         })?;
-        let mut request = self.client.publish().topic_arn(arn).message(event.body);
+        let mut request = self
+            .client
+            .get()
+            .publish()
+            .topic_arn(arn)
+            .message(event.body);
         for (name, value) in event.attributes {
             // SNS refuses empty attribute values.
             if value.is_empty() {

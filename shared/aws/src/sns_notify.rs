@@ -9,6 +9,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use iot_core::notify::{ChannelKind, Delivery};
 use iot_core::ports::{DeliveryError, Notifier};
 
+use crate::LazyClient;
 use crate::error::{code, describe};
 
 /// SNS's limit on an e-mail subject.
@@ -16,12 +17,14 @@ const MAX_SUBJECT: usize = 100;
 
 #[derive(Clone)]
 pub struct SnsNotifier {
-    client: Client,
+    client: LazyClient<Client>,
 }
 
 impl SnsNotifier {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<LazyClient<Client>>) -> Self {
+        Self {
+            client: client.into(),
+        }
     }
 }
 
@@ -65,6 +68,7 @@ impl Notifier for SnsNotifier {
         match &delivery.channel.kind {
             ChannelKind::Email { topic_arn } => {
                 self.client
+                    .get()
                     .publish()
                     .topic_arn(topic_arn)
                     .subject(subject(&delivery.subject))
@@ -81,6 +85,7 @@ impl Notifier for SnsNotifier {
                     .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
                 for number in phone_numbers {
                     self.client
+                        .get()
                         .publish()
                         .phone_number(number)
                         .message(&delivery.body)
@@ -93,6 +98,7 @@ impl Notifier for SnsNotifier {
             ChannelKind::Push { endpoint_arns } => {
                 for arn in endpoint_arns {
                     self.client
+                        .get()
                         .publish()
                         .target_arn(arn)
                         .message(&delivery.body)
