@@ -290,7 +290,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert!(alarms.to_string().contains("\"hot\""), "{alarms}");
 
     // Notify: the sample's envelope becomes the webhook's JSON body.
-    let notify = NotifyFunction::new(&sdk("notify")?, &stack.notify_config())?;
+    let notify = NotifyFunction::new(&sdk("notify")?, &stack.notify_config());
     let event: iot_functions::SqsEvent =
         serde_json::from_value(sample("notify/sqs-sns-envelope.json")?)?;
     let response = serde_json::to_value(notify.handle(event).await?)?;
@@ -513,7 +513,7 @@ async fn a_device_message_reaches_a_webhook_through_the_deployed_functions() -> 
 
     let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
     let alarm = AlarmFunction::new(&stack.sdk, &stack.alarm_config());
-    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config())?;
+    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config());
 
     let mut device = Device::connect(mosquitto.addr(), "air-1").await?;
     let now = std::time::SystemTime::now()

@@ -65,7 +65,7 @@ pub struct NotifyFunction {
 }
 
 impl NotifyFunction {
-    pub fn new(sdk: &SdkConfig, config: &NotifyConfig) -> Result<Self, String> {
+    pub fn new(sdk: &SdkConfig, config: &NotifyConfig) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let catalog = Catalog::new(meta_store(
             &aws_sdk_dynamodb::Client::new(sdk),
@@ -80,9 +80,9 @@ impl NotifyFunction {
                 aws_sdk_sns::Client::new,
             ))),
         };
-        Ok(Self {
+        Self {
             service: NotifyService::new(catalog, Arc::new(router), clock),
-        })
+        }
     }
 
     /// Delivers each event; deliveries that may succeed later are retried through the queue

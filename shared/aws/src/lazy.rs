@@ -3,8 +3,8 @@
 use aws_config::SdkConfig;
 use std::sync::{Arc, OnceLock};
 
-/// An SDK client, built when first used. Building one costs about a quarter of a millisecond
-/// of cold start (it parses its endpoint rules and builds its connector and TLS settings), so
+/// An SDK client, built when first used. Building one costs a fraction of a millisecond of
+/// cold start (it parses its endpoint rules and builds its connector and TLS settings), so
 /// a client for a path few invocations take (exports, schedules, the raw archive, alarm
 /// events, SNS channels) is built by the invocation that takes it. Clones share the client.
 #[derive(Clone)]

@@ -8,7 +8,6 @@ mod session;
 mod stats;
 mod users;
 
-use crate::described::{ApiRouter, routes};
 use axum::http::header;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -17,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::ApiState;
 use crate::audit::{self, AuditLayer};
+use crate::described::{ApiRouter, routes};
 use crate::guard;
 use crate::openapi;
 
