@@ -35,8 +35,8 @@ impl<C> LazyClient<C> {
         })
     }
 
-    /// Whether the client has been built (for tests).
-    pub fn is_built(&self) -> bool {
+    #[cfg(test)]
+    fn is_built(&self) -> bool {
         self.0.client.get().is_some()
     }
 }
