@@ -1,10 +1,10 @@
 //! SQLite storage: one database file holds the metadata items (the same single-table keys as
 //! DynamoDB, see `iot_core::repo`) and the telemetry points.
 //!
-//! rusqlite is synchronous, so every call runs on tokio's blocking pool behind one connection
-//! mutex (SQLite serialises writers anyway). WAL lets readers in other processes (a SQL shell,
-//! a backup) work while the platform writes; `synchronous = FULL` makes a commit durable before
-//! the message that caused it is acknowledged.
+//! rusqlite is synchronous: writes go to one writer thread that commits them in groups, reads
+//! to reader connections on tokio's blocking pool (see [`Database`]). WAL lets readers (ours, a
+//! SQL shell, a backup) work while the platform writes; `synchronous = FULL` makes a commit
+//! durable before the message that caused it is acknowledged.
 
 mod database;
 mod meta;
@@ -13,5 +13,5 @@ mod telemetry;
 
 pub use database::{Database, DatabaseError};
 pub use meta::SqliteMetaStore;
-pub use queue::{QueueBus, Received, SqliteQueue, SqliteScheduler, StoredSchedule};
+pub use queue::{Consumer, QueueBus, Received, SqliteQueue, SqliteScheduler, StoredSchedule};
 pub use telemetry::SqliteTelemetry;
