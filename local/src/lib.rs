@@ -5,6 +5,7 @@ pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod drain;
 pub mod gateway;
 pub mod pipeline;
 pub mod platform;

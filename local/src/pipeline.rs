@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::Config;
-
-/// How long a received queue message stays hidden while a worker handles it.
-const VISIBILITY: Duration = Duration::from_secs(30);
+use crate::drain::drain_queue;
 
 pub struct Services {
     pub db: Database,
@@ -185,84 +183,6 @@ impl DeviceIngest for LocalDeviceIngest {
             IngestOutcome::Stored { records, .. } => IngestReceipt::Stored { records },
             IngestOutcome::DeadLettered { reason, .. } => IngestReceipt::Rejected { reason },
         })
-    }
-}
-
-/// Back-off before a failed queue message is tried again: 1 s, 2 s, 4 s ... up to a minute.
-fn backoff(receive_count: u32) -> Duration {
-    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
-}
-
-/// Takes batches from `queue`, decodes each message once, and hands it to `handle`; deletes
-/// what succeeded, delays what failed (an undecodable message too, so it ends in the dead-letter
-/// queue). Messages of the same device are handled one after the other in queue order;
-/// different devices run concurrently, so their store writes share commits. Returns when
-/// `shutdown` turns true, after the batch in hand.
-async fn drain_queue<T, F, Fut>(
-    queue: SqliteQueue,
-    mut shutdown: watch::Receiver<bool>,
-    decode: fn(&str) -> Result<T, String>,
-    device: fn(&T) -> &str,
-    handle: F,
-) where
-    F: Fn(T) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    while !*shutdown.borrow() {
-        let batch = match queue.receive(64, VISIBILITY).await {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::error!(queue = queue.name(), error = %e, "cannot read the queue");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = queue.wait(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        // (device, [(seq, receive count, decoded message)]), in queue order.
-        type Lane<T> = (String, Vec<(i64, u32, Result<T, String>)>);
-        let mut lanes: Vec<Lane<T>> = Vec::new();
-        for message in batch {
-            let decoded = decode(&message.body);
-            let uid = decoded.as_ref().map_or("", device).to_owned();
-            let entry = (message.seq, message.receive_count, decoded);
-            match lanes.iter_mut().find(|(d, _)| *d == uid) {
-                Some((_, messages)) => messages.push(entry),
-                None => lanes.push((uid, vec![entry])),
-            }
-        }
-        let handled = futures_util::future::join_all(lanes.into_iter().map(|(_, messages)| {
-            let (queue, handle) = (&queue, &handle);
-            async move {
-                let mut done = Vec::with_capacity(messages.len());
-                for (seq, count, decoded) in messages {
-                    let result = match decoded {
-                        Ok(message) => handle(message).await,
-                        Err(e) => Err(e),
-                    };
-                    match result {
-                        Ok(()) => done.push(seq),
-                        Err(error) => {
-                            tracing::warn!(queue = queue.name(), %error, attempt = count, "will retry");
-                            if let Err(e) = queue.retry_after(seq, backoff(count)).await {
-                                tracing::error!(error = %e, "cannot delay the message");
-                            }
-                        }
-                    }
-                }
-                done
-            }
-        }))
-        .await;
-        let done: Vec<i64> = handled.into_iter().flatten().collect();
-        if let Err(e) = queue.delete(done).await {
-            tracing::error!(queue = queue.name(), error = %e, "cannot delete handled messages; they will run again");
-        }
     }
 }
 
