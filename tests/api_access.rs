@@ -585,6 +585,25 @@ async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
         .map(|a| a.iter().filter_map(|d| d["uid"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(uids, ["n-1"], "{devices}");
+    // Paging skips what the scope hides: one device per page, and it is hers.
+    let mut paged = Vec::new();
+    let mut path = "/v1/devices?limit=1".to_owned();
+    loop {
+        let (status, page) = nora.get(&path).await?;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        assert!(items.len() <= 1, "{page}");
+        paged.extend(
+            items
+                .iter()
+                .filter_map(|d| d["uid"].as_str().map(str::to_owned)),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/devices?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ["n-1"]);
     assert_eq!(nora.get("/v1/devices/n-1/latest").await?.0, 200);
     for path in [
         "/v1/devices/s-1",

@@ -21,7 +21,10 @@ use super::products::product_of;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, PageParams, body_as, check_id, list, page, parse_time};
+use crate::input::{
+    Caller, PageParams, body_as, check_id, decode_cursor, encode_cursor, list, page_limit,
+    parse_time,
+};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
 
@@ -93,13 +96,21 @@ async fn list_devices(
     query: Result<Query<DeviceFilter>, QueryRejection>,
     paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<Device>>> {
-    let filter = query?.0;
-    let mut devices = state
+    let (filter, paging) = (query?.0, paging?.0);
+    let (items, next) = state
         .catalog
-        .devices(&caller.tenant, filter.product.as_deref())
+        .devices_page(
+            &caller.tenant,
+            filter.product.as_deref(),
+            decode_cursor(paging.cursor.as_deref())?,
+            page_limit(paging.limit)?,
+            |d| caller.scope.allows(&d.department_id),
+        )
         .await?;
-    devices.retain(|d| caller.scope.allows(&d.department_id));
-    page(devices, &paging?.0, |d| d.uid.clone())
+    Ok(Json(Page {
+        items,
+        next: encode_cursor(next),
+    }))
 }
 
 async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {

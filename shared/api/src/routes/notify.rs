@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{PageParams, Tenant, body_as, check_id, page};
+use crate::input::{
+    PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, page_limit,
+};
 use crate::openapi::Page;
 use utoipa::IntoParams;
 
@@ -397,9 +399,21 @@ async fn messages(
     query: Result<Query<MessageParams>, QueryRejection>,
     paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<InboxMessage>>> {
-    let unread_only = query?.0.unread.unwrap_or(false);
-    let items = state.catalog.messages(&tenant, &user, unread_only).await?;
-    page(items, &paging?.0, |m| m.id.clone())
+    let (unread_only, paging) = (query?.0.unread.unwrap_or(false), paging?.0);
+    let (items, next) = state
+        .catalog
+        .messages_page(
+            &tenant,
+            &user,
+            unread_only,
+            decode_cursor(paging.cursor.as_deref())?,
+            page_limit(paging.limit)?,
+        )
+        .await?;
+    Ok(Json(Page {
+        items,
+        next: encode_cursor(next),
+    }))
 }
 
 #[utoipa::path(

@@ -15,7 +15,10 @@ use super::devices::device_of;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, PageParams, Tenant, body_as, check_id, page, parse_time};
+use crate::input::{
+    Caller, PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, page_limit,
+    parse_time,
+};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
 
@@ -228,12 +231,20 @@ async fn results(
         Some(t) => parse_time("from", t)?,
         None => to - 7 * DAY,
     };
-    let results: Vec<_> = state
+    let paging = paging?.0;
+    let (items, next) = state
         .catalog
-        .stat_results(&id, &params.device, from, to)
-        .await?
-        .into_iter()
-        .filter(|r| r.tenant_id == tenant)
-        .collect();
-    page(results, &paging?.0, |r| r.window.end.to_string())
+        .stat_results_page(
+            &id,
+            &params.device,
+            (from, to),
+            decode_cursor(paging.cursor.as_deref())?,
+            page_limit(paging.limit)?,
+            |r| r.tenant_id == tenant,
+        )
+        .await?;
+    Ok(Json(Page {
+        items,
+        next: encode_cursor(next),
+    }))
 }

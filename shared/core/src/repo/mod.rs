@@ -314,6 +314,24 @@ impl Catalog {
         self.list(query).await
     }
 
+    /// A page of the tenant's devices (of one product, if given) that `visible` accepts, in
+    /// the order of [`Self::devices`], from `cursor` on; and the next page's cursor.
+    pub async fn devices_page(
+        &self,
+        tenant: &str,
+        product: Option<&str>,
+        cursor: Option<String>,
+        limit: usize,
+        visible: impl Fn(&Device) -> bool,
+    ) -> Result<(Vec<Device>, Option<String>), StoreError> {
+        let mut query = Query::index(format!("{}#DEVICES", tenant_pk(tenant)));
+        if let Some(product) = product {
+            query.sort = SortKey::Prefix(format!("{product}#"));
+        }
+        query.cursor = cursor;
+        self.page_where(query, limit, visible).await
+    }
+
     // ---- products and rules
 
     pub async fn product(&self, tenant: &str, id: &str) -> Result<Option<Product>, StoreError> {
@@ -424,7 +442,6 @@ impl Catalog {
             .await
     }
 
-    /// Alarms of a tenant (or of one of its devices), newest first.
     /// Every alarm the filter selects, newest first (up to `filter.limit`).
     pub async fn alarms(
         &self,
@@ -455,21 +472,36 @@ impl Catalog {
         };
         query.descending = true;
         query.cursor = cursor;
-        let limit = filter.limit.unwrap_or(page_size).max(1);
+        let limit = filter.limit.unwrap_or(page_size);
+        self.page_where(query, limit, |record: &AlarmRecord| {
+            record.tenant_id == tenant
+                && (!filter.open_only || record.status.is_open())
+                && filter.status.is_none_or(|s| s == record.status)
+                && visible(record)
+        })
+        .await
+    }
+
+    /// Up to `limit` items of `query` (from its cursor on) that `keep` accepts, and the cursor
+    /// of the next page. Filtered here, page by page, so a caller who sees few items does not
+    /// make the whole list be read.
+    async fn page_where<T: serde::de::DeserializeOwned>(
+        &self,
+        mut query: Query,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        let limit = limit.max(1);
         let mut out = Vec::new();
         loop {
             // Ask for no more than still fits, so the store's cursor is right after the last
-            // alarm returned.
+            // item returned.
             query.limit = Some(limit.saturating_sub(out.len()).clamp(1, 1_000));
             let page = self.store.query(&query).await?;
             for item in page.items {
-                let record: AlarmRecord = from_item(item)?;
-                let wanted = record.tenant_id == tenant
-                    && (!filter.open_only || record.status.is_open())
-                    && filter.status.is_none_or(|s| s == record.status)
-                    && visible(&record);
-                if wanted {
-                    out.push(record);
+                let value: T = from_item(item)?;
+                if keep(&value) {
+                    out.push(value);
                 }
             }
             match page.next {
@@ -510,9 +542,27 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<StatResult>, StoreError> {
+        let (results, _) = self
+            .stat_results_page(job, device, (from, to), None, usize::MAX, |_| true)
+            .await?;
+        Ok(results)
+    }
+
+    /// A page of [`Self::stat_results`] that `keep` accepts, from `cursor` on, and the next
+    /// page's cursor.
+    pub async fn stat_results_page(
+        &self,
+        job: &str,
+        device: &str,
+        (from, to): (Millis, Millis),
+        cursor: Option<String>,
+        limit: usize,
+        keep: impl Fn(&StatResult) -> bool,
+    ) -> Result<(Vec<StatResult>, Option<String>), StoreError> {
         let mut query = Query::partition(format!("STAT#{job}#{device}"));
         query.sort = SortKey::Between(format!("{:020}", from.max(0)), format!("{:020}", to.max(0)));
-        self.list(query).await
+        query.cursor = cursor;
+        self.page_where(query, limit, keep).await
     }
 
     // ---- notifications
@@ -597,11 +647,28 @@ impl Catalog {
         user: &str,
         unread_only: bool,
     ) -> Result<Vec<InboxMessage>, StoreError> {
+        let (messages, _) = self
+            .messages_page(tenant, user, unread_only, None, usize::MAX)
+            .await?;
+        Ok(messages)
+    }
+
+    /// A page of [`Self::messages`] from `cursor` on, and the next page's cursor.
+    pub async fn messages_page(
+        &self,
+        tenant: &str,
+        user: &str,
+        unread_only: bool,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<InboxMessage>, Option<String>), StoreError> {
         let mut query = Query::index(inbox_pk(tenant, user));
         query.descending = true;
-        let mut messages: Vec<InboxMessage> = self.list(query).await?;
-        messages.retain(|m| !unread_only || m.read_at.is_none());
-        Ok(messages)
+        query.cursor = cursor;
+        self.page_where(query, limit, |m: &InboxMessage| {
+            !unread_only || m.read_at.is_none()
+        })
+        .await
     }
 
     // ---- listings and deletes
