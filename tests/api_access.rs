@@ -586,23 +586,12 @@ async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
         .unwrap_or_default();
     assert_eq!(uids, ["n-1"], "{devices}");
     // Paging skips what the scope hides: one device per page, and it is hers.
-    let mut paged = Vec::new();
-    let mut path = "/v1/devices?limit=1".to_owned();
-    loop {
-        let (status, page) = nora.get(&path).await?;
-        assert_eq!(status, 200, "{page}");
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        assert!(items.len() <= 1, "{page}");
-        paged.extend(
-            items
-                .iter()
-                .filter_map(|d| d["uid"].as_str().map(str::to_owned)),
-        );
-        match page["next"].as_str() {
-            Some(next) => path = format!("/v1/devices?limit=1&cursor={next}"),
-            None => break,
-        }
-    }
+    let paged: Vec<Value> = nora
+        .all_pages("/v1/devices", 1)
+        .await?
+        .iter()
+        .map(|d| d["uid"].clone())
+        .collect();
     assert_eq!(paged, ["n-1"]);
     assert_eq!(nora.get("/v1/devices/n-1/latest").await?.0, 200);
     for path in [
@@ -1327,23 +1316,12 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
     assert_eq!(admin.get("/v1/devices/air-3").await?.1["name"], "Lab 3");
 
     // Lists come a page at a time: `limit`, and `next` as the following page's `cursor`.
-    let mut uids = Vec::new();
-    let mut path = "/v1/devices?limit=2".to_owned();
-    loop {
-        let (status, page) = admin.get(&path).await?;
-        assert_eq!(status, 200, "{page}");
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        assert!(items.len() <= 2, "{page}");
-        uids.extend(
-            items
-                .iter()
-                .filter_map(|d| d["uid"].as_str().map(str::to_owned)),
-        );
-        match page["next"].as_str() {
-            Some(next) => path = format!("/v1/devices?limit=2&cursor={next}"),
-            None => break,
-        }
-    }
+    let uids: Vec<Value> = admin
+        .all_pages("/v1/devices", 2)
+        .await?
+        .iter()
+        .map(|d| d["uid"].clone())
+        .collect();
     assert_eq!(uids, ["air-1", "air-2", "air-3"]);
     assert_eq!(admin.get("/v1/devices?limit=0").await?.0, 400);
     assert_eq!(admin.get("/v1/devices?cursor=not-ours").await?.0, 400);

@@ -248,21 +248,9 @@ async fn full_flow(api: &Api, other: &Api, broker: SocketAddr, data_dir: &Path) 
     .await?;
     assert_eq!(messages.len(), 5);
     // The same five two at a time, newest first, through the cursor.
-    let mut paged = Vec::new();
-    let mut path = "/v1/users/ops/messages?unread=true&limit=2".to_owned();
-    loop {
-        let (status, page) = api.get(&path).await?;
-        assert_eq!(status, 200, "{page}");
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        assert!(items.len() <= 2, "{page}");
-        paged.extend(items);
-        match page["next"].as_str() {
-            Some(next) => {
-                path = format!("/v1/users/ops/messages?unread=true&limit=2&cursor={next}")
-            }
-            None => break,
-        }
-    }
+    let paged = api
+        .all_pages("/v1/users/ops/messages?unread=true", 2)
+        .await?;
     assert_eq!(paged, messages);
     let id = messages[0]["id"].as_str().ok_or("no id")?;
     let (status, _) = api

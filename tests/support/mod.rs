@@ -160,6 +160,30 @@ impl Api {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// Every item of a list, read `limit` at a time by following each page's `next` cursor;
+    /// fails on a page that is not 200 or holds more than `limit` items.
+    pub async fn all_pages(&self, path: &str, limit: usize) -> Result<Vec<Value>, Error> {
+        let join = if path.contains('?') { '&' } else { '?' };
+        let first = format!("{path}{join}limit={limit}");
+        let mut url = first.clone();
+        let mut items = Vec::new();
+        loop {
+            let (status, page) = self.get(&url).await?;
+            if status != 200 {
+                return Err(format!("GET {url}: {status} {page}").into());
+            }
+            let batch = page["items"].as_array().cloned().unwrap_or_default();
+            if batch.len() > limit {
+                return Err(format!("GET {url}: more than {limit} items: {page}").into());
+            }
+            items.extend(batch);
+            match page["next"].as_str() {
+                Some(next) => url = format!("{first}&cursor={next}"),
+                None => return Ok(items),
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), Error> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }

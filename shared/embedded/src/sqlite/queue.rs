@@ -104,15 +104,8 @@ impl SqliteQueue {
                         "SELECT seq, message_id, body, receive_count, enqueued_at FROM queue
                          WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
                     )?;
-                    let rows = select.query_map(params![&*name, now, max as i64], |r| {
-                        Ok(Received {
-                            seq: r.get(0)?,
-                            message_id: r.get(1)?,
-                            body: r.get(2)?,
-                            receive_count: r.get::<_, u32>(3)? + 1,
-                            enqueued_at: r.get(4)?,
-                        })
-                    })?;
+                    let rows =
+                        select.query_map(params![&*name, now, max as i64], |r| received(r, 1))?;
                     for row in rows {
                         taken.push(row?);
                     }
@@ -187,15 +180,7 @@ impl SqliteQueue {
                     "SELECT seq, message_id, body, receive_count, enqueued_at FROM queue
                      WHERE queue = ?1 ORDER BY seq",
                 )?;
-                let rows = select.query_map([dlq], |r| {
-                    Ok(Received {
-                        seq: r.get(0)?,
-                        message_id: r.get(1)?,
-                        body: r.get(2)?,
-                        receive_count: r.get(3)?,
-                        enqueued_at: r.get(4)?,
-                    })
-                })?;
+                let rows = select.query_map([dlq], |r| received(r, 0))?;
                 rows.collect()
             })
             .await
@@ -244,15 +229,7 @@ impl Consumer {
                     "SELECT seq, message_id, body, receive_count, enqueued_at FROM queue
                      WHERE queue = ?1 AND visible_at <= ?2 ORDER BY seq LIMIT ?3",
                 )?;
-                let rows = select.query_map(params![&*name, now, limit], |r| {
-                    Ok(Received {
-                        seq: r.get(0)?,
-                        message_id: r.get(1)?,
-                        body: r.get(2)?,
-                        receive_count: r.get::<_, u32>(3)? + 1,
-                        enqueued_at: r.get(4)?,
-                    })
-                })?;
+                let rows = select.query_map(params![&*name, now, limit], |r| received(r, 1))?;
                 rows.collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -350,6 +327,18 @@ async fn count(db: &Database, queue: String) -> Result<usize, QueueError> {
     .await
     .map(|n| n as usize)
     .map_err(unavailable)
+}
+
+/// A row of `seq, message_id, body, receive_count, enqueued_at`, with `receiving` (1 when the
+/// row is being received, 0 when it is only looked at) added to its stored receive count.
+fn received(r: &rusqlite::Row, receiving: u32) -> rusqlite::Result<Received> {
+    Ok(Received {
+        seq: r.get(0)?,
+        message_id: r.get(1)?,
+        body: r.get(2)?,
+        receive_count: r.get::<_, u32>(3)? + receiving,
+        enqueued_at: r.get(4)?,
+    })
 }
 
 fn unavailable(e: rusqlite::Error) -> QueueError {
