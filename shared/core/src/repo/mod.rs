@@ -38,6 +38,15 @@ pub struct Catalog {
     store: Arc<dyn MetaStore>,
 }
 
+/// A tenant's devices (of one product, if given) through the secondary index.
+fn devices_query(tenant: &str, product: Option<&str>) -> Query {
+    let mut query = Query::index(format!("{}#DEVICES", tenant_pk(tenant)));
+    if let Some(product) = product {
+        query.sort = SortKey::Prefix(format!("{product}#"));
+    }
+    query
+}
+
 fn tenant_pk(tenant: &str) -> String {
     format!("TENANT#{tenant}")
 }
@@ -307,11 +316,7 @@ impl Catalog {
         tenant: &str,
         product: Option<&str>,
     ) -> Result<Vec<Device>, StoreError> {
-        let mut query = Query::index(format!("{}#DEVICES", tenant_pk(tenant)));
-        if let Some(product) = product {
-            query.sort = SortKey::Prefix(format!("{product}#"));
-        }
-        self.list(query).await
+        self.list(devices_query(tenant, product)).await
     }
 
     /// A page of the tenant's devices (of one product, if given) that `visible` accepts, in
@@ -324,10 +329,7 @@ impl Catalog {
         limit: usize,
         visible: impl Fn(&Device) -> bool,
     ) -> Result<(Vec<Device>, Option<String>), StoreError> {
-        let mut query = Query::index(format!("{}#DEVICES", tenant_pk(tenant)));
-        if let Some(product) = product {
-            query.sort = SortKey::Prefix(format!("{product}#"));
-        }
+        let mut query = devices_query(tenant, product);
         query.cursor = cursor;
         self.page_where(query, limit, visible).await
     }
