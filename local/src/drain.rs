@@ -103,13 +103,16 @@ pub async fn drain_queue<T, F, Fut>(
     let mut in_hand = 0usize;
     let mut handled: Vec<i64> = Vec::new();
     let mut receiving = None;
+    // How many messages the take in `receiving` asked for.
+    let mut asked = 0;
     let mut deleting = None;
     // False after a receive that found fewer messages than asked for, until a producer wakes us.
     let mut maybe_more = true;
     loop {
         let stopping = *shutdown.borrow();
         if !stopping && maybe_more && receiving.is_none() && in_hand < IN_HAND {
-            receiving = Some(Box::pin(consumer.take(IN_HAND - in_hand, VISIBILITY)));
+            asked = IN_HAND - in_hand;
+            receiving = Some(Box::pin(consumer.take(asked, VISIBILITY)));
         }
         if deleting.is_none() && !handled.is_empty() {
             deleting = Some(Box::pin(consumer.delete(std::mem::take(&mut handled))));
@@ -120,7 +123,6 @@ pub async fn drain_queue<T, F, Fut>(
         tokio::select! {
             received = in_slot(&mut receiving) => {
                 receiving = None;
-                let asked = IN_HAND - in_hand;
                 let batch = match received {
                     Ok(batch) => batch,
                     Err(e) => {
