@@ -3,9 +3,13 @@
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::shared::IntoShared;
 use std::time::Duration;
 
 /// The roots every AWS endpoint's certificate chains to: Amazon Trust Services' Amazon Root
@@ -58,10 +62,36 @@ pub fn https_client() -> SharedHttpClient {
         .with_trust_store(trust)
         .build()
         .expect("a trust store with certificates is a valid TLS context");
-    aws_smithy_http_client::Builder::new()
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(context)
-        .build_https()
+        .build_https();
+    ConnectorAtFirstCall(client).into_shared()
+}
+
+/// The SDK's HTTPS client, less the connector it builds and throws away as each service client
+/// is made. The SDK does that so that a client reading the system trust store reads it at
+/// start, not at its first request; ours has its roots compiled in, so on a cold start that
+/// was only work thrown away: a rustls configuration and its parsed roots per client, about a
+/// quarter of the ingest function's instructions before its first poll. The connector that
+/// serves requests is still built once, at the first request, and cached by the SDK's client.
+#[derive(Debug)]
+struct ConnectorAtFirstCall(SharedHttpClient);
+
+impl HttpClient for ConnectorAtFirstCall {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 fn loader(policy: &CallPolicy) -> aws_config::ConfigLoader {
@@ -73,6 +103,12 @@ fn loader(policy: &CallPolicy) -> aws_config::ConfigLoader {
         loader.credentials_provider(EnvironmentVariableCredentialsProvider::new())
     } else {
         loader
+    };
+    // Likewise the region, which Lambda sets in `AWS_REGION`: the default chain would build an
+    // instance-metadata client to fall back on.
+    let loader = match std::env::var("AWS_REGION") {
+        Ok(region) if !region.is_empty() => loader.region(Region::new(region)),
+        _ => loader,
     };
     loader
         .retry_config(
@@ -93,4 +129,68 @@ fn loader(policy: &CallPolicy) -> aws_config::ConfigLoader {
 /// need other settings (S3 path-style addressing, no Timestream endpoint discovery).
 pub fn uses_custom_endpoint(config: &SdkConfig) -> bool {
     config.endpoint_url().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::ConfigBag;
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An HTTP client that counts the SDK's eager validations, which is where the SDK's own
+    /// client builds its throwaway connector; it is never asked for a connector here.
+    #[derive(Debug, Default)]
+    struct CountingClient(Arc<AtomicUsize>);
+
+    impl HttpClient for CountingClient {
+        fn http_connector(
+            &self,
+            _: &HttpConnectorSettings,
+            _: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            unreachable!("no request is made")
+        }
+
+        fn validate_base_client_config(
+            &self,
+            _: &RuntimeComponentsBuilder,
+            _: &ConfigBag,
+        ) -> Result<(), BoxError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn client_over(http: SharedHttpClient) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(http)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    #[test]
+    fn making_a_client_builds_no_connector() {
+        let bare = CountingClient::default();
+        let validations = bare.0.clone();
+        client_over(bare.into_shared());
+        assert_eq!(
+            validations.load(Ordering::SeqCst),
+            1,
+            "the SDK validates the client it is given"
+        );
+
+        let wrapped = CountingClient::default();
+        let validations = wrapped.0.clone();
+        client_over(ConnectorAtFirstCall(wrapped.into_shared()).into_shared());
+        assert_eq!(
+            validations.load(Ordering::SeqCst),
+            0,
+            "the wrapper keeps the validation from the client"
+        );
+    }
 }
