@@ -33,7 +33,7 @@ pub struct PathRoutes<S> {
 /// An axum router that keeps how to describe each of its routes. It keeps the routes
 /// themselves too, and makes the axum router once, in [`ApiRouter::into_parts`]: merging axum
 /// routers inserts every route again into the merged one, and guarding them re-wraps every
-/// endpoint, which for the API's nested groups was a tenth of the function's cold start.
+/// endpoint: for the API's nested groups, a seventh of its instructions before its first poll.
 pub struct ApiRouter<S> {
     routes: Vec<PathRoutes<S>>,
 }
