@@ -207,8 +207,14 @@ pub fn page<T>(
     } else {
         None
     };
-    Ok(axum::Json(Page {
+    Ok(store_page((items, next)))
+}
+
+/// A page as the store cut it (the items and the store's cursor of the next page), answered
+/// as `{items, next}` with the cursor made URL-safe.
+pub fn store_page<T>((items, next): (Vec<T>, Option<String>)) -> axum::Json<Page<T>> {
+    axum::Json(Page {
         items,
         next: encode_cursor(next),
-    }))
+    })
 }

@@ -16,7 +16,7 @@ use super::devices::device_of;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, decode_cursor, encode_cursor, page_limit};
+use crate::input::{Caller, decode_cursor, page_limit, store_page};
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
 
@@ -86,7 +86,7 @@ async fn list(
                 .collect(),
         ),
     };
-    let (items, next) = state
+    let listed = state
         .catalog
         .alarms_page(
             &caller.tenant,
@@ -96,10 +96,7 @@ async fn list(
             |a| visible.as_ref().is_none_or(|v| v.contains(&a.device_uid)),
         )
         .await?;
-    Ok(Json(Page {
-        items,
-        next: encode_cursor(next),
-    }))
+    Ok(store_page(listed))
 }
 
 /// The alarm if it exists in the tenant and its device is in the caller's data scope.

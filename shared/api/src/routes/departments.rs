@@ -15,7 +15,7 @@ use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, parse_time,
+    PageParams, Tenant, body_as, check_id, decode_cursor, page, parse_time, store_page,
 };
 use crate::openapi::Page;
 
@@ -232,9 +232,6 @@ async fn audit(
         limit,
         cursor: decode_cursor(params.cursor.as_deref())?,
     };
-    let (items, next) = state.catalog.audit(&tenant, &filter).await?;
-    Ok(Json(Page {
-        items,
-        next: encode_cursor(next),
-    }))
+    let listed = state.catalog.audit(&tenant, &filter).await?;
+    Ok(store_page(listed))
 }

@@ -22,8 +22,7 @@ use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    Caller, PageParams, body_as, check_id, decode_cursor, encode_cursor, list, page_limit,
-    parse_time,
+    Caller, PageParams, body_as, check_id, decode_cursor, list, page_limit, parse_time, store_page,
 };
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
@@ -97,7 +96,7 @@ async fn list_devices(
     paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<Device>>> {
     let (filter, paging) = (query?.0, paging?.0);
-    let (items, next) = state
+    let listed = state
         .catalog
         .devices_page(
             &caller.tenant,
@@ -107,10 +106,7 @@ async fn list_devices(
             |d| caller.scope.allows(&d.department_id),
         )
         .await?;
-    Ok(Json(Page {
-        items,
-        next: encode_cursor(next),
-    }))
+    Ok(store_page(listed))
 }
 
 async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {

@@ -16,7 +16,7 @@ use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, page_limit,
+    PageParams, Tenant, body_as, check_id, decode_cursor, page, page_limit, store_page,
 };
 use crate::openapi::Page;
 use utoipa::IntoParams;
@@ -400,7 +400,7 @@ async fn messages(
     paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<Json<Page<InboxMessage>>> {
     let (unread_only, paging) = (query?.0.unread.unwrap_or(false), paging?.0);
-    let (items, next) = state
+    let listed = state
         .catalog
         .messages_page(
             &tenant,
@@ -410,10 +410,7 @@ async fn messages(
             page_limit(paging.limit)?,
         )
         .await?;
-    Ok(Json(Page {
-        items,
-        next: encode_cursor(next),
-    }))
+    Ok(store_page(listed))
 }
 
 #[utoipa::path(

@@ -16,8 +16,8 @@ use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::input::{
-    Caller, PageParams, Tenant, body_as, check_id, decode_cursor, encode_cursor, page, page_limit,
-    parse_time,
+    Caller, PageParams, Tenant, body_as, check_id, decode_cursor, page, page_limit, parse_time,
+    store_page,
 };
 use crate::openapi::Page;
 use utoipa::{IntoParams, ToSchema};
@@ -232,7 +232,7 @@ async fn results(
         None => to - 7 * DAY,
     };
     let paging = paging?.0;
-    let (items, next) = state
+    let listed = state
         .catalog
         .stat_results_page(
             &id,
@@ -243,8 +243,5 @@ async fn results(
             |r| r.tenant_id == tenant,
         )
         .await?;
-    Ok(Json(Page {
-        items,
-        next: encode_cursor(next),
-    }))
+    Ok(store_page(listed))
 }
