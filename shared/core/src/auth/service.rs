@@ -815,10 +815,13 @@ mod tests {
 
     fn service() -> (AuthService, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(START));
-        let catalog = Catalog::new(Arc::new(MemoryMetaStore::with_clock(clock.clone())));
+        let store = Arc::new(MemoryMetaStore::with_clock(clock.clone()));
+        (service_on(store, clock.clone()), clock)
+    }
+
+    fn service_on(store: Arc<dyn MetaStore>, clock: Arc<ManualClock>) -> AuthService {
         let keys = TokenKeys::from_secret(&[9u8; 32]).expect("a 32-byte key");
-        let service = AuthService::new(catalog, clock.clone(), keys, AuthSettings::default());
-        (service, clock)
+        AuthService::new(Catalog::new(store), clock, keys, AuthSettings::default())
     }
 
     #[tokio::test]
@@ -898,13 +901,7 @@ mod tests {
             in_flight: 0.into(),
             most_at_once: 0.into(),
         });
-        let keys = TokenKeys::from_secret(&[9u8; 32])?;
-        let auth = AuthService::new(
-            Catalog::new(store.clone()),
-            clock,
-            keys,
-            AuthSettings::default(),
-        );
+        let auth = service_on(store.clone(), clock);
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
         let tokens = login(&auth, "first password!").await?;
