@@ -161,6 +161,11 @@ impl From<StatsServiceError> for ApiError {
         match e {
             StatsServiceError::UnknownJob(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             StatsServiceError::Job(_) => ApiError::unprocessable(e.to_string()),
+            StatsServiceError::UnknownDevice(_) => ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/devices/uids",
+                e.to_string(),
+            ),
             StatsServiceError::Store(e) => e.into(),
             StatsServiceError::Telemetry(e) => e.into(),
         }

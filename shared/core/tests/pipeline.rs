@@ -18,6 +18,7 @@ use iot_core::stats::{DeviceScope, StatJob, StatsEngine};
 use iot_core::time::{HOUR, MINUTE};
 use iot_core::usecase::{
     AlarmRequest, AlarmService, InboundMessage, Ingest, IngestOutcome, NotifyService, StatsService,
+    StatsServiceError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -518,10 +519,116 @@ async fn statistics_run_over_the_window_and_are_queryable() -> TestResult {
 
     let stored = p
         .catalog
-        .stat_results("hourly", "air-1", T0, T0 + HOUR)
+        .stat_results("acme", "hourly", "air-1", T0, T0 + HOUR)
         .await?;
     assert_eq!(stored, run.results);
     assert!(p.stats.run("acme", "nope", T0).await.is_err());
+    Ok(())
+}
+
+fn job_over(tenant: &str, uids: &[&str]) -> StatJob {
+    StatJob {
+        id: "hourly".into(),
+        tenant_id: tenant.into(),
+        name: "Hourly temperature".into(),
+        cron: "0 * * * *".into(),
+        lead_ms: 3 * MINUTE,
+        signals: vec!["temperature".into()],
+        devices: DeviceScope::Devices {
+            uids: uids.iter().map(|u| u.to_string()).collect(),
+        },
+        script: "#{ n: count(series.temperature) }".into(),
+        enabled: true,
+    }
+}
+
+#[tokio::test]
+async fn a_statistics_job_never_reads_another_tenants_device() -> TestResult {
+    let p = Platform::new().await?;
+    p.catalog
+        .put_device(&device("rival-1", "SN-9", "rival"))
+        .await?;
+    p.reading("m0", 20.0).await?;
+
+    // Refused at save: the uid exists, but is not acme's; the answer is as for an absent one.
+    for uid in ["rival-1", "ghost"] {
+        let refused = p.stats.check(&job_over("acme", &["air-1", uid])).await;
+        assert!(
+            matches!(&refused, Err(StatsServiceError::UnknownDevice(u)) if u == uid),
+            "{refused:?}"
+        );
+    }
+    p.stats.check(&job_over("acme", &["air-1"])).await?;
+
+    // Saved past the check (as by an older build): every run checks again.
+    p.catalog
+        .put_stat_job(&job_over("acme", &["air-1", "rival-1"]))
+        .await?;
+    let run = p.stats.run("acme", "hourly", T0 + 3 * MINUTE).await?;
+    let computed: Vec<&str> = run.results.iter().map(|r| r.device_uid.as_str()).collect();
+    assert_eq!(computed, ["air-1"]);
+    assert_eq!(run.failures.len(), 1, "{:?}", run.failures);
+    assert_eq!(run.failures[0].0, "rival-1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn statistics_results_of_same_named_jobs_stay_with_their_tenant() -> TestResult {
+    let p = Platform::new().await?;
+    p.reading("m0", 20.0).await?;
+    p.catalog
+        .put_stat_job(&job_over("acme", &["air-1"]))
+        .await?;
+    // Another tenant's job of the same id, over a device of its own.
+    p.catalog
+        .put_device(&device("rival-1", "SN-9", "rival"))
+        .await?;
+    p.catalog
+        .put_stat_job(&job_over("rival", &["rival-1"]))
+        .await?;
+    p.stats.run("acme", "hourly", T0 + 3 * MINUTE).await?;
+    p.stats.run("rival", "hourly", T0 + 3 * MINUTE).await?;
+    let acme = p
+        .catalog
+        .stat_results("acme", "hourly", "air-1", T0, T0 + HOUR)
+        .await?;
+    assert_eq!(acme.len(), 1);
+    assert!(
+        p.catalog
+            .stat_results("rival", "hourly", "air-1", T0, T0 + HOUR)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_scoped_statistics_run_computes_only_the_visible_devices() -> TestResult {
+    let p = Platform::new().await?;
+    p.reading("m0", 20.0).await?;
+    p.catalog
+        .put_device(&Device {
+            department_id: "south".into(),
+            ..device("air-2", "SN-2", "acme")
+        })
+        .await?;
+    p.catalog
+        .put_stat_job(&job_over("acme", &["air-1", "air-2"]))
+        .await?;
+    let run = p
+        .stats
+        .run_where("acme", "hourly", T0 + 3 * MINUTE, |d| {
+            d.department_id == "south"
+        })
+        .await?;
+    let computed: Vec<&str> = run.results.iter().map(|r| r.device_uid.as_str()).collect();
+    assert_eq!(computed, ["air-2"]);
+    assert!(
+        p.catalog
+            .stat_results("acme", "hourly", "air-1", T0, T0 + HOUR)
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 

@@ -94,7 +94,7 @@ async fn statistics_results_are_queried_by_window_end() -> TestResult {
             .await?;
     }
     let ends: Vec<i64> = catalog
-        .stat_results("j", "m1", 1_500, 3_000)
+        .stat_results("acme", "j", "m1", 1_500, 3_000)
         .await?
         .iter()
         .map(|r| r.window.end)

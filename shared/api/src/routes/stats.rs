@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use iot_core::auth::Principal;
 use iot_core::ports::{ScheduleTarget, StoreError};
-use iot_core::stats::{StatJob, StatResult, Window};
+use iot_core::stats::{DeviceScope, StatJob, StatResult, Window};
 use iot_core::time::DAY;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,9 +44,21 @@ async fn job_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<StatJob> 
         .ok_or_else(|| ApiError::not_found(format!("statistics job {id:?}")))
 }
 
-async fn save(state: &ApiState, job: &StatJob) -> ApiResult<()> {
+async fn save(state: &ApiState, caller: &Principal, job: &StatJob) -> ApiResult<()> {
     check_id("id", &job.id)?;
-    state.stats.check(job)?;
+    state.stats.check(job).await?;
+    // A scoped caller names only devices they may see (the same answer as an absent one).
+    if let DeviceScope::Devices { uids } = &job.devices {
+        for uid in uids {
+            device_of(state, caller, uid).await.map_err(|_| {
+                ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "/devices/uids",
+                    format!("{uid:?} is not a device of this tenant"),
+                )
+            })?;
+        }
+    }
     state.catalog.put_stat_job(job).await?;
     let name = schedule_name(&job.tenant_id, &job.id);
     if job.enabled {
@@ -81,9 +94,10 @@ async fn list(
 )]
 async fn create(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<StatJob>)> {
+    let tenant = caller.tenant.clone();
     let job: StatJob = body_as(body?.0, &tenant, None)?;
     if state.catalog.stat_job(&tenant, &job.id).await?.is_some() {
         return Err(ApiError::conflict(format!(
@@ -91,7 +105,7 @@ async fn create(
             job.id
         )));
     }
-    save(&state, &job).await?;
+    save(&state, &caller, &job).await?;
     Ok((StatusCode::CREATED, Json(job)))
 }
 
@@ -114,13 +128,14 @@ async fn read(
 )]
 async fn update(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<StatJob>> {
+    let tenant = caller.tenant.clone();
     job_of(&state, &tenant, &id).await?;
     let job: StatJob = body_as(body?.0, &tenant, Some(("id", &id)))?;
-    save(&state, &job).await?;
+    save(&state, &caller, &job).await?;
     Ok(Json(job))
 }
 
@@ -160,7 +175,7 @@ struct RunBody {
 )]
 async fn run_now(
     State(state): State<Arc<ApiState>>,
-    Tenant(tenant): Tenant,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Option<Json<RunBody>>, JsonRejection>,
 ) -> ApiResult<Json<RunView>> {
@@ -168,7 +183,13 @@ async fn run_now(
         Some(text) => parse_time("at", &text)?,
         None => state.clock.now_ms(),
     };
-    let run = state.stats.run(&tenant, &id, at).await?;
+    // A scoped caller runs the job for the devices of their departments only.
+    let run = state
+        .stats
+        .run_where(&caller.tenant, &id, at, |d| {
+            caller.scope.allows(&d.department_id)
+        })
+        .await?;
     let failures = run
         .failures
         .into_iter()
@@ -235,6 +256,7 @@ async fn results(
     let listed = state
         .catalog
         .stat_results_page(
+            &tenant,
             &id,
             &params.device,
             (from, to),

@@ -11,7 +11,7 @@
 //! | product | `TENANT#{t}` | `PRODUCT#{id}` | |
 //! | alarm rule | `TENANT#{t}` | `RULE#{product}#{id}` | |
 //! | statistics job | `TENANT#{t}` | `STATJOB#{id}` | |
-//! | statistics result | `STAT#{job}#{device}` | `{window end, 20 digits}` | |
+//! | statistics result | `TENANT#{t}#STAT#{job}#{device}` | `{window end, 20 digits}` | |
 //! | template / channel / route | `TENANT#{t}` | `TEMPLATE#{id}` / `CHANNEL#{id}` / `ROUTE#{id}` | |
 //! | alarm (record) | `TENANT#{t}#ALARMS` | `{raised_at, 20 digits}#{alarm id}` | `DEVICE#{uid}#ALARMS` / same sk |
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
@@ -85,6 +85,11 @@ fn alarms_pk(tenant: &str) -> String {
 
 fn alarm_sk(raised_at: Millis, alarm_id: &str) -> String {
     format!("{raised_at:020}#{alarm_id}")
+}
+
+/// Results are keyed by tenant: two tenants' jobs of the same id never share a partition.
+fn stat_results_pk(tenant: &str, job: &str, device: &str) -> String {
+    format!("TENANT#{tenant}#STAT#{job}#{device}")
 }
 
 fn inbox_pk(tenant: &str, user: &str) -> String {
@@ -530,30 +535,33 @@ impl Catalog {
 
     pub async fn put_stat_result(&self, result: &StatResult) -> Result<(), StoreError> {
         let key = Key::new(
-            format!("STAT#{}#{}", result.job_id, result.device_uid),
+            stat_results_pk(&result.tenant_id, &result.job_id, &result.device_uid),
             format!("{:020}", result.window.end),
         );
         self.put(key, result).await
     }
 
-    /// Results of a job for a device whose window ends in `[from, to]`, oldest first.
+    /// Results of a tenant's job for a device whose window ends in `[from, to]`, oldest first.
     pub async fn stat_results(
         &self,
+        tenant: &str,
         job: &str,
         device: &str,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<StatResult>, StoreError> {
         let (results, _) = self
-            .stat_results_page(job, device, (from, to), None, usize::MAX, |_| true)
+            .stat_results_page(tenant, job, device, (from, to), None, usize::MAX, |_| true)
             .await?;
         Ok(results)
     }
 
     /// A page of [`Self::stat_results`] that `keep` accepts, from `cursor` on, and the next
     /// page's cursor.
+    #[allow(clippy::too_many_arguments)]
     pub async fn stat_results_page(
         &self,
+        tenant: &str,
         job: &str,
         device: &str,
         (from, to): (Millis, Millis),
@@ -561,7 +569,7 @@ impl Catalog {
         limit: usize,
         keep: impl Fn(&StatResult) -> bool,
     ) -> Result<(Vec<StatResult>, Option<String>), StoreError> {
-        let mut query = Query::partition(format!("STAT#{job}#{device}"));
+        let mut query = Query::partition(stat_results_pk(tenant, job, device));
         query.sort = SortKey::Between(format!("{:020}", from.max(0)), format!("{:020}", to.max(0)));
         query.cursor = cursor;
         self.page_where(query, limit, keep).await

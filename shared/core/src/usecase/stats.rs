@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use thiserror::Error;
 
+use crate::model::Device;
 use crate::ports::{Clock, RangeQuery, StoreError, TelemetryError, TelemetryStore};
 use crate::repo::Catalog;
 use crate::stats::{DeviceScope, Series, StatJob, StatResult, StatsEngine, StatsError, Window};
@@ -26,6 +27,10 @@ pub enum StatsServiceError {
     UnknownJob(String),
     #[error(transparent)]
     Job(#[from] StatsError),
+    /// A job named a uid that is not a device of its tenant (absent, or another tenant's:
+    /// the two are told alike).
+    #[error("{0:?} is not a device of this tenant")]
+    UnknownDevice(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -54,18 +59,41 @@ impl StatsService {
         }
     }
 
-    /// Checks a job before it is saved: its CRON, lead time, signals and script.
-    pub fn check(&self, job: &StatJob) -> Result<(), StatsServiceError> {
+    /// Checks a job before it is saved: its CRON, lead time, signals and script, and that every
+    /// uid it names is a device of its tenant.
+    pub async fn check(&self, job: &StatJob) -> Result<(), StatsServiceError> {
         self.engine.compile(job)?;
+        if let DeviceScope::Devices { uids } = &job.devices {
+            for uid in uids {
+                let owned = self.catalog.device(uid).await?;
+                if owned.is_none_or(|d| d.tenant_id != job.tenant_id) {
+                    return Err(StatsServiceError::UnknownDevice(uid.clone()));
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Runs a job for the time it was scheduled at (not the time it happens to run).
+    /// Runs a job for the time it was scheduled at (not the time it happens to run), over
+    /// every device of its scope.
     pub async fn run(
         &self,
         tenant: &str,
         job_id: &str,
         scheduled_at: Millis,
+    ) -> Result<StatsRun, StatsServiceError> {
+        self.run_where(tenant, job_id, scheduled_at, |_| true).await
+    }
+
+    /// Runs a job over the devices of its scope that `visible` accepts (a caller's departments).
+    /// Uids are checked against the tenant again at every run: a device may have been deleted,
+    /// and its uid taken by another tenant, since the job was saved.
+    pub async fn run_where(
+        &self,
+        tenant: &str,
+        job_id: &str,
+        scheduled_at: Millis,
+        visible: impl Fn(&Device) -> bool,
     ) -> Result<StatsRun, StatsServiceError> {
         let job = self
             .catalog
@@ -77,20 +105,35 @@ impl StatsService {
         }
         let compiled = self.engine.compile(&job)?;
         let window = Window::ending_at(scheduled_at, job.lead_ms);
-        let devices: Vec<String> = match &job.devices {
-            DeviceScope::Product { product_id } => self
-                .catalog
-                .devices(tenant, Some(product_id))
-                .await?
-                .into_iter()
-                .map(|d| d.uid)
-                .collect(),
-            DeviceScope::Devices { uids } => uids.clone(),
-        };
+        let mut devices = Vec::new();
+        let mut foreign = Vec::new();
+        match &job.devices {
+            DeviceScope::Product { product_id } => {
+                devices = self.catalog.devices(tenant, Some(product_id)).await?;
+            }
+            DeviceScope::Devices { uids } => {
+                for uid in uids {
+                    match self.catalog.device(uid).await? {
+                        Some(d) if d.tenant_id == tenant => devices.push(d),
+                        _ => foreign.push(uid.clone()),
+                    }
+                }
+            }
+        }
+        let devices: Vec<String> = devices
+            .into_iter()
+            .filter(|d| visible(d))
+            .map(|d| d.uid)
+            .collect();
         let mut run = StatsRun {
             window: Some(window),
             ..StatsRun::default()
         };
+        for uid in foreign {
+            tracing::warn!(job = %job.id, device = %uid, "statistics job names a device of no tenant's own");
+            run.failures
+                .push((uid, "not a device of this tenant".to_owned()));
+        }
         for uid in devices {
             let points = self
                 .telemetry
