@@ -129,7 +129,11 @@ pub async fn require_auth(
         )
         .into_response()
     } else if is_self_service(&principal, &path) || principal.can(&path, &method) {
-        request.extensions_mut().insert(Caller(principal));
+        let acting = match method.as_str() {
+            "GET" | "HEAD" => principal,
+            _ => Arc::new(principal.acting(&method)),
+        };
+        request.extensions_mut().insert(Caller(acting));
         next.run(request).await
     } else {
         let roles: Vec<String> = principal.roles().into_iter().collect();

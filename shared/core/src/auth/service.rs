@@ -9,7 +9,7 @@ use super::department::DepartmentTree;
 use super::mfa::{TotpEnrollment, recovery_codes, use_recovery_code};
 use super::oidc::{JwksSource, OidcError, username_from, validate_id_token};
 use super::password::{self, verify_nothing, verify_password};
-use super::policy::{Grouping, Policy};
+use super::policy::{Grouping, Policy, action_match};
 use super::secret::{constant_time_eq, digest, random_id, random_token};
 use super::token::{AUDIENCE, AccessClaims, ISSUER, MFA_AUDIENCE, TokenError, TokenKeys};
 use super::user::{Credential, Session, User, default_policy};
@@ -145,7 +145,10 @@ pub struct Principal {
     pub session: String,
     pub department: Option<String>,
     pub policy: Arc<Policy>,
+    /// The departments whose data this request may touch: for reads at first, narrowed to
+    /// the request's method by [`Principal::acting`].
     pub scope: DataScope,
+    pub departments: Arc<DepartmentTree>,
     /// The tenant requires a second factor and this login had none: only the user's own
     /// `/v1/auth/*` routes (to enroll) answer.
     pub needs_mfa_enrollment: bool,
@@ -164,19 +167,40 @@ impl Principal {
     pub fn roles(&self) -> BTreeSet<String> {
         self.policy.roles_of(&self.user, &self.tenant)
     }
+
+    /// The caller for one request of `action` (an HTTP method): `department:south, GET` lets
+    /// them read south's data, not change it.
+    pub fn acting(&self, action: &str) -> Principal {
+        Principal {
+            scope: data_scope(
+                &self.policy,
+                &self.tenant,
+                &self.user,
+                self.department.as_deref(),
+                &self.departments,
+                action,
+            ),
+            ..self.clone()
+        }
+    }
 }
 
-/// The data scope of `user`: their department subtree, plus the subtree of every
-/// `department:{id}` object their roles grant, or everything with `department:*`.
+/// The data scope of `user` for `action`: their department subtree, plus the subtree of every
+/// `department:{id}` object their roles grant for that action, or everything with
+/// `department:*`.
 pub fn data_scope(
     policy: &Policy,
     tenant: &str,
     user: &str,
     department: Option<&str>,
     tree: &DepartmentTree,
+    action: &str,
 ) -> DataScope {
     let mut set = department.map(|d| tree.subtree(d)).unwrap_or_default();
-    for p in policy.permissions_of(user, tenant) {
+    for p in policy
+        .permissions_of(user, tenant)
+        .filter(|p| action_match(action, &p.act))
+    {
         match p.obj.strip_prefix("department:") {
             Some("*") => return DataScope::All,
             Some(id) => set.extend(tree.subtree(id)),
@@ -737,6 +761,7 @@ impl AuthService {
             &user.id,
             user.department_id.as_deref(),
             &tree,
+            "GET",
         );
         let needs_mfa_enrollment = !second_factor && require_mfa;
         Ok(Principal {
@@ -748,6 +773,7 @@ impl AuthService {
             department: user.department_id,
             policy: Arc::new(policy),
             scope,
+            departments: Arc::new(tree),
         })
     }
 
@@ -1045,13 +1071,22 @@ mod tests {
              p, boss, t, department:*, GET\n\
              g, bo, boss, t\n",
         )?;
-        let scope = data_scope(&policy, "t", "nora", Some("north"), &tree);
+        let scope = data_scope(&policy, "t", "nora", Some("north"), &tree, "GET");
         assert!(scope.allows("plant-1") && scope.allows("north"));
         assert!(!scope.allows("hq") && !scope.allows("south"));
-        let scope = data_scope(&policy, "t", "sam", Some("plant-1"), &tree);
+        let scope = data_scope(&policy, "t", "sam", Some("plant-1"), &tree, "GET");
         assert!(scope.allows("plant-1") && scope.allows("south") && !scope.allows("north"));
-        assert_eq!(data_scope(&policy, "t", "bo", None, &tree), DataScope::All);
-        assert!(!data_scope(&policy, "t", "nobody", None, &tree).allows("hq"));
+        // A grant counts for its action only: sam reads south, and changes his own plant only.
+        for write in ["PUT", "POST", "DELETE"] {
+            let scope = data_scope(&policy, "t", "sam", Some("plant-1"), &tree, write);
+            assert!(scope.allows("plant-1") && !scope.allows("south"), "{write}");
+        }
+        assert_eq!(
+            data_scope(&policy, "t", "bo", None, &tree, "GET"),
+            DataScope::All
+        );
+        assert!(!data_scope(&policy, "t", "bo", None, &tree, "PUT").allows("hq"));
+        assert!(!data_scope(&policy, "t", "nobody", None, &tree, "GET").allows("hq"));
         Ok(())
     }
 
