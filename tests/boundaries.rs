@@ -232,3 +232,50 @@ async fn a_department_grant_gives_only_its_action() -> TestResult {
     running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_name_only_the_tenants_own_sns_destinations() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    let arn = "arn:aws:sns:local:000000000000:";
+    let email = |id: &str, topic: String| json!({ "id": id, "name": id, "kind": { "type": "email", "topic_arn": topic } });
+    for topic in [
+        // The alarm-events topic: what is published there comes back as alarm events.
+        format!("{arn}iot-local-alarm-events"),
+        // Another tenant's topic, and one outside the platform's names.
+        format!("{arn}iot-local-email-rival-ops"),
+        "arn:aws:sns:us-east-1:123456789012:anything".to_owned(),
+    ] {
+        let (status, problem) = acme
+            .post("/v1/channels", &email("mail", topic.clone()))
+            .await?;
+        assert_eq!(status, 422, "{topic}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["pointer"], "/kind/topic_arn",
+            "{problem}"
+        );
+    }
+    let (status, push) = acme
+        .post(
+            "/v1/channels",
+            &json!({ "id": "push", "name": "push", "kind": { "type": "push",
+                "endpoint_arns": [format!("{arn}iot-local-alarm-events")] } }),
+        )
+        .await?;
+    assert_eq!(status, 422, "{push}");
+    acme.create(
+        "/v1/channels",
+        &email("mail", format!("{arn}iot-local-email-acme-ops")),
+    )
+    .await?;
+    let (status, problem) = acme
+        .put(
+            "/v1/channels/mail",
+            &email("mail", format!("{arn}iot-local-alarm-events")),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    running.shutdown().await;
+    Ok(())
+}

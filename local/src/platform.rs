@@ -8,6 +8,7 @@ use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
 use iot_api::jwks::HttpJwks;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
+use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
 use iot_core::time::{DAY, SECOND};
 use iot_core::usecase::device_uid_from_topic;
@@ -236,6 +237,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         gateway,
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
+        channel_targets: ChannelTargets::local(),
     });
     let app = iot_api::app(api)
         .merge(Router::new().route(

@@ -183,6 +183,7 @@ impl Stack {
         NotifyConfig {
             meta_table: self.meta_table.clone(),
             webhook_timeout: Duration::from_secs(5),
+            alarm_events_topic_arn: self.alarm_events_topic_arn.clone(),
         }
     }
 
@@ -209,6 +210,10 @@ impl Stack {
             export_bucket: self.export_bucket.clone(),
             device_policy_name: self.device_policy_name.clone(),
             thing_group_prefix: "tenant-".into(),
+            channel_targets: iot_core::notify::ChannelTargets {
+                sns_arn_prefix: "arn:aws:sns:us-east-1:123456789012:".into(),
+                name_prefix: "iot-test-".into(),
+            },
         }
     }
 

@@ -12,6 +12,7 @@ use iot_aws::error::describe;
 use iot_aws::{EventBridgeScheduler, IotSettings, LazyClient, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
+use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
@@ -100,6 +101,9 @@ pub struct ApiConfig {
     pub device_policy_name: String,
     /// Thing groups are `{prefix}{tenant}`.
     pub thing_group_prefix: String,
+    /// The SNS topics and push endpoints channels may name (`SNS_ARN_PREFIX`,
+    /// `RESOURCE_PREFIX`; see `iot_core::notify::ChannelTargets`).
+    pub channel_targets: ChannelTargets,
 }
 
 impl ApiConfig {
@@ -119,6 +123,10 @@ impl ApiConfig {
             export_bucket: env::required("EXPORT_BUCKET")?,
             device_policy_name: env::required("DEVICE_POLICY_NAME")?,
             thing_group_prefix: env::required("THING_GROUP_PREFIX")?,
+            channel_targets: ChannelTargets {
+                sns_arn_prefix: env::required("SNS_ARN_PREFIX")?,
+                name_prefix: env::required("RESOURCE_PREFIX")?,
+            },
         })
     }
 }
@@ -175,6 +183,7 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         )),
         default_tenant: config.default_tenant.clone(),
         audit_retention_ms: config.audit_retention_days.max(1) * DAY,
+        channel_targets: config.channel_targets.clone(),
     }))
     .layer(axum::middleware::map_request(client_addr)))
 }

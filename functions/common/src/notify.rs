@@ -31,6 +31,8 @@ pub const IAM_ACTIONS: &[&str] = &[
 pub struct NotifyConfig {
     pub meta_table: String,
     pub webhook_timeout: Duration,
+    /// The only topic alarm events are taken from.
+    pub alarm_events_topic_arn: String,
 }
 
 impl NotifyConfig {
@@ -38,6 +40,7 @@ impl NotifyConfig {
         Ok(Self {
             meta_table: env::required("META_TABLE")?,
             webhook_timeout: Duration::from_millis(env::parsed("WEBHOOK_TIMEOUT_MS", 5_000)?),
+            alarm_events_topic_arn: env::required("ALARM_EVENTS_TOPIC_ARN")?,
         })
     }
 }
@@ -47,21 +50,43 @@ impl NotifyConfig {
 struct SnsEnvelope {
     #[serde(rename = "Type")]
     kind: String,
+    #[serde(rename = "TopicArn")]
+    topic_arn: String,
     #[serde(rename = "Message")]
     message: String,
 }
 
-/// The alarm transition in a queued message, with or without SNS's envelope.
-pub fn transition_of(body: &str) -> Result<AlarmTransition, String> {
-    let inner = match serde_json::from_str::<SnsEnvelope>(body) {
-        Ok(envelope) if envelope.kind == "Notification" => envelope.message,
-        _ => body.to_owned(),
-    };
-    serde_json::from_str(&inner).map_err(|e| format!("not an alarm event: {e}"))
+/// Why a queued message is not an alarm event to deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAnAlarmEvent {
+    #[error("not an SNS notification: alarm events come only from the alarm-events topic")]
+    NoEnvelope,
+    #[error("published on {0}, not on the alarm-events topic")]
+    OtherTopic(String),
+    #[error("not an alarm event: {0}")]
+    Shape(#[from] serde_json::Error),
+}
+
+/// The alarm transition in a queued message: only in SNS's envelope, and only from the
+/// alarm-events topic. Whatever else reaches the queue is refused, since a tenant id in a body
+/// is no proof of anything.
+pub fn transition_of(
+    body: &str,
+    alarm_events_topic_arn: &str,
+) -> Result<AlarmTransition, NotAnAlarmEvent> {
+    let envelope = serde_json::from_str::<SnsEnvelope>(body)
+        .ok()
+        .filter(|e| e.kind == "Notification")
+        .ok_or(NotAnAlarmEvent::NoEnvelope)?;
+    if envelope.topic_arn != alarm_events_topic_arn {
+        return Err(NotAnAlarmEvent::OtherTopic(envelope.topic_arn));
+    }
+    Ok(serde_json::from_str(&envelope.message)?)
 }
 
 pub struct NotifyFunction {
     service: NotifyService,
+    alarm_events_topic_arn: String,
 }
 
 impl NotifyFunction {
@@ -82,6 +107,7 @@ impl NotifyFunction {
         };
         Self {
             service: NotifyService::new(catalog, Arc::new(router), clock),
+            alarm_events_topic_arn: config.alarm_events_topic_arn.clone(),
         }
     }
 
@@ -92,7 +118,14 @@ impl NotifyFunction {
     }
 
     async fn notify(&self, message: SqsMessage) -> Result<(), String> {
-        let transition = transition_of(message.body.as_deref().unwrap_or(""))?;
+        let transition = transition_of(
+            message.body.as_deref().unwrap_or(""),
+            &self.alarm_events_topic_arn,
+        )
+        .map_err(|e| {
+            metrics::counter!("notify_refused_total").increment(1);
+            e.to_string()
+        })?;
         let outcome = self
             .service
             .notify(&transition)
@@ -100,5 +133,40 @@ impl NotifyFunction {
             .map_err(|e| e.to_string())?;
         tracing::info!(alarm = %transition.alarm_id, delivered = outcome.delivered, failed = outcome.failed.len(), "notified");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:iot-dev-alarm-events";
+
+    fn transition() -> String {
+        serde_json::json!({ "alarm_id": "d:r:1", "kind": "raised", "tenant_id": "acme",
+            "device_uid": "d", "rule_id": "r", "rule_name": "R", "level": "critical",
+            "previous_level": null, "time": 1, "signal": "t", "value": 1.0, "by": null })
+        .to_string()
+    }
+
+    fn envelope(topic: &str) -> String {
+        serde_json::json!({ "Type": "Notification", "TopicArn": topic, "Message": transition() })
+            .to_string()
+    }
+
+    #[test]
+    fn alarm_events_are_taken_from_the_alarm_events_topic_only() {
+        let taken = transition_of(&envelope(TOPIC), TOPIC).expect("from the topic");
+        assert_eq!(taken.tenant_id, "acme");
+        let other = "arn:aws:sns:us-east-1:123456789012:iot-dev-email-acme-ops";
+        assert!(matches!(
+            transition_of(&envelope(other), TOPIC),
+            Err(NotAnAlarmEvent::OtherTopic(t)) if t == other
+        ));
+        // A bare transition (someone with the queue's send right, or raw delivery) is refused.
+        assert!(matches!(
+            transition_of(&transition(), TOPIC),
+            Err(NotAnAlarmEvent::NoEnvelope)
+        ));
     }
 }

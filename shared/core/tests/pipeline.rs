@@ -17,8 +17,8 @@ use iot_core::repo::Catalog;
 use iot_core::stats::{DeviceScope, StatJob, StatsEngine};
 use iot_core::time::{HOUR, MINUTE};
 use iot_core::usecase::{
-    AlarmRequest, AlarmService, InboundMessage, Ingest, IngestOutcome, NotifyService, StatsService,
-    StatsServiceError,
+    AlarmRequest, AlarmService, InboundMessage, Ingest, IngestOutcome, NotifyService,
+    NotifyServiceError, StatsService, StatsServiceError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -456,6 +456,41 @@ async fn infrastructure_failures_are_errors_so_the_message_is_retried() -> TestR
         p.blobs.list("").await?.is_empty(),
         "an outage is not a bad payload"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_forged_alarm_event_drives_no_route() -> TestResult {
+    let p = Platform::new().await?;
+    p.catalog
+        .put_device(&device("rival-1", "SN-9", "rival"))
+        .await?;
+    p.reading("m0", 45.0).await?;
+    let sent = p.notifier.delivered().len();
+    assert!(sent > 0, "the genuine alarm notified");
+    let genuine: AlarmTransition = serde_json::from_value(serde_json::json!({
+        "alarm_id": "air-1:hot:1", "kind": "raised", "tenant_id": "acme", "device_uid": "air-1",
+        "rule_id": "hot", "rule_name": "Too hot", "level": "critical", "previous_level": null,
+        "time": 1, "signal": "temperature", "value": 99.0, "by": null
+    }))?;
+    let forgeries = [
+        // acme's routes driven by an alarm that never was.
+        genuine.clone(),
+        // ... by another tenant's device.
+        AlarmTransition {
+            device_uid: "rival-1".into(),
+            alarm_id: "rival-1:hot:1".into(),
+            ..genuine.clone()
+        },
+    ];
+    for forged in forgeries {
+        let refused = p.notify.notify(&forged).await;
+        assert!(
+            matches!(refused, Err(NotifyServiceError::Unverified { .. })),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(p.notifier.delivered().len(), sent, "nothing more was sent");
     Ok(())
 }
 

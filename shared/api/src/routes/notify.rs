@@ -173,8 +173,14 @@ async fn channel_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<Chann
         .ok_or_else(|| ApiError::not_found(format!("channel {id:?}")))
 }
 
-fn check_channel(channel: &Channel) -> ApiResult<()> {
+fn check_channel(state: &ApiState, channel: &Channel) -> ApiResult<()> {
     check_id("id", &channel.id)?;
+    state
+        .channel_targets
+        .check(&channel.tenant_id, &channel.kind)
+        .map_err(|e| {
+            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.pointer(), e.to_string())
+        })?;
     if let ChannelKind::Webhook { url, .. } = &channel.kind
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
@@ -210,7 +216,7 @@ async fn create_channel(
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Channel>)> {
     let channel: Channel = body_as(body?.0, &tenant, None)?;
-    check_channel(&channel)?;
+    check_channel(&state, &channel)?;
     if state.catalog.channel(&tenant, &channel.id).await?.is_some() {
         return Err(ApiError::conflict(format!(
             "channel {:?} exists already",
@@ -245,7 +251,7 @@ async fn update_channel(
 ) -> ApiResult<Json<Channel>> {
     channel_of(&state, &tenant, &id).await?;
     let channel: Channel = body_as(body?.0, &tenant, Some(("id", &id)))?;
-    check_channel(&channel)?;
+    check_channel(&state, &channel)?;
     state.catalog.put_channel(&channel).await?;
     Ok(Json(channel))
 }

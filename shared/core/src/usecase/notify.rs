@@ -1,6 +1,7 @@
 //! Notification: route an alarm transition, render its templates, deliver through channels.
 //! Each delivery is marked done once sent, so a retried message does not notify twice.
 
+use futures_util::future::try_join;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -27,6 +28,11 @@ pub struct NotifyOutcome {
 pub enum NotifyServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event names no alarm of its tenant and device: forged, or of a device deleted since.
+    #[error(
+        "alarm event {alarm_id:?} of tenant {tenant:?} matches no alarm of that tenant's device; not delivered"
+    )]
+    Unverified { tenant: String, alarm_id: String },
     /// Some deliveries failed in a way worth retrying; the ones that succeeded are marked done.
     #[error("{} deliveries will be retried: {}", .0.len(), .0.join("; "))]
     Retry(Vec<String>),
@@ -52,7 +58,24 @@ impl NotifyService {
         transition: &AlarmTransition,
     ) -> Result<NotifyOutcome, NotifyServiceError> {
         let tenant = &transition.tenant_id;
-        let device = self.catalog.device(&transition.device_uid).await?;
+        // The tenant in an event is a claim: routes run only for an alarm the store holds for
+        // that tenant, on a device of that tenant.
+        let (device, alarm) = try_join(
+            self.catalog.device(&transition.device_uid),
+            self.catalog.alarm(tenant, &transition.alarm_id),
+        )
+        .await?;
+        let genuine = device.as_ref().is_some_and(|d| &d.tenant_id == tenant)
+            && alarm.is_some_and(|a| {
+                a.device_uid == transition.device_uid && a.rule_id == transition.rule_id
+            });
+        if !genuine {
+            metrics::counter!("notify_unverified_total").increment(1);
+            return Err(NotifyServiceError::Unverified {
+                tenant: tenant.clone(),
+                alarm_id: transition.alarm_id.clone(),
+            });
+        }
         let mut outcome = NotifyOutcome::default();
         let mut retry = Vec::new();
         for route in self

@@ -12,6 +12,10 @@ use crate::model::Device;
 use crate::template::{Escaping, Template, TemplateError};
 use crate::time::to_rfc3339;
 
+mod targets;
+
+pub use targets::{ChannelTargets, TargetError};
+
 /// Variables an alarm template may use.
 pub const ALARM_VARIABLES: &[&str] = &[
     "alarm_id",
