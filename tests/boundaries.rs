@@ -279,3 +279,31 @@ async fn channels_name_only_the_tenants_own_sns_destinations() -> TestResult {
     running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_channels_point_at_public_addresses_only() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    let hook = |url: &str| {
+        json!({ "id": "hook", "name": "hook",
+                "kind": { "type": "webhook", "flavor": "generic", "url": url } })
+    };
+    // The tests allow 127.0.0.1 only; every other internal address is refused at save.
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://10.0.0.1/hook",
+        "http://0x7f000002/hook",
+        "ftp://example.com/hook",
+    ] {
+        let (status, problem) = acme.post("/v1/channels", &hook(url)).await?;
+        assert_eq!(status, 422, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/kind/url", "{problem}");
+    }
+    acme.create("/v1/channels", &hook("http://127.0.0.1:9/hook"))
+        .await?;
+    running.shutdown().await;
+    Ok(())
+}

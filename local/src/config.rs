@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, then a TOML file, then `IOT_LOCAL_*` environment
 //! variables, then command-line flags. `iot-local print-config` prints the commented defaults.
 
+use iot_core::outbound::{OutboundError, OutboundPolicy};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -33,6 +34,9 @@ port = 8080                      # IOT_LOCAL_HTTP_PORT, --http-port
 cache_ttl_ms = 2000              # IOT_LOCAL_PIPELINE_CACHE_TTL_MS
 # Timeout of a webhook call, in ms.
 webhook_timeout_ms = 10000       # IOT_LOCAL_PIPELINE_WEBHOOK_TIMEOUT_MS
+# Webhooks and identity providers must be on public addresses; these comma-separated ranges
+# are allowed besides, for receivers on your own network (e.g. "127.0.0.1, 192.168.1.0/24").
+outbound_allow = ""              # IOT_LOCAL_PIPELINE_OUTBOUND_ALLOW
 
 [auth]
 # The tenant's first administrator, created on the first start.
@@ -83,6 +87,20 @@ pub struct HttpConfig {
 pub struct PipelineConfig {
     pub cache_ttl_ms: i64,
     pub webhook_timeout_ms: u64,
+    pub outbound_allow: String,
+}
+
+impl PipelineConfig {
+    /// Where webhooks and identity providers may be.
+    pub fn outbound_policy(&self) -> Result<OutboundPolicy, OutboundError> {
+        let ranges: Vec<&str> = self
+            .outbound_allow
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect();
+        OutboundPolicy::allowing(&ranges)
+    }
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

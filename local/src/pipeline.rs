@@ -71,8 +71,14 @@ impl Services {
             AlarmEvaluator::default(),
         )
         .with_cache_ttl(ttl);
-        let webhook =
-            WebhookNotifier::new(Duration::from_millis(config.pipeline.webhook_timeout_ms));
+        let outbound = config
+            .pipeline
+            .outbound_policy()
+            .map_err(|e| format!("pipeline.outbound_allow: {e}"))?;
+        let webhook = WebhookNotifier::new(
+            Duration::from_millis(config.pipeline.webhook_timeout_ms),
+            outbound,
+        );
         let notifier = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),

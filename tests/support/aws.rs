@@ -184,6 +184,7 @@ impl Stack {
             meta_table: self.meta_table.clone(),
             webhook_timeout: Duration::from_secs(5),
             alarm_events_topic_arn: self.alarm_events_topic_arn.clone(),
+            outbound: loopback(),
         }
     }
 
@@ -214,6 +215,7 @@ impl Stack {
                 sns_arn_prefix: "arn:aws:sns:us-east-1:123456789012:".into(),
                 name_prefix: "iot-test-".into(),
             },
+            outbound: loopback(),
         }
     }
 
@@ -590,4 +592,9 @@ fn iot_operation(method: &axum::http::Method, path: &str) -> Option<&'static str
         (Method::POST, ["topics", ..]) => "Publish",
         _ => return None,
     })
+}
+
+/// The tests' webhook receivers listen on loopback, which deployed stacks refuse by default.
+fn loopback() -> iot_core::outbound::OutboundPolicy {
+    iot_core::outbound::OutboundPolicy::allowing(&["127.0.0.1"]).expect("a range")
 }

@@ -37,6 +37,8 @@ pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<R
     config.http.port = 0;
     config.mqtt.port = 0;
     config.pipeline.cache_ttl_ms = 0;
+    // The tests' webhook receivers and identity providers listen on loopback.
+    config.pipeline.outbound_allow = "127.0.0.1".into();
     config.auth.admin_password = ADMIN_PASSWORD.into();
     if let Some(url) = mqtt_url {
         config.mqtt.url = url.to_owned();

@@ -13,6 +13,7 @@ use iot_aws::{EventBridgeScheduler, IotSettings, LazyClient, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
+use iot_core::outbound::OutboundPolicy;
 use iot_core::parse::Parser;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
@@ -104,6 +105,8 @@ pub struct ApiConfig {
     /// The SNS topics and push endpoints channels may name (`SNS_ARN_PREFIX`,
     /// `RESOURCE_PREFIX`; see `iot_core::notify::ChannelTargets`).
     pub channel_targets: ChannelTargets,
+    /// Where webhooks and identity providers may be besides public addresses.
+    pub outbound: OutboundPolicy,
 }
 
 impl ApiConfig {
@@ -127,6 +130,7 @@ impl ApiConfig {
                 sns_arn_prefix: env::required("SNS_ARN_PREFIX")?,
                 name_prefix: env::required("RESOURCE_PREFIX")?,
             },
+            outbound: env::outbound_policy()?,
         })
     }
 }
@@ -184,6 +188,7 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
         default_tenant: config.default_tenant.clone(),
         audit_retention_ms: config.audit_retention_days.max(1) * DAY,
         channel_targets: config.channel_targets.clone(),
+        outbound: config.outbound.clone(),
     }))
     .layer(axum::middleware::map_request(client_addr)))
 }
@@ -267,7 +272,7 @@ async fn build_auth(
     };
     let (key, policy) = tokio::try_join!(secret(&secrets, &config.signing_key_secret_arn), policy)?;
     let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
-    let jwks = HttpJwks::new(std::time::Duration::from_secs(5));
+    let jwks = HttpJwks::new(std::time::Duration::from_secs(5), config.outbound.clone());
     let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
         .with_jwks(Arc::new(jwks));
     if policy.is_none() {

@@ -42,3 +42,20 @@ where
         }),
     }
 }
+
+/// `OUTBOUND_ALLOW`: comma-separated ranges that webhooks and identity providers may be in
+/// besides public addresses (none by default).
+pub fn outbound_policy() -> Result<iot_core::outbound::OutboundPolicy, EnvError> {
+    const NAME: &str = "OUTBOUND_ALLOW";
+    let value = optional(NAME).unwrap_or_default();
+    let ranges: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    iot_core::outbound::OutboundPolicy::allowing(&ranges).map_err(|e| EnvError::Invalid {
+        name: NAME,
+        reason: e.to_string(),
+        value: value.clone(),
+    })
+}

@@ -6,6 +6,7 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use iot_aws::{LazyClient, SnsNotifier};
 use iot_core::alarm::AlarmTransition;
+use iot_core::outbound::OutboundPolicy;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::usecase::{InboxNotifier, NotifyService};
@@ -33,6 +34,8 @@ pub struct NotifyConfig {
     pub webhook_timeout: Duration,
     /// The only topic alarm events are taken from.
     pub alarm_events_topic_arn: String,
+    /// Where webhooks may be besides public addresses.
+    pub outbound: OutboundPolicy,
 }
 
 impl NotifyConfig {
@@ -41,6 +44,7 @@ impl NotifyConfig {
             meta_table: env::required("META_TABLE")?,
             webhook_timeout: Duration::from_millis(env::parsed("WEBHOOK_TIMEOUT_MS", 5_000)?),
             alarm_events_topic_arn: env::required("ALARM_EVENTS_TOPIC_ARN")?,
+            outbound: env::outbound_policy()?,
         })
     }
 }
@@ -96,7 +100,7 @@ impl NotifyFunction {
             &aws_sdk_dynamodb::Client::new(sdk),
             &config.meta_table,
         ));
-        let webhook = WebhookNotifier::new(config.webhook_timeout);
+        let webhook = WebhookNotifier::new(config.webhook_timeout, config.outbound.clone());
         let router = ChannelRouter {
             webhook: Arc::new(webhook),
             in_system: Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),

@@ -4,9 +4,11 @@
 
 use async_trait::async_trait;
 use iot_core::auth::oidc::JwksSource;
+use iot_core::outbound::OutboundPolicy;
+use iot_notify::outbound::{guarded_client, read_limited};
 use jsonwebtoken::jwk::JwkSet;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const FRESH_FOR: Duration = Duration::from_secs(3600);
@@ -19,8 +21,12 @@ struct Cached {
     forced_at: Option<Instant>,
 }
 
+/// Largest key set read: a provider's has a few keys of a few hundred bytes each.
+const MAX_BYTES: usize = 256 * 1024;
+
 pub struct HttpJwks {
     timeout: Duration,
+    policy: Arc<OutboundPolicy>,
     /// Built at the first fetch: making it loads the system's trust store, which would
     /// otherwise cost every cold start, SSO or not.
     client: OnceLock<reqwest::Client>,
@@ -28,9 +34,11 @@ pub struct HttpJwks {
 }
 
 impl HttpJwks {
-    pub fn new(timeout: Duration) -> Self {
+    /// Key sets on addresses the policy permits only (public ones, by default).
+    pub fn new(timeout: Duration, policy: OutboundPolicy) -> Self {
         Self {
             timeout,
+            policy: Arc::new(policy),
             client: OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
@@ -40,9 +48,7 @@ impl HttpJwks {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .build()
+        let client = guarded_client(self.policy.clone(), self.timeout)
             .map_err(|e| format!("the HTTPS client: {e}"))?;
         Ok(self.client.get_or_init(|| client))
     }
@@ -69,6 +75,10 @@ impl JwksSource for HttpJwks {
         if let Some(set) = self.cached(uri, refresh) {
             return Ok(set);
         }
+        // An address in the URL never reaches the guarded resolver: checked here.
+        self.policy
+            .check_url(uri)
+            .map_err(|e| format!("{uri}: {e}"))?;
         let response = self
             .client()?
             .get(uri)
@@ -78,10 +88,11 @@ impl JwksSource for HttpJwks {
         if !response.status().is_success() {
             return Err(format!("{uri} answered {}", response.status()));
         }
-        let set: JwkSet = response
-            .json()
+        let body = read_limited(response, MAX_BYTES)
             .await
-            .map_err(|e| format!("{uri} is not a JWK set: {e}"))?;
+            .map_err(|e| format!("{uri}: {e}"))?;
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|e| format!("{uri} is not a JWK set: {e}"))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let forced_at = cache.get(uri).and_then(|c| c.forced_at);
         cache.insert(

@@ -15,6 +15,7 @@ mod routes;
 use axum::Router;
 use iot_core::auth::AuthService;
 use iot_core::notify::ChannelTargets;
+use iot_core::outbound::OutboundPolicy;
 use iot_core::parse::Parser;
 use iot_core::ports::{BlobStore, Clock, DeviceGateway, Scheduler, TelemetryStore};
 use iot_core::repo::Catalog;
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub audit_retention_ms: Millis,
     /// The SNS topics and endpoints channels may name.
     pub channel_targets: ChannelTargets,
+    /// Where webhook channels may point besides public addresses.
+    pub outbound: OutboundPolicy,
 }
 
 /// The API's routes, all under `/v1` but `/health`. Every `/v1` route but login and refresh

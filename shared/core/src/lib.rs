@@ -17,6 +17,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod model;
 pub mod notify;
+pub mod outbound;
 pub mod parse;
 pub mod ports;
 pub mod repo;

@@ -4,23 +4,29 @@
 
 use async_trait::async_trait;
 use iot_core::notify::{ChannelKind, Delivery};
+use iot_core::outbound::OutboundPolicy;
 use iot_core::ports::{DeliveryError, Notifier};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub mod outbound;
+
 /// POSTs the delivery's webhook body as JSON. Server errors, timeouts and connection failures
-/// are retryable; other 4xx answers are permanent (retrying would not change them).
+/// are retryable; other 4xx answers are permanent (retrying would not change them). URLs must
+/// reach public addresses only, unless the outbound policy allows their range.
 pub struct WebhookNotifier {
     timeout: Duration,
+    policy: Arc<OutboundPolicy>,
     /// Built at the first webhook: making it loads the system's trust store, which would
     /// otherwise cost every cold start of the notify function, webhooks or not.
     client: OnceLock<reqwest::Client>,
 }
 
 impl WebhookNotifier {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, policy: OutboundPolicy) -> Self {
         Self {
             timeout,
+            policy: Arc::new(policy),
             client: OnceLock::new(),
         }
     }
@@ -29,11 +35,7 @@ impl WebhookNotifier {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("iot-platform/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = outbound::guarded_client(self.policy.clone(), self.timeout)
             .map_err(|e| DeliveryError::Retryable(format!("the HTTPS client: {e}")))?;
         Ok(self.client.get_or_init(|| client))
     }
@@ -53,6 +55,10 @@ impl Notifier for WebhookNotifier {
             None => serde_json::json!({ "subject": delivery.subject, "text": delivery.body })
                 .to_string(),
         };
+        // An address in the URL never reaches the resolver: refused here, for good.
+        self.policy
+            .check_url(url)
+            .map_err(|e| DeliveryError::Permanent(format!("{}: {e}", host_of(url))))?;
         let response = self
             .client()?
             .post(url)
@@ -63,7 +69,12 @@ impl Notifier for WebhookNotifier {
             .await
             // Log the host only: webhook URLs often carry tokens in the path or query.
             .map_err(|e| {
-                DeliveryError::Retryable(format!("{}: {}", host_of(url), e.without_url()))
+                let why = format!("{}: {}", host_of(url), causes(e.without_url()));
+                if why.contains(outbound::NOT_PUBLIC) {
+                    DeliveryError::Permanent(why)
+                } else {
+                    DeliveryError::Retryable(why)
+                }
             })?;
         let status = response.status();
         if status.is_success() {
@@ -80,6 +91,18 @@ impl Notifier for WebhookNotifier {
             )))
         }
     }
+}
+
+/// An error with its causes, which say what failed (a refused address, a timeout).
+fn causes(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn host_of(url: &str) -> String {
@@ -143,6 +166,14 @@ mod tests {
 
     /// A one-shot HTTP server on 127.0.0.1 that answers `status` and returns the request.
     fn receiver(status: u16) -> Result<(String, std::thread::JoinHandle<String>), std::io::Error> {
+        answering(status, "")
+    }
+
+    /// The same, with extra header lines in the answer.
+    fn answering(
+        status: u16,
+        headers: &'static str,
+    ) -> Result<(String, std::thread::JoinHandle<String>), std::io::Error> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let url = format!("http://{}/hook?token=secret", listener.local_addr()?);
         let handle = std::thread::spawn(move || {
@@ -174,11 +205,16 @@ mod tests {
             }
             let _ = write!(
                 stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                "HTTP/1.1 {status} X\r\n{headers}content-length: 0\r\nconnection: close\r\n\r\n"
             );
             String::from_utf8_lossy(&request).to_string()
         });
         Ok((url, handle))
+    }
+
+    /// The policy of tests whose receivers listen on loopback.
+    fn local() -> OutboundPolicy {
+        OutboundPolicy::allowing(&["127.0.0.1"]).expect("a range")
     }
 
     fn delivery(url: &str) -> Delivery {
@@ -204,7 +240,7 @@ mod tests {
     async fn a_webhook_gets_the_json_body_and_an_idempotency_key()
     -> Result<(), Box<dyn std::error::Error>> {
         let (url, server) = receiver(200)?;
-        WebhookNotifier::new(Duration::from_secs(5))
+        WebhookNotifier::new(Duration::from_secs(5), local())
             .deliver(&delivery(&url))
             .await?;
         let request = server.join().map_err(|_| "server panicked")?;
@@ -221,7 +257,7 @@ mod tests {
     #[tokio::test]
     async fn server_errors_retry_client_errors_do_not_and_urls_stay_out_of_errors()
     -> Result<(), Box<dyn std::error::Error>> {
-        let notifier = WebhookNotifier::new(Duration::from_secs(5));
+        let notifier = WebhookNotifier::new(Duration::from_secs(5), local());
         let (url, server) = receiver(503)?;
         let err = notifier.deliver(&delivery(&url)).await;
         server.join().map_err(|_| "server panicked")?;
@@ -242,6 +278,43 @@ mod tests {
             Err(DeliveryError::Retryable(why)) => assert!(!why.contains("secret"), "{why}"),
             other => panic!("expected a retryable error, got {other:?}"),
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn webhooks_reach_internal_addresses_only_in_the_allowed_ranges()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let strict = WebhookNotifier::new(Duration::from_secs(5), OutboundPolicy::default());
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        listener.set_nonblocking(true)?;
+        for url in [
+            format!("http://127.0.0.1:{port}/hook"),
+            format!("http://localhost:{port}/hook"),
+            format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+        ] {
+            let refused = strict.deliver(&delivery(&url)).await;
+            assert!(
+                matches!(&refused, Err(e) if e.to_string().contains("not a public address")),
+                "{url}: {refused:?}"
+            );
+        }
+        assert!(listener.accept().is_err(), "nothing reached the listener");
+
+        // Allowed on loopback, a receiver that redirects to the metadata address is not followed.
+        let (url, server) = answering(
+            307,
+            "location: http://169.254.169.254/latest/meta-data/\r\n",
+        )?;
+        let refused = WebhookNotifier::new(Duration::from_secs(5), local())
+            .deliver(&delivery(&url))
+            .await;
+        server.join().map_err(|_| "server panicked")?;
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains("redirect")),
+            "{refused:?}"
+        );
         Ok(())
     }
 }

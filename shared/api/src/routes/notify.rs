@@ -181,13 +181,14 @@ fn check_channel(state: &ApiState, channel: &Channel) -> ApiResult<()> {
         .map_err(|e| {
             ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, e.pointer(), e.to_string())
         })?;
+    // Names are checked again at every delivery, as they resolve.
     if let ChannelKind::Webhook { url, .. } = &channel.kind
-        && !(url.starts_with("https://") || url.starts_with("http://"))
+        && let Err(e) = state.outbound.check_url(url)
     {
         return Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
             "/kind/url",
-            "must be an http(s) URL",
+            format!("must be an http(s) URL of a public address: {e}"),
         ));
     }
     Ok(())

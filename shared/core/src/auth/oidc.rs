@@ -41,10 +41,22 @@ fn default_username_claim() -> String {
 impl OidcProvider {
     /// Refuses settings that would make sign-in insecure or impossible.
     pub fn check(&self) -> Result<(), String> {
-        for (field, url) in [("issuer", &self.issuer), ("jwks_uri", &self.jwks_uri)] {
-            let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
-            if !url.starts_with("https://") && !local {
+        for (field, text) in [("issuer", &self.issuer), ("jwks_uri", &self.jwks_uri)] {
+            // Parsed, not compared as text: `http://localhost.evil.example` is not loopback.
+            let url =
+                url::Url::parse(text).map_err(|_| format!("{field} must be an https:// URL"))?;
+            let loopback = match url.host() {
+                Some(url::Host::Domain(name)) => name == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            let plain_local = url.scheme() == "http" && loopback;
+            if !(url.scheme() == "https" || plain_local) || url.host().is_none() {
                 return Err(format!("{field} must be an https:// URL"));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(format!("{field} must not carry a user name or password"));
             }
         }
         if self.client_id.trim().is_empty() {
@@ -147,4 +159,37 @@ pub fn username_from(claim: &str) -> String {
         })
         .take(128)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(issuer: &str, jwks_uri: &str) -> OidcProvider {
+        serde_json::from_value(serde_json::json!({
+            "issuer": issuer, "client_id": "app", "jwks_uri": jwks_uri
+        }))
+        .expect("a provider")
+    }
+
+    #[test]
+    fn provider_urls_are_checked_as_parsed_urls() {
+        let keys = "https://login.example.com/keys";
+        assert!(provider("https://login.example.com/", keys).check().is_ok());
+        assert!(
+            provider("http://127.0.0.1:9000/", "http://localhost:9000/k")
+                .check()
+                .is_ok()
+        );
+        for issuer in [
+            "http://localhost.evil.example/",
+            "http://127.0.0.1.evil.example/",
+            "http://login.example.com/",
+            "https://user:pw@login.example.com/",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(provider(issuer, keys).check().is_err(), "{issuer}");
+        }
+    }
 }
