@@ -123,11 +123,19 @@ struct ExportBody {
     to: Option<String>,
 }
 
+/// A CSV cell. Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR
+/// first) gets a leading `'`, so a device's text value cannot become a formula in the
+/// operator's spreadsheet.
 fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text
     }
 }
 
@@ -310,4 +318,19 @@ async fn download(
         headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        assert_eq!(csv_field("eco"), "eco");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        for formula in ["+1", "-1+2", "@SUM(A1)", "\tx"] {
+            assert!(csv_field(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
 }
