@@ -7,7 +7,8 @@ use iot_core::auth::TokenKeys;
 use iot_core::auth::mfa::TotpEnrollment;
 use iot_core::auth::token::{AUDIENCE, AccessClaims, ISSUER};
 use iot_e2e::{
-    ADMIN_PASSWORD, Api, Device, Error, TestResult, eventually, start_platform, tenant_admin,
+    ADMIN_PASSWORD, Api, Device, Error, TestResult, USER_PASSWORD, device_token, eventually,
+    start_platform, tenant_admin, tenant_user,
 };
 use iot_local::platform::Running;
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
-const PASSWORD: &str = "a user password";
+const PASSWORD: &str = USER_PASSWORD;
 const WAIT: Duration = Duration::from_secs(15);
 
 /// The product `air`, whose devices send JSON.
@@ -29,7 +30,7 @@ async fn air_product(admin: &Api) -> TestResult {
     Ok(())
 }
 
-/// Creates a user with roles (and a department) and logs them in.
+/// Creates a user of `acme` with roles (and a department) and logs them in.
 async fn user(
     running: &Running,
     admin: &Api,
@@ -37,13 +38,7 @@ async fn user(
     roles: &[&str],
     department: Option<&str>,
 ) -> Result<Api, Error> {
-    admin
-        .create(
-            "/v1/users",
-            &json!({ "id": id, "name": id, "password": PASSWORD, "roles": roles, "department_id": department }),
-        )
-        .await?;
-    Api::login(running.http_addr, "acme", id, PASSWORD).await
+    tenant_user(running, admin, "acme", id, roles, department).await
 }
 
 /// Every route, with the built-in roles that may call it: `a`dmin, `o`perator, `v`iewer.
@@ -567,7 +562,7 @@ async fn users_see_the_data_of_their_department_subtree_only() -> TestResult {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     for uid in ["n-1", "s-1"] {
-        let mut device = Device::connect(broker, uid).await?;
+        let mut device = Device::sign_in(broker, &admin, uid).await?;
         device.publish(reading(45.0, now)).await?;
     }
     eventually("both alarms", WAIT, || async {
@@ -1389,6 +1384,7 @@ async fn devices_without_mqtt_post_over_http_with_their_own_token() -> TestResul
 async fn listen(
     addr: std::net::SocketAddr,
     client_id: &str,
+    token: &str,
     filters: &[&str],
 ) -> Result<
     (
@@ -1398,7 +1394,8 @@ async fn listen(
     Error,
 > {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    options.set_credentials(client_id, token);
     let (client, mut eventloop) = AsyncClient::new(options, 16);
     let (subscribed_tx, mut subscribed) = tokio::sync::mpsc::channel(1);
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -1477,9 +1474,11 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
     assert_eq!(status, 409, "{problem}");
 
     // Desired configuration: merged into the shadow, and the delta published to the device.
+    let token = device_token(&admin, "air-1").await?;
     let (device_client, mut heard) = listen(
         mqtt,
         "air-1",
+        &token,
         &[
             "things/air-1/down/#",
             "$aws/things/air-1/shadow/update/delta",

@@ -1,31 +1,20 @@
 //! Trust boundaries held over HTTP against the running platform: what one tenant, department
 //! or role can reach of what is not its own.
 
-use iot_e2e::{Api, Device, Error, TestResult, eventually, start_platform, tenant_admin};
+use iot_e2e::{
+    Api, Device, Error, TestResult, device_token, eventually, start_platform, tenant_admin,
+    tenant_user,
+};
 use iot_local::platform::Running;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
+    SubscribeReasonCode,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
-const PASSWORD: &str = "a user password";
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn user(
-    running: &Running,
-    admin: &Api,
-    tenant: &str,
-    id: &str,
-    roles: &[&str],
-    department: Option<&str>,
-) -> Result<Api, Error> {
-    admin
-        .create(
-            "/v1/users",
-            &json!({ "id": id, "name": id, "password": PASSWORD, "roles": roles, "department_id": department }),
-        )
-        .await?;
-    Api::login(running.http_addr, tenant, id, PASSWORD).await
-}
 
 /// Departments `north` and `south`, the product `air`, and one device in each department
 /// (`n-1`, `s-1`) that has sent one reading of `temperature`.
@@ -50,7 +39,7 @@ async fn two_departments(running: &Running, admin: &Api, prefix: &str) -> TestRe
                 &json!({ "uid": uid, "identification_code": uid, "product_id": "air", "department_id": dept }),
             )
             .await?;
-        let mut device = Device::connect(broker, &uid).await?;
+        let mut device = Device::sign_in(broker, admin, &uid).await?;
         device
             .publish(r#"{"ts": 1795435200, "temp": 30.5, "hum": 40, "co2": 600}"#)
             .await?;
@@ -136,7 +125,7 @@ async fn statistics_jobs_stay_within_their_tenant_and_the_callers_departments() 
     assert_eq!(status, 404);
 
     // A scoped operator runs the job for their department's devices, and reads only those.
-    let nora = user(
+    let nora = tenant_user(
         &running,
         &acme,
         "acme",
@@ -174,7 +163,7 @@ async fn a_department_grant_gives_only_its_action() -> TestResult {
         )
         .await?;
     assert_eq!(status, 200, "{role}");
-    let nora = user(
+    let nora = tenant_user(
         &running,
         &admin,
         "acme",
@@ -304,6 +293,183 @@ async fn webhook_channels_point_at_public_addresses_only() -> TestResult {
     }
     acme.create("/v1/channels", &hook("http://127.0.0.1:9/hook"))
         .await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// What the broker answers a CONNECT: `Ok` with the client's event loop, or the refusal.
+async fn connect_as(
+    broker: std::net::SocketAddr,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+) -> Result<Result<(AsyncClient, EventLoop), ConnectReturnCode>, Error> {
+    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (client, mut events) = AsyncClient::new(options, 16);
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+                Err(e) => panic!("no CONNACK: {e}"),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await?;
+    Ok(answer.map(|()| (client, events)))
+}
+
+/// The next SUBACK's return codes, or `None` when the connection ends first.
+async fn next_suback(events: &mut EventLoop) -> Result<Option<Vec<SubscribeReasonCode>>, Error> {
+    Ok(tokio::time::timeout(WAIT, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(ack))) => return Some(ack.return_codes),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_signs_devices_in_and_keeps_them_to_their_own_topics() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    two_departments(&running, &admin, "").await?;
+    let broker = running.mqtt_addr.ok_or("no embedded broker")?;
+    let north = device_token(&admin, "n-1").await?;
+    let south = device_token(&admin, "s-1").await?;
+
+    // No credential, a wrong one, another device's, or another device's client id: refused.
+    let refusals = [
+        ("n-1", None, ConnectReturnCode::NotAuthorized),
+        (
+            "n-1",
+            Some(("n-1", "n-1.wrong")),
+            ConnectReturnCode::BadUserNamePassword,
+        ),
+        (
+            "n-1",
+            Some(("n-1", south.as_str())),
+            ConnectReturnCode::BadUserNamePassword,
+        ),
+        (
+            "n-1",
+            Some(("s-1", south.as_str())),
+            ConnectReturnCode::BadClientId,
+        ),
+        (
+            "ghost",
+            Some(("ghost", "ghost.x")),
+            ConnectReturnCode::BadUserNamePassword,
+        ),
+    ];
+    for (client_id, login, expected) in refusals {
+        let answer = connect_as(broker, client_id, login).await?;
+        assert_eq!(answer.err(), Some(expected), "{client_id} {login:?}");
+    }
+
+    // Signed in, a device subscribes to its own topics only.
+    let (client, mut events) = connect_as(broker, "n-1", Some(("n-1", &north)))
+        .await?
+        .map_err(|code| format!("refused: {code:?}"))?;
+    for (filter, allowed) in [
+        ("#", false),
+        ("things/+/down/#", false),
+        ("things/s-1/down/#", false),
+        ("$aws/things/s-1/shadow/#", false),
+        ("things/n-1/down/#", true),
+    ] {
+        client.subscribe(filter, QoS::AtLeastOnce).await?;
+        let codes = next_suback(&mut events)
+            .await?
+            .ok_or("the connection ended")?;
+        assert_eq!(
+            codes,
+            [if allowed {
+                SubscribeReasonCode::Success(QoS::AtMostOnce)
+            } else {
+                SubscribeReasonCode::Failure
+            }],
+            "{filter}"
+        );
+    }
+    // Publishing as another device ends the connection, and nothing is stored.
+    client
+        .publish(
+            "things/s-1/up/telemetry",
+            QoS::AtLeastOnce,
+            false,
+            r#"{"ts": 1795435300, "temp": 99.5, "hum": 40, "co2": 600}"#,
+        )
+        .await?;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return false,
+                Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await?;
+    assert!(
+        ended,
+        "the broker acknowledged a publish to another device's topic"
+    );
+    let (_, latest) = admin.get("/v1/devices/s-1/latest").await?;
+    assert!(!latest.to_string().contains("99.5"), "{latest}");
+
+    // A device's session is taken over only by the device itself.
+    let (_first, mut first_events) = connect_as(broker, "s-1", Some(("s-1", &south)))
+        .await?
+        .map_err(|code| format!("refused: {code:?}"))?;
+    let stolen = connect_as(broker, "s-1", Some(("s-1", &north))).await?;
+    assert_eq!(stolen.err(), Some(ConnectReturnCode::BadUserNamePassword));
+    let still_up = tokio::time::timeout(Duration::from_millis(300), first_events.poll()).await;
+    assert!(
+        still_up.is_err() || still_up.is_ok_and(|e| e.is_ok()),
+        "the device's session survived the attempt"
+    );
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uid_with_dots_authenticates_over_http() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    admin
+        .create(
+            "/v1/products",
+            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    admin
+        .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
+        .await?;
+    admin
+        .create(
+            "/v1/devices",
+            &json!({ "uid": "plant.1.air", "identification_code": "P1", "product_id": "air", "department_id": "hq" }),
+        )
+        .await?;
+    let token = device_token(&admin, "plant.1.air").await?;
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/v1/ingest", running.http_addr))
+        .header("authorization", format!("Device {token}"))
+        .body(r#"{"ts": 1795435200, "temp": 21.5, "hum": 40, "co2": 600}"#)
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 200, "{}", answer.text().await?);
     running.shutdown().await;
     Ok(())
 }

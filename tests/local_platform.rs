@@ -137,7 +137,7 @@ async fn webhook_events(hook: &WebhookReceiver, count: usize) -> Result<Vec<Stri
 async fn full_flow(api: &Api, other: &Api, broker: SocketAddr, data_dir: &Path) -> TestResult {
     let hook = WebhookReceiver::start().await?;
     provision(api, &hook.url).await?;
-    let mut device = Device::connect(broker, "air-1").await?;
+    let mut device = Device::sign_in(broker, api, "air-1").await?;
 
     // Normal, hot, hotter, normal: raised, escalated, cleared, in order.
     for temperature in [25.0, 35.0, 45.0, 20.0] {

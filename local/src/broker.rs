@@ -5,16 +5,19 @@
 //!
 //! Like AWS IoT Core, QoS 2 and retained messages are not supported. The packet codec is
 //! rumqttc's; see `docs/architecture.md` for why this is not rumqttd.
+//!
+//! Every client signs in as a device (client id and user name its uid, password its device
+//! token) and uses only its own topics, as the AWS IoT device policy allows: a publish
+//! elsewhere closes the connection, a subscription elsewhere is refused in its SUBACK.
 
 use bytes::BytesMut;
+use iot_core::topics::{device_may_publish, device_may_subscribe};
 use rumqttc::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode,
+    ConnAck, ConnectReturnCode, Login, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode,
     UnsubAck, matches, valid_filter, valid_topic,
 };
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,13 +27,21 @@ use tokio::task::JoinSet;
 
 use crate::gateway::SHADOW_UPDATE_FILTER;
 
-/// What the broker does with a device message before acknowledging it. `Err` means "not
-/// committed": the broker closes the connection without PUBACK, so the device sends it again.
-pub type Handler = Arc<
-    dyn Fn(String, bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
-        + Send
-        + Sync,
->;
+/// What the broker asks of the platform: who a client is, and committing a device message
+/// before it is acknowledged.
+#[async_trait::async_trait]
+pub trait DeviceSessions: Send + Sync {
+    /// Checks a CONNECT's credentials; answers the uid of the device the session acts as.
+    async fn authenticate(
+        &self,
+        client_id: &str,
+        login: Option<&Login>,
+    ) -> Result<String, ConnectReturnCode>;
+
+    /// Commits a device message. `Err` means "not committed": the broker closes the
+    /// connection without PUBACK, so the device sends it again.
+    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), String>;
+}
 
 /// Topics whose messages go through the handler.
 pub const TELEMETRY_FILTER: &str = "things/+/up/#";
@@ -50,15 +61,15 @@ struct Registry {
 
 pub struct Broker {
     registry: Arc<Mutex<Registry>>,
-    handler: Handler,
+    sessions: Arc<dyn DeviceSessions>,
     max_payload: usize,
 }
 
 impl Broker {
-    pub fn new(handler: Handler, max_payload: usize) -> Self {
+    pub fn new(sessions: Arc<dyn DeviceSessions>, max_payload: usize) -> Self {
         Self {
             registry: Arc::new(Mutex::new(Registry::default())),
-            handler,
+            sessions,
             max_payload,
         }
     }
@@ -116,10 +127,19 @@ impl Broker {
             }
             _ => return,
         };
-        let client_id = if connect.client_id.is_empty() {
-            format!("anon-{peer}")
-        } else {
-            connect.client_id.clone()
+        let client_id = match self
+            .sessions
+            .authenticate(&connect.client_id, connect.login.as_ref())
+            .await
+        {
+            Ok(uid) => uid,
+            Err(code) => {
+                metrics::counter!("mqtt_connects_refused_total").increment(1);
+                tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT connection refused");
+                let refusal = Packet::ConnAck(ConnAck::new(code, false));
+                let _ = write_packet(&mut stream, &mut out, &refusal).await;
+                return;
+            }
         };
         let (outbox_tx, mut outbox) = mpsc::channel::<Publish>(1024);
         let (kick_tx, mut kicked) = watch::channel(false);
@@ -217,7 +237,7 @@ impl Broker {
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
                 let mut registry = self.lock();
                 for filter in subscribe.filters {
-                    if valid_filter(&filter.path) {
+                    if valid_filter(&filter.path) && device_may_subscribe(client_id, &filter.path) {
                         if let Some((_, sub)) = registry.sessions.get_mut(&session)
                             && !sub.filters.contains(&filter.path)
                         {
@@ -225,6 +245,7 @@ impl Broker {
                         }
                         codes.push(SubscribeReasonCode::Success(QoS::AtMostOnce));
                     } else {
+                        tracing::info!(client = %client_id, filter = %filter.path, "subscription refused");
                         codes.push(SubscribeReasonCode::Failure);
                     }
                 }
@@ -255,9 +276,18 @@ impl Broker {
             tracing::warn!(client = %client_id, topic = %publish.topic, "invalid topic; closing");
             return Err(());
         }
+        // As AWS IoT Core does with a publish its policy denies: the connection closes.
+        if !device_may_publish(client_id, &publish.topic) {
+            metrics::counter!("mqtt_publishes_refused_total").increment(1);
+            tracing::warn!(client = %client_id, topic = %publish.topic, "publish to another device's topic; closing");
+            return Err(());
+        }
         if (matches(&publish.topic, TELEMETRY_FILTER)
             || topic_matches(&publish.topic, SHADOW_UPDATE_FILTER))
-            && let Err(error) = (self.handler)(publish.topic.clone(), publish.payload.clone()).await
+            && let Err(error) = self
+                .sessions
+                .commit(publish.topic.clone(), publish.payload.clone())
+                .await
         {
             // Not committed: no PUBACK; the device resends after reconnecting.
             tracing::warn!(client = %client_id, %error, "ingest failed; closing without PUBACK");

@@ -103,6 +103,7 @@ pub async fn install(
     tenant: &str,
     devices: usize,
     webhook: Option<&str>,
+    simulator_key: &str,
 ) -> Result<(), StoreError> {
     let catalog = &services.catalog;
     for (id, name, script, signals) in [
@@ -152,7 +153,15 @@ pub async fn install(
     for n in 1..=devices {
         let uid = device_uid(n);
         let previous = catalog.device(&uid).await?;
-        if previous.is_some_and(|d| d.tenant_id == tenant) {
+        if previous.as_ref().is_some_and(|d| d.tenant_id != tenant) {
+            continue;
+        }
+        // The simulator signs in with a token derived from its key.
+        let secret = crate::secrets::simulated_device_secret(simulator_key, &uid);
+        catalog
+            .put_device_token(&uid, &iot_core::auth::secret::digest(&secret))
+            .await?;
+        if previous.is_some() {
             continue;
         }
         catalog

@@ -10,4 +10,5 @@ pub mod gateway;
 pub mod pipeline;
 pub mod platform;
 pub mod secrets;
+mod sessions;
 pub mod sim;

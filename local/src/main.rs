@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use iot_local::config::{Config, DEFAULT_CONFIG};
-use iot_local::{bench, demo, platform, sim};
+use iot_local::{bench, demo, platform, secrets, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,6 +69,9 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<u64>,
+        /// The running platform's data directory, whose simulator key signs the devices in.
+        #[arg(long, default_value = ".iot-local")]
+        data_dir: PathBuf,
     },
     /// Measure the platform under load (see docs/benchmarks.md).
     Bench {
@@ -173,11 +176,13 @@ async fn up(
         running.admin_user
     );
     if demo_on {
+        let key = secrets::simulator_key(&config.data_dir)?;
         demo::install(
             &running.services,
             &config.tenant,
             devices,
             webhook.as_deref(),
+            &key,
         )
         .await
         .map_err(|e| format!("installing the demo: {e}"))?;
@@ -192,6 +197,7 @@ async fn up(
                 devices,
                 rate,
                 duration: None,
+                key,
             };
             if let Err(e) = sim::run(options).await {
                 tracing::error!(error = %e, "the simulator stopped");
@@ -257,16 +263,27 @@ async fn main() -> ExitCode {
             rate,
             mqtt_url,
             duration,
+            data_dir,
         } => {
             init_logging("info");
-            match split_url(&mqtt_url) {
-                Ok((host, port)) => {
+            let key_path = data_dir.join("simulator.key");
+            let key = std::fs::read_to_string(&key_path)
+                .map(|key| key.trim().to_owned())
+                .map_err(|e| {
+                    format!(
+                        "{}: {e}; start the platform with `iot-local up --demo` first, which gives the simulated devices their credentials",
+                        key_path.display()
+                    )
+                });
+            match key.and_then(|key| split_url(&mqtt_url).map(|address| (key, address))) {
+                Ok((key, (host, port))) => {
                     let options = sim::SimOptions {
                         host,
                         port,
                         devices,
                         rate,
                         duration: duration.map(Duration::from_secs),
+                        key,
                     };
                     println!(
                         "simulating {devices} devices at {rate} msg/s against {mqtt_url}; Ctrl-C stops"

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::broker::{Broker, Handler, TELEMETRY_FILTER};
+use crate::broker::{Broker, TELEMETRY_FILTER};
 use crate::config::Config;
 use crate::gateway::{DeviceCa, DeviceLink, LocalGateway, SHADOW_UPDATE_FILTER};
 use crate::pipeline::{self, Services};
@@ -194,12 +194,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (mqtt_addr, link) = if config.mqtt.url.is_empty() {
         let listener = bind(config.mqtt.port, "the MQTT", "--mqtt-port").await?;
         let addr = listener.local_addr().ok();
-        let handler_services = services.clone();
-        let handler: Handler = Arc::new(move |topic, payload| {
-            let services = handler_services.clone();
-            Box::pin(async move { services.handle(topic, payload).await })
-        });
-        let broker = Broker::new(handler, config.mqtt.max_payload);
+        let broker = Broker::new(services.clone(), config.mqtt.max_payload);
         let link = DeviceLink::Embedded(broker.downlink());
         tasks.spawn(broker.serve(listener, stop.clone()));
         (addr, link)

@@ -41,6 +41,20 @@ pub fn signing_key(data_dir: &Path) -> Result<Vec<u8>, String> {
     Ok(text.into_bytes())
 }
 
+/// The simulator's key: the simulated devices' tokens are derived from it, so `iot-local sim`
+/// signs in as the devices `up --demo` made, reading only this file.
+pub fn simulator_key(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("simulator.key");
+    read_or_create(&path, || random_token(32))
+        .map(|(key, _)| key)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The device token of a simulated device: the secret part, derived from the simulator key.
+pub fn simulated_device_secret(key: &str, uid: &str) -> String {
+    iot_core::auth::secret::digest(&format!("simulated device {uid} {key}"))
+}
+
 /// The first administrator's password: the configured one, or one generated once and kept in
 /// `<data_dir>/admin-password`. Returns it and whether it was generated just now.
 pub fn admin_password(data_dir: &Path, configured: &str) -> Result<(String, bool), String> {

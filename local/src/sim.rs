@@ -19,6 +19,8 @@ pub struct SimOptions {
     pub rate: f64,
     /// Stop after this long (`None`: run until stopped).
     pub duration: Option<Duration>,
+    /// The simulator key of the platform's data directory (the devices' credentials).
+    pub key: String,
 }
 
 #[derive(Debug, Default)]
@@ -136,7 +138,11 @@ async fn device(
     let uid = device_uid(n);
     let mut mqtt = MqttOptions::new(&uid, &options.host, options.port);
     mqtt.set_keep_alive(Duration::from_secs(30))
-        .set_inflight(50);
+        .set_inflight(50)
+        .set_credentials(
+            &uid,
+            crate::secrets::simulated_device_secret(&options.key, &uid),
+        );
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
     let topic = format!("things/{uid}/up/telemetry");
     let mut model = DeviceModel::new(n);

@@ -56,6 +56,28 @@ pub async fn tenant_admin(running: &Running, tenant: &str) -> Result<Api, Error>
     Api::login(running.http_addr, tenant, "admin", ADMIN_PASSWORD).await
 }
 
+/// The password of users the tests create.
+pub const USER_PASSWORD: &str = "a user password";
+
+/// Creates a user of `tenant` with roles (and a department) through `admin`, and logs them in.
+pub async fn tenant_user(
+    running: &Running,
+    admin: &Api,
+    tenant: &str,
+    id: &str,
+    roles: &[&str],
+    department: Option<&str>,
+) -> Result<Api, Error> {
+    admin
+        .create(
+            "/v1/users",
+            &serde_json::json!({ "id": id, "name": id, "password": USER_PASSWORD,
+                                 "roles": roles, "department_id": department }),
+        )
+        .await?;
+    Api::login(running.http_addr, tenant, id, USER_PASSWORD).await
+}
+
 /// Retries `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, Error>
 where
@@ -277,10 +299,40 @@ pub struct Device {
     topic: String,
 }
 
+/// A new device token of `uid`, issued through the API as an operator would.
+pub async fn device_token(api: &Api, uid: &str) -> Result<String, Error> {
+    let issued = api
+        .create(&format!("/v1/devices/{uid}/token"), &serde_json::json!({}))
+        .await?;
+    Ok(issued["device_token"]
+        .as_str()
+        .ok_or("no device_token")?
+        .to_owned())
+}
+
 impl Device {
+    /// Connects as the device `uid` with a new token `api` issues for it (the embedded broker
+    /// signs every device in).
+    pub async fn sign_in(addr: SocketAddr, api: &Api, uid: &str) -> Result<Self, Error> {
+        let token = device_token(api, uid).await?;
+        Self::connect_with(addr, uid, Some(&token)).await
+    }
+
+    /// Connects without credentials (a broker that asks for none).
     pub async fn connect(addr: SocketAddr, uid: &str) -> Result<Self, Error> {
+        Self::connect_with(addr, uid, None).await
+    }
+
+    pub async fn connect_with(
+        addr: SocketAddr,
+        uid: &str,
+        token: Option<&str>,
+    ) -> Result<Self, Error> {
         let mut options = MqttOptions::new(uid, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(30));
+        if let Some(token) = token {
+            options.set_credentials(uid, token);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let (tx, acks) = mpsc::channel(64);
         tokio::spawn(async move {

@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use iot_core::auth::secret::{constant_time_eq, digest, random_id};
-use iot_core::usecase::InboundMessage;
+use iot_core::auth::secret::random_id;
+use iot_core::topics::split_device_token;
+use iot_core::usecase::{DeviceAuthError, InboundMessage, verify_device};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ fn device_token(headers: &HeaderMap) -> Option<(&str, &str)> {
     let token = value
         .strip_prefix("Device ")
         .or_else(|| value.strip_prefix("Bearer "))?;
-    token.trim().split_once('.')
+    split_device_token(token)
 }
 
 fn refused() -> Response {
@@ -86,12 +87,10 @@ async fn ingest(
     let Some((uid, secret)) = device_token(&headers) else {
         return refused();
     };
-    let stored = match state.catalog.device_token(uid).await {
-        Ok(stored) => stored,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
-        return refused();
+    match verify_device(&state.catalog, uid, secret).await {
+        Ok(_) => {}
+        Err(DeviceAuthError::Refused) => return refused(),
+        Err(DeviceAuthError::Store(e)) => return ApiError::from(e).into_response(),
     }
     let channel = match query {
         Ok(Query(p)) => p.channel.unwrap_or_else(|| "telemetry".into()),

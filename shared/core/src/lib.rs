@@ -25,4 +25,5 @@ pub mod script;
 pub mod stats;
 pub mod template;
 pub mod time;
+pub mod topics;
 pub mod usecase;

@@ -2,6 +2,7 @@
 
 mod alarm;
 mod cache;
+mod device_auth;
 mod dry_run;
 mod inbox;
 mod ingest;
@@ -10,6 +11,7 @@ mod stats;
 
 pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
 pub use cache::TtlCache;
+pub use device_auth::{DeviceAuthError, verify_device};
 pub use dry_run::{DryRun, dry_run};
 pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};

@@ -1,0 +1,44 @@
+//! Who may use the embedded broker: devices with their own credential. The client id and the
+//! user name are the device's uid, the password its device token (`POST
+//! /v1/devices/{uid}/token`, whole or the part after the uid).
+
+use async_trait::async_trait;
+use rumqttc::{ConnectReturnCode, Login};
+
+use crate::broker::DeviceSessions;
+use crate::pipeline::Services;
+use iot_core::topics::split_device_token;
+use iot_core::usecase::{DeviceAuthError, verify_device};
+
+#[async_trait]
+impl DeviceSessions for Services {
+    async fn authenticate(
+        &self,
+        client_id: &str,
+        login: Option<&Login>,
+    ) -> Result<String, ConnectReturnCode> {
+        let Some(login) = login else {
+            return Err(ConnectReturnCode::NotAuthorized);
+        };
+        // One identity per client id: nobody takes over a device's session but the device.
+        if client_id.is_empty() || login.username != client_id {
+            return Err(ConnectReturnCode::BadClientId);
+        }
+        let secret = match split_device_token(&login.password) {
+            Some((uid, secret)) if uid == client_id => secret,
+            _ => login.password.as_str(),
+        };
+        match verify_device(&self.catalog, client_id, secret).await {
+            Ok(device) => Ok(device.uid),
+            Err(DeviceAuthError::Refused) => Err(ConnectReturnCode::BadUserNamePassword),
+            Err(DeviceAuthError::Store(e)) => {
+                tracing::warn!(error = %e, "checking a device credential failed");
+                Err(ConnectReturnCode::ServiceUnavailable)
+            }
+        }
+    }
+
+    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
+        self.handle(topic, payload).await
+    }
+}
