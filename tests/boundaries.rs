@@ -473,3 +473,27 @@ async fn a_uid_with_dots_authenticates_over_http() -> TestResult {
     running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_queries_name_a_bounded_number_of_signals() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    two_departments(&running, &admin, "").await?;
+    let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
+    for route in ["telemetry", "latest"] {
+        let path = format!("/v1/devices/n-1/{route}?signals={}", many.join(","));
+        let (status, problem) = admin.get(&path).await?;
+        assert_eq!(status, 400, "{route}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/signals", "{problem}");
+    }
+    let (status, _) = admin
+        .get(&format!(
+            "/v1/devices/n-1/latest?signals={}",
+            many[..100].join(",")
+        ))
+        .await?;
+    assert_eq!(status, 200);
+    running.shutdown().await;
+    Ok(())
+}

@@ -29,6 +29,19 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Most points one range request returns.
 const MAX_POINTS: usize = 10_000;
+/// Most signals one query names.
+const MAX_SIGNALS: usize = 100;
+
+fn check_signals(signals: &[String]) -> ApiResult<()> {
+    if signals.len() > MAX_SIGNALS {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "/signals",
+            format!("{} signals; at most {MAX_SIGNALS} per query", signals.len()),
+        ));
+    }
+    Ok(())
+}
 
 pub fn routes() -> ApiRouter<Arc<ApiState>> {
     ApiRouter::new()
@@ -664,6 +677,7 @@ async fn range(
     };
     let mut signals = list(params.signals.as_deref());
     signals.extend(params.signal.clone());
+    check_signals(&signals)?;
     let points = state
         .telemetry
         .range(&RangeQuery {
@@ -746,7 +760,11 @@ async fn latest(
     device_of(&state, &caller, &uid).await?;
     let points = state
         .telemetry
-        .latest(&uid, &list(params.signals.as_deref()))
+        .latest(&uid, &{
+            let signals = list(params.signals.as_deref());
+            check_signals(&signals)?;
+            signals
+        })
         .await?;
     let signals = points
         .into_iter()

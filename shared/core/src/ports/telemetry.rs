@@ -118,6 +118,12 @@ pub trait TelemetryStore: Send + Sync {
     async fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<Bucket>, TelemetryError> {
         check_bucket(query.bucket_ms)?;
         let points = self.range(&query.range()).await?;
+        if points.len() > MAX_AGGREGATED_POINTS {
+            return Err(TelemetryError::Invalid(format!(
+                "the window holds more than {MAX_AGGREGATED_POINTS} points of {:?}; aggregate a shorter window",
+                query.signal
+            )));
+        }
         aggregate(&points, query.bucket_ms)
     }
 }
@@ -145,14 +151,19 @@ pub fn order_points(points: &mut Vec<Point>, descending: bool, limit: Option<usi
     points.truncate(limit.unwrap_or(usize::MAX));
 }
 
+/// Most points a store that aggregates in memory reads for one aggregate: a bound on what
+/// one request can make it hold, whatever the window.
+pub const MAX_AGGREGATED_POINTS: usize = 1_000_000;
+
 impl AggregateQuery {
-    /// The range query that reads this aggregate's points, oldest first.
+    /// The range query that reads this aggregate's points, oldest first: one more than
+    /// [`MAX_AGGREGATED_POINTS`], so a window over the bound is told, not cut.
     pub fn range(&self) -> RangeQuery {
         RangeQuery {
             device_uid: self.device_uid.clone(),
             signals: vec![self.signal.clone()],
             window: self.window,
-            limit: None,
+            limit: Some(MAX_AGGREGATED_POINTS + 1),
             descending: false,
         }
     }
