@@ -801,16 +801,37 @@ impl AuthService {
     }
 
     /// Whether `password` is the user's current one (for changes that need re-authentication).
+    /// Wrong answers count as failed logins do, and a locked account answers `Locked`, so a
+    /// stolen session cannot guess the password at the speed of requests.
     pub async fn check_password(
         &self,
         tenant: &str,
         user: &str,
         password: &str,
     ) -> Result<bool, AuthError> {
-        let credential = self.catalog.credential(tenant, user).await?;
-        Ok(credential
-            .and_then(|c| c.value.password_hash)
-            .is_some_and(|hash| verify_password(password, &hash)))
+        let now = self.clock.now_ms();
+        let Some(stored) = self.catalog.credential(tenant, user).await? else {
+            verify_nothing(password);
+            return Ok(false);
+        };
+        if let Some(until) = stored.value.locked_until.filter(|&t| t > now) {
+            return Err(AuthError::Locked(until));
+        }
+        let ok = stored
+            .value
+            .password_hash
+            .as_deref()
+            .is_some_and(|hash| verify_password(password, hash));
+        if ok {
+            return Ok(true);
+        }
+        match self
+            .count_failure(tenant, user, stored.value, stored.version, now)
+            .await
+        {
+            Some(until) => Err(AuthError::Locked(until)),
+            None => Ok(false),
+        }
     }
 }
 
@@ -936,6 +957,37 @@ mod tests {
         assert_eq!(me.user, "admin");
         // Session, user, policy, departments and the tenant's settings, in one round trip.
         assert_eq!(store.most_at_once.load(SeqCst), 5);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn password_re_checks_count_failures_as_logins_do() -> TestResult {
+        let (auth, _clock) = service();
+        auth.bootstrap_tenant("acme", "admin", "first password!")
+            .await?;
+        assert!(
+            auth.check_password("acme", "admin", "first password!")
+                .await?
+        );
+        for _ in 0..4 {
+            assert!(!auth.check_password("acme", "admin", "guess").await?);
+        }
+        let e = auth
+            .check_password("acme", "admin", "guess")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthError::Locked(_)), "{e}");
+        // The lock holds for the right password and for sign-in alike.
+        let e = auth
+            .check_password("acme", "admin", "first password!")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthError::Locked(_)), "{e}");
+        let e = auth
+            .login("acme", "admin", "first password!", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AuthError::Locked(_)), "{e}");
         Ok(())
     }
 
