@@ -93,13 +93,7 @@ pub struct PipelineConfig {
 impl PipelineConfig {
     /// Where webhooks and identity providers may be.
     pub fn outbound_policy(&self) -> Result<OutboundPolicy, OutboundError> {
-        let ranges: Vec<&str> = self
-            .outbound_allow
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .collect();
-        OutboundPolicy::allowing(&ranges)
+        OutboundPolicy::from_list(&self.outbound_allow)
     }
 }
 

@@ -266,15 +266,7 @@ async fn main() -> ExitCode {
             data_dir,
         } => {
             init_logging("info");
-            let key_path = data_dir.join("simulator.key");
-            let key = std::fs::read_to_string(&key_path)
-                .map(|key| key.trim().to_owned())
-                .map_err(|e| {
-                    format!(
-                        "{}: {e}; start the platform with `iot-local up --demo` first, which gives the simulated devices their credentials",
-                        key_path.display()
-                    )
-                });
+            let key = secrets::existing_simulator_key(&data_dir);
             match key.and_then(|key| split_url(&mqtt_url).map(|address| (key, address))) {
                 Ok((key, (host, port))) => {
                     let options = sim::SimOptions {

@@ -4,6 +4,7 @@
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
 use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
 use iot_core::model::ShadowSection;
+use iot_core::outbound::OutboundPolicy;
 use iot_core::parse::Parser;
 use iot_core::ports::{BusEvent, Clock, SystemClock};
 use iot_core::repo::Catalog;
@@ -40,6 +41,8 @@ pub struct Services {
     pub event_queue: SqliteQueue,
     pub dead_letters: Arc<FsBlobStore>,
     pub clock: Arc<dyn Clock>,
+    /// Where webhooks and identity providers may be (`pipeline.outbound_allow`), parsed once.
+    pub outbound: OutboundPolicy,
     next_message: AtomicU64,
 }
 
@@ -77,7 +80,7 @@ impl Services {
             .map_err(|e| format!("pipeline.outbound_allow: {e}"))?;
         let webhook = WebhookNotifier::new(
             Duration::from_millis(config.pipeline.webhook_timeout_ms),
-            outbound,
+            outbound.clone(),
         );
         let notifier = ChannelRouter {
             webhook: Arc::new(webhook),
@@ -104,6 +107,7 @@ impl Services {
             event_queue,
             dead_letters,
             clock,
+            outbound,
             next_message: AtomicU64::new(0),
         })
     }

@@ -152,11 +152,7 @@ async fn build_auth(
         refresh_ttl_ms: config.auth.refresh_ttl_s.max(1) * SECOND,
         ..AuthSettings::default()
     };
-    let outbound = config
-        .pipeline
-        .outbound_policy()
-        .map_err(|e| StartError::Auth(format!("pipeline.outbound_allow: {e}")))?;
-    let jwks = HttpJwks::new(Duration::from_secs(5), outbound);
+    let jwks = HttpJwks::new(Duration::from_secs(5), services.outbound.clone());
     let auth = Arc::new(
         AuthService::new(
             services.catalog.clone(),
@@ -237,10 +233,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
         channel_targets: ChannelTargets::local(),
-        outbound: config
-            .pipeline
-            .outbound_policy()
-            .map_err(|e| StartError::Auth(format!("pipeline.outbound_allow: {e}")))?,
+        outbound: services.outbound.clone(),
     });
     let app = iot_api::app(api)
         .merge(Router::new().route(

@@ -44,11 +44,27 @@ pub fn signing_key(data_dir: &Path) -> Result<Vec<u8>, String> {
 /// The simulator's key: the simulated devices' tokens are derived from it, so `iot-local sim`
 /// signs in as the devices `up --demo` made, reading only this file.
 pub fn simulator_key(data_dir: &Path) -> Result<String, String> {
-    let path = data_dir.join("simulator.key");
+    let path = data_dir.join(SIMULATOR_KEY);
     read_or_create(&path, || random_token(32))
         .map(|(key, _)| key)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// The simulator key a running platform made; `iot-local sim` reads it and never makes one,
+/// since a new key would match no device's token.
+pub fn existing_simulator_key(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join(SIMULATOR_KEY);
+    std::fs::read_to_string(&path)
+        .map(|key| key.trim().to_owned())
+        .map_err(|e| {
+            format!(
+                "{}: {e}; start the platform with `iot-local up --demo` first, which gives the simulated devices their credentials",
+                path.display()
+            )
+        })
+}
+
+const SIMULATOR_KEY: &str = "simulator.key";
 
 /// The device token of a simulated device: the secret part, derived from the simulator key.
 pub fn simulated_device_secret(key: &str, uid: &str) -> String {

@@ -29,7 +29,7 @@ impl DeviceSessions for Services {
             _ => login.password.as_str(),
         };
         match verify_device(&self.catalog, client_id, secret).await {
-            Ok(device) => Ok(device.uid),
+            Ok(()) => Ok(client_id.to_owned()),
             Err(DeviceAuthError::Refused) => Err(ConnectReturnCode::BadUserNamePassword),
             Err(DeviceAuthError::Store(e)) => {
                 tracing::warn!(error = %e, "checking a device credential failed");

@@ -48,12 +48,7 @@ where
 pub fn outbound_policy() -> Result<iot_core::outbound::OutboundPolicy, EnvError> {
     const NAME: &str = "OUTBOUND_ALLOW";
     let value = optional(NAME).unwrap_or_default();
-    let ranges: Vec<&str> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .collect();
-    iot_core::outbound::OutboundPolicy::allowing(&ranges).map_err(|e| EnvError::Invalid {
+    iot_core::outbound::OutboundPolicy::from_list(&value).map_err(|e| EnvError::Invalid {
         name: NAME,
         reason: e.to_string(),
         value: value.clone(),

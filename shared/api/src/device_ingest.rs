@@ -88,7 +88,7 @@ async fn ingest(
         return refused();
     };
     match verify_device(&state.catalog, uid, secret).await {
-        Ok(_) => {}
+        Ok(()) => {}
         Err(DeviceAuthError::Refused) => return refused(),
         Err(DeviceAuthError::Store(e)) => return ApiError::from(e).into_response(),
     }

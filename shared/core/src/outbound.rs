@@ -45,6 +45,16 @@ impl OutboundPolicy {
         Ok(Self { allowed })
     }
 
+    /// From a comma-separated list, as configuration gives it (`"127.0.0.1, 10.1.0.0/16"`).
+    pub fn from_list(list: &str) -> Result<Self, OutboundError> {
+        let ranges: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect();
+        Self::allowing(&ranges)
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         is_public(ip) || self.allowed.iter().any(|net| net.contains(&canonical(ip)))
     }

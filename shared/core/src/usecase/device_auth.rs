@@ -4,7 +4,6 @@
 use thiserror::Error;
 
 use crate::auth::secret::{constant_time_eq, digest};
-use crate::model::Device;
 use crate::ports::StoreError;
 use crate::repo::Catalog;
 
@@ -17,17 +16,17 @@ pub enum DeviceAuthError {
     Store(#[from] StoreError),
 }
 
-/// Checks that `secret` is the device token of `uid`, and answers the device.
+/// Checks that `secret` is the device token of `uid`. The token alone tells: deleting a
+/// device deletes its token in the same transaction, so no device read is needed.
 pub async fn verify_device(
     catalog: &Catalog,
     uid: &str,
     secret: &str,
-) -> Result<Device, DeviceAuthError> {
-    let (stored, device) =
-        futures_util::future::try_join(catalog.device_token(uid), catalog.device(uid)).await?;
-    let matches = stored.is_some_and(|d| constant_time_eq(&d, &digest(secret)));
-    match device {
-        Some(device) if matches => Ok(device),
-        _ => Err(DeviceAuthError::Refused),
+) -> Result<(), DeviceAuthError> {
+    let stored = catalog.device_token(uid).await?;
+    if stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
+        Ok(())
+    } else {
+        Err(DeviceAuthError::Refused)
     }
 }

@@ -62,11 +62,21 @@ impl StatsService {
     /// Checks a job before it is saved: its CRON, lead time, signals and script, and that every
     /// uid it names is a device of its tenant.
     pub async fn check(&self, job: &StatJob) -> Result<(), StatsServiceError> {
+        self.check_where(job, |_| true).await
+    }
+
+    /// [`Self::check`], with every named device also one that `visible` accepts (a caller's
+    /// departments); a device it refuses is told as an absent one.
+    pub async fn check_where(
+        &self,
+        job: &StatJob,
+        visible: impl Fn(&Device) -> bool,
+    ) -> Result<(), StatsServiceError> {
         self.engine.compile(job)?;
         if let DeviceScope::Devices { uids } = &job.devices {
             for uid in uids {
                 let owned = self.catalog.device(uid).await?;
-                if owned.is_none_or(|d| d.tenant_id != job.tenant_id) {
+                if owned.is_none_or(|d| d.tenant_id != job.tenant_id || !visible(&d)) {
                     return Err(StatsServiceError::UnknownDevice(uid.clone()));
                 }
             }
