@@ -7,28 +7,16 @@ use iot_core::auth::TokenKeys;
 use iot_core::auth::mfa::TotpEnrollment;
 use iot_core::auth::token::{AUDIENCE, AccessClaims, ISSUER};
 use iot_e2e::{
-    ADMIN_PASSWORD, Api, Device, Error, TestResult, USER_PASSWORD, device_token, eventually,
-    start_platform, tenant_admin, tenant_user,
+    ADMIN_PASSWORD, Api, Device, Error, TestResult, USER_PASSWORD, air_product, device_token,
+    eventually, start_platform, tenant_admin, tenant_user,
 };
 use iot_local::platform::Running;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
 const PASSWORD: &str = USER_PASSWORD;
 const WAIT: Duration = Duration::from_secs(15);
-
-/// The product `air`, whose devices send JSON.
-async fn air_product(admin: &Api) -> TestResult {
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
-    Ok(())
-}
 
 /// Creates a user of `acme` with roles (and a department) and logs them in.
 async fn user(

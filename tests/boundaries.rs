@@ -2,8 +2,8 @@
 //! or role can reach of what is not its own.
 
 use iot_e2e::{
-    Api, Device, Error, TestResult, device_token, eventually, start_platform, tenant_admin,
-    tenant_user,
+    Api, Device, Error, TestResult, air_product, device_token, eventually, start_platform,
+    tenant_admin, tenant_user,
 };
 use iot_local::platform::Running;
 use rumqttc::{
@@ -13,33 +13,26 @@ use rumqttc::{
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const JSON_SENSOR: &str = include_str!("../examples/products/json-sensor.rhai");
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Departments `north` and `south`, the product `air`, and one device in each department
 /// (`n-1`, `s-1`) that has sent one reading of `temperature`.
-async fn two_departments(running: &Running, admin: &Api, prefix: &str) -> TestResult {
+async fn two_departments(running: &Running, admin: &Api) -> TestResult {
     for id in ["north", "south"] {
         admin
             .create("/v1/departments", &json!({ "id": id, "name": id }))
             .await?;
     }
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(admin).await?;
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
     for (uid, dept) in [("n-1", "north"), ("s-1", "south")] {
-        let uid = format!("{prefix}{uid}");
         admin
             .create(
                 "/v1/devices",
                 &json!({ "uid": uid, "identification_code": uid, "product_id": "air", "department_id": dept }),
             )
             .await?;
-        let mut device = Device::sign_in(broker, admin, &uid).await?;
+        let mut device = Device::sign_in(broker, admin, uid).await?;
         device
             .publish(r#"{"ts": 1795435200, "temp": 30.5, "hum": 40, "co2": 600}"#)
             .await?;
@@ -77,14 +70,9 @@ async fn statistics_jobs_stay_within_their_tenant_and_the_callers_departments() 
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let acme = Api::new(running.http_addr).await?;
-    two_departments(&running, &acme, "").await?;
+    two_departments(&running, &acme).await?;
     let rival = tenant_admin(&running, "rival").await?;
-    rival
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(&rival).await?;
 
     // Naming another tenant's uid is refused as naming an absent one, at create and update.
     for uids in [&["n-1"][..], &["ghost"][..]] {
@@ -155,7 +143,7 @@ async fn a_department_grant_gives_only_its_action() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
-    two_departments(&running, &admin, "").await?;
+    two_departments(&running, &admin).await?;
     let (status, role) = admin
         .put(
             "/v1/roles/south-reader",
@@ -342,7 +330,7 @@ async fn the_embedded_broker_signs_devices_in_and_keeps_them_to_their_own_topics
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
-    two_departments(&running, &admin, "").await?;
+    two_departments(&running, &admin).await?;
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
     let north = device_token(&admin, "n-1").await?;
     let south = device_token(&admin, "s-1").await?;
@@ -447,12 +435,7 @@ async fn a_uid_with_dots_authenticates_over_http() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
-    admin
-        .create(
-            "/v1/products",
-            &json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
-        )
-        .await?;
+    air_product(&admin).await?;
     admin
         .create("/v1/departments", &json!({ "id": "hq", "name": "HQ" }))
         .await?;
@@ -479,7 +462,7 @@ async fn telemetry_queries_name_a_bounded_number_of_signals() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let admin = Api::new(running.http_addr).await?;
-    two_departments(&running, &admin, "").await?;
+    two_departments(&running, &admin).await?;
     let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
     for route in ["telemetry", "latest"] {
         let path = format!("/v1/devices/n-1/{route}?signals={}", many.join(","));

@@ -56,6 +56,20 @@ pub async fn tenant_admin(running: &Running, tenant: &str) -> Result<Api, Error>
     Api::login(running.http_addr, tenant, "admin", ADMIN_PASSWORD).await
 }
 
+/// The JSON sensor's parser script of `examples/products`.
+pub const JSON_SENSOR: &str = include_str!("../../examples/products/json-sensor.rhai");
+
+/// Creates the product `air`, whose devices send JSON.
+pub async fn air_product(admin: &Api) -> Result<(), Error> {
+    admin
+        .create(
+            "/v1/products",
+            &serde_json::json!({ "id": "air", "name": "Air", "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The password of users the tests create.
 pub const USER_PASSWORD: &str = "a user password";
 
