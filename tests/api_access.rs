@@ -117,6 +117,15 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/auth/mfa/disable", "aov"),
     ("GET", "/v1/auth/me", "aov"),
     ("PUT", "/v1/auth/password", "aov"),
+    // The platform operator's (the platform tenant's administrators; tests/tenants.rs holds
+    // that other tenants never reach them).
+    ("GET", "/v1/platform/tenants", "a"),
+    ("POST", "/v1/platform/tenants", "a"),
+    ("GET", "/v1/platform/tenants/nope", "a"),
+    ("PUT", "/v1/platform/tenants/nope", "a"),
+    ("DELETE", "/v1/platform/tenants/nope", "a"),
+    ("POST", "/v1/platform/tenants/nope/suspend", "a"),
+    ("POST", "/v1/platform/tenants/nope/resume", "a"),
     // One's own inbox, whatever the roles ({me} is the caller).
     ("GET", "/v1/users/{me}/messages", "aov"),
     ("POST", "/v1/users/{me}/messages/nope/read", "aov"),

@@ -259,6 +259,7 @@ async fn provision(
                 product_id: "sensor".into(),
                 department_id: "bench".into(),
                 name: format!("Bench {n}"),
+                data_since: 0,
             })
             .await
             .map_err(err)?;

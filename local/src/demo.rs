@@ -177,6 +177,7 @@ pub async fn install(
                 .into(),
                 department_id: "default".into(),
                 name: format!("Room {n}"),
+                data_since: 0,
             })
             .await?;
     }

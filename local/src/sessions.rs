@@ -31,6 +31,10 @@ impl DeviceSessions for Services {
         match verify_device(&self.catalog, client_id, secret).await {
             Ok(()) => Ok(client_id.to_owned()),
             Err(DeviceAuthError::Refused) => Err(ConnectReturnCode::BadUserNamePassword),
+            Err(e @ DeviceAuthError::Tenant(_)) => {
+                tracing::info!(device = client_id, reason = %e, "connection refused");
+                Err(ConnectReturnCode::NotAuthorized)
+            }
             Err(DeviceAuthError::Store(e)) => {
                 tracing::warn!(error = %e, "checking a device credential failed");
                 Err(ConnectReturnCode::ServiceUnavailable)

@@ -90,6 +90,9 @@ async fn ingest(
     match verify_device(&state.catalog, uid, secret).await {
         Ok(()) => {}
         Err(DeviceAuthError::Refused) => return refused(),
+        Err(e @ DeviceAuthError::Tenant(_)) => {
+            return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response();
+        }
         Err(DeviceAuthError::Store(e)) => return ApiError::from(e).into_response(),
     }
     let channel = match query {

@@ -33,6 +33,11 @@ fn is_self_service(principal: &Principal, path: &str) -> bool {
             .is_some_and(|rest| rest == "/messages" || rest.starts_with("/messages/"))
 }
 
+/// The platform operator's routes: tenants and their quotas.
+fn is_platform_route(path: &str) -> bool {
+    path == "/v1/platform" || path.starts_with("/v1/platform/")
+}
+
 fn unauthorized(detail: impl Into<String>) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, detail).into_response();
     response.headers_mut().insert(
@@ -53,7 +58,9 @@ pub fn auth_error(e: AuthError) -> Response {
             ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
         }
         AuthError::SsoNotConfigured => ApiError::bad_request(e.to_string()).into_response(),
-        AuthError::Disabled => ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        AuthError::Disabled | AuthError::Tenant(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
+        }
         AuthError::Locked(_) => ApiError::new(StatusCode::LOCKED, e.to_string()).into_response(),
         AuthError::WeakPassword(_) => {
             ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/password", e.to_string())
@@ -126,6 +133,13 @@ pub async fn require_auth(
             StatusCode::FORBIDDEN,
             "your tenant requires multi-factor authentication: enroll with POST /v1/auth/mfa/enroll \
              and /v1/auth/mfa/confirm, then log in again",
+        )
+        .into_response()
+    } else if is_platform_route(&path) && principal.tenant != state.default_tenant {
+        // Another tenant's policy (an administrator's `/v1/*`, say) never reaches them.
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the platform routes are for the platform's own operators",
         )
         .into_response()
     } else if is_self_service(&principal, &path) || principal.can(&path, &method) {

@@ -48,6 +48,7 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         product_id: "pump".into(),
         department_id: "plant".into(),
         name: "Pump 1".into(),
+        data_since: 0,
     };
     let credentials = gateway.register(&device).await?;
     assert!(credentials.certificate_pem.contains("BEGIN CERTIFICATE"));

@@ -29,6 +29,7 @@ fn device() -> Device {
         product_id: "p1".into(),
         department_id: "d1".into(),
         name: "Lobby".into(),
+        data_since: 0,
     }
 }
 

@@ -15,6 +15,7 @@ fn device() -> Device {
         product_id: "p1".into(),
         department_id: "d1".into(),
         name: String::new(),
+        data_since: 0,
     }
 }
 

@@ -48,6 +48,7 @@ fn device(uid: &str, code: &str, tenant: &str) -> Device {
         product_id: "air".into(),
         department_id: "ops".into(),
         name: format!("Sensor {uid}"),
+        data_since: 0,
     }
 }
 
@@ -895,5 +896,56 @@ async fn in_system_messages_land_in_each_users_inbox_once() -> TestResult {
         inbox.deliver(&sms).await,
         Err(DeliveryError::Permanent(_))
     ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_or_suspended_has_its_messages_kept_not_stored() -> TestResult {
+    use iot_core::model::{Quotas, Tenant, TenantStatus};
+    let p = Platform::new().await?;
+    let mut acme = Tenant {
+        id: "acme".into(),
+        name: "Acme".into(),
+        status: TenantStatus::Active,
+        reason: None,
+        quotas: Quotas {
+            max_messages_per_second: Some(2),
+            ..Quotas::default()
+        },
+        uid_prefix: None,
+        created_at: T0,
+    };
+    p.catalog.put_tenant(&acme, None).await?;
+    let payload = br#"{"temp": 20, "hum": 40, "co2": 500}"#;
+    let send = |id: &str| p.message(id, "things/air-1/up/telemetry", payload);
+    let mut kinds = Vec::new();
+    for id in ["q1", "q2", "q3"] {
+        kinds.push(match p.ingest.ingest(&send(id)).await? {
+            IngestOutcome::Stored { .. } => "stored".to_owned(),
+            IngestOutcome::DeadLettered { key, .. } => {
+                dead_letter(&p, &key).await?["kind"].to_string()
+            }
+        });
+    }
+    assert_eq!(kinds, ["stored", "stored", "\"quota\""]);
+    p.clock.advance(1_000);
+    assert!(matches!(
+        p.ingest.ingest(&send("q4")).await?,
+        IngestOutcome::Stored { .. }
+    ));
+
+    let stored = p.telemetry.points().len();
+    let version = p.catalog.tenant("acme").await?.ok_or("no tenant")?.version;
+    acme.status = TenantStatus::Suspended;
+    acme.reason = Some("invoice unpaid".into());
+    p.catalog.put_tenant(&acme, Some(version)).await?;
+    // Ingest reads the tenant again within its cache time.
+    p.clock.advance(MINUTE);
+    let IngestOutcome::DeadLettered { key, reason } = p.ingest.ingest(&send("s1")).await? else {
+        panic!("a suspended tenant's message was stored");
+    };
+    assert!(reason.contains("invoice unpaid"), "{reason}");
+    assert_eq!(dead_letter(&p, &key).await?["kind"], "tenant_refused");
+    assert_eq!(p.telemetry.points().len(), stored);
     Ok(())
 }

@@ -26,6 +26,7 @@ fn device(uid: &str, code: &str, product: &str) -> Device {
         product_id: product.into(),
         department_id: "d".into(),
         name: String::new(),
+        data_since: 0,
     }
 }
 

@@ -86,6 +86,11 @@ async fn list(
                 .collect(),
         ),
     };
+    // Asked for one device: not the alarms of an earlier device of its uid.
+    let since = match &filter.device_uid {
+        Some(uid) => state.catalog.device(uid).await?.map_or(0, |d| d.data_since),
+        None => 0,
+    };
     let listed = state
         .catalog
         .alarms_page(
@@ -93,7 +98,7 @@ async fn list(
             &filter,
             decode_cursor(params.cursor.as_deref())?,
             limit,
-            |a| visible.as_ref().is_none_or(|v| v.contains(&a.device_uid)),
+            |a| a.raised_at >= since && visible.as_ref().is_none_or(|v| v.contains(&a.device_uid)),
         )
         .await?;
     Ok(store_page(listed))
@@ -106,9 +111,12 @@ async fn record_of(state: &ApiState, caller: &Principal, id: &str) -> ApiResult<
         .alarm(&caller.tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))?;
+    // An alarm raised before the device's data begins is an earlier device's.
     device_of(state, caller, &record.device_uid)
         .await
-        .map_err(|_| ApiError::not_found(format!("alarm {id:?}")))?;
+        .ok()
+        .filter(|device| record.raised_at >= device.data_since)
+        .ok_or_else(|| ApiError::not_found(format!("alarm {id:?}")))?;
     Ok(record)
 }
 

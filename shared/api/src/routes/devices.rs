@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::fleet_limits::{admit_new_device, clamp_window, readable_since};
 use super::products::product_of;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
@@ -122,7 +123,9 @@ async fn list_devices(
     Ok(store_page(listed))
 }
 
-async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
+/// Checks and stores a device: a new one only if its uid is free (`new`), else over the one
+/// stored.
+async fn save(state: &ApiState, device: &Device, new: bool) -> ApiResult<()> {
     check_id("uid", &device.uid)?;
     if device.uid == "import" {
         return Err(ApiError::field(
@@ -147,14 +150,47 @@ async fn save(state: &ApiState, device: &Device) -> ApiResult<()> {
                 format!("product {:?} does not exist", device.product_id),
             )
         })?;
-    state.catalog.put_device(device).await.map_err(|e| match e {
-        StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_) => ApiError::field(
-            StatusCode::CONFLICT,
-            "/identification_code",
-            format!("{:?} is used by another device", device.identification_code),
-        ),
-        e => e.into(),
-    })
+    let written = if new {
+        state.catalog.create_device(device).await
+    } else {
+        state.catalog.put_device(device).await
+    };
+    match written {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_)) => {
+            // A creator that lost the race for the uid learns it as if it had checked first.
+            if new && state.catalog.device(&device.uid).await?.is_some() {
+                Err(uid_taken(device))
+            } else {
+                Err(ApiError::field(
+                    StatusCode::CONFLICT,
+                    "/identification_code",
+                    format!("{:?} is used by another device", device.identification_code),
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A uid in use is told alike whoever has it: a tenant never learns that another holds a uid
+/// (and managed tenants cannot even name one).
+fn uid_taken(device: &Device) -> ApiError {
+    ApiError::field(
+        StatusCode::CONFLICT,
+        "/uid",
+        format!("uid {:?} is not available; choose another", device.uid),
+    )
+}
+
+/// Creates a device after the tenant's namespace and quota checks.
+async fn create_new(state: &ApiState, caller: &Principal, device: &mut Device) -> ApiResult<()> {
+    check_department(caller, device)?;
+    admit_new_device(state, device).await?;
+    if state.catalog.device(&device.uid).await?.is_some() {
+        return Err(uid_taken(device));
+    }
+    save(state, device, true).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -186,15 +222,8 @@ async fn create(
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<CreatedDevice>)> {
     let provision = query?.0.provision.unwrap_or(false);
-    let device: Device = body_as(body?.0, &caller.tenant, None)?;
-    check_department(&caller, &device)?;
-    if state.catalog.device(&device.uid).await?.is_some() {
-        return Err(ApiError::conflict(format!(
-            "device {:?} exists already",
-            device.uid
-        )));
-    }
-    save(&state, &device).await?;
+    let mut device: Device = body_as(body?.0, &caller.tenant, None)?;
+    create_new(&state, &caller, &mut device).await?;
     let credentials = if provision {
         Some(
             state
@@ -269,25 +298,16 @@ async fn import_csv(
                 .map(|f| f.trim_matches('"').to_owned())
                 .unwrap_or_default()
         };
-        let device = Device {
+        let mut device = Device {
             uid: get("uid"),
             identification_code: get("identification_code"),
             tenant_id: caller.tenant.clone(),
             product_id: get("product_id"),
             department_id: get("department_id"),
             name: get("name"),
+            data_since: 0,
         };
-        let outcome = async {
-            check_department(&caller, &device)?;
-            if state.catalog.device(&device.uid).await?.is_some() {
-                return Err(ApiError::conflict(format!(
-                    "device {:?} exists already",
-                    device.uid
-                )));
-            }
-            save(&state, &device).await
-        }
-        .await;
+        let outcome = create_new(&state, &caller, &mut device).await;
         match outcome {
             Ok(()) => created.push(device.uid),
             Err(e) => refused.push(RefusedRow {
@@ -376,10 +396,11 @@ async fn update(
     Path(uid): Path<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Device>> {
-    device_of(&state, &caller, &uid).await?;
-    let device: Device = body_as(body?.0, &caller.tenant, Some(("uid", &uid)))?;
+    let stored = device_of(&state, &caller, &uid).await?;
+    let mut device: Device = body_as(body?.0, &caller.tenant, Some(("uid", &uid)))?;
+    device.data_since = stored.data_since;
     check_department(&caller, &device)?;
-    save(&state, &device).await?;
+    save(&state, &device, false).await?;
     Ok(Json(device))
 }
 
@@ -398,7 +419,10 @@ async fn remove(
         Ok(()) | Err(GatewayError::UnknownDevice(_)) => {}
         Err(e) => return Err(gateway_error(&uid, e)),
     }
-    state.catalog.delete_device(&device).await?;
+    state
+        .catalog
+        .delete_device(&device, state.clock.now_ms())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -663,7 +687,7 @@ async fn range(
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> ApiResult<Json<RangeView>> {
     let params = query?.0;
-    device_of(&state, &caller, &uid).await?;
+    let device = device_of(&state, &caller, &uid).await?;
     let descending = match params.order.as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
@@ -678,16 +702,22 @@ async fn range(
     let mut signals = list(params.signals.as_deref());
     signals.extend(params.signal.clone());
     check_signals(&signals)?;
-    let points = state
-        .telemetry
-        .range(&RangeQuery {
-            device_uid: uid.clone(),
-            signals,
-            window: params.window(state.clock.now_ms())?,
-            limit: Some(params.limit.unwrap_or(1_000).min(MAX_POINTS)),
-            descending,
-        })
-        .await?;
+    let window = params.window(state.clock.now_ms())?;
+    let points = match clamp_window(window, readable_since(&state, &device).await?) {
+        None => Vec::new(),
+        Some(window) => {
+            state
+                .telemetry
+                .range(&RangeQuery {
+                    device_uid: uid.clone(),
+                    signals,
+                    window,
+                    limit: Some(params.limit.unwrap_or(1_000).min(MAX_POINTS)),
+                    descending,
+                })
+                .await?
+        }
+    };
     let points = points
         .into_iter()
         .map(|p| PointView {
@@ -757,7 +787,8 @@ async fn latest(
     query: Result<Query<LatestParams>, QueryRejection>,
 ) -> ApiResult<Json<LatestView>> {
     let params = query?.0;
-    device_of(&state, &caller, &uid).await?;
+    let device = device_of(&state, &caller, &uid).await?;
+    let since = readable_since(&state, &device).await?;
     let points = state
         .telemetry
         .latest(&uid, &{
@@ -768,6 +799,7 @@ async fn latest(
         .await?;
     let signals = points
         .into_iter()
+        .filter(|p| p.time >= since)
         .map(|p| {
             (
                 p.signal,
@@ -796,7 +828,7 @@ async fn aggregate(
     query: Result<Query<RangeParams>, QueryRejection>,
 ) -> ApiResult<Json<AggregateView>> {
     let params = query?.0;
-    device_of(&state, &caller, &uid).await?;
+    let device = device_of(&state, &caller, &uid).await?;
     let Some(signal) = params.signal.clone() else {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -813,15 +845,20 @@ async fn aggregate(
             format!("must be > 0 and give at most {MAX_POINTS} buckets over the window"),
         ));
     }
-    let buckets = state
-        .telemetry
-        .aggregate(&AggregateQuery {
-            device_uid: uid.clone(),
-            signal: signal.clone(),
-            window,
-            bucket_ms,
-        })
-        .await?;
+    let buckets = match clamp_window(window, readable_since(&state, &device).await?) {
+        None => Vec::new(),
+        Some(window) => {
+            state
+                .telemetry
+                .aggregate(&AggregateQuery {
+                    device_uid: uid.clone(),
+                    signal: signal.clone(),
+                    window,
+                    bucket_ms,
+                })
+                .await?
+        }
+    };
     Ok(Json(AggregateView {
         device_uid: uid,
         signal,

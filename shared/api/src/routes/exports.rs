@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::devices::device_of;
+use super::fleet_limits::{clamp_window, readable_since};
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
@@ -179,7 +180,7 @@ async fn export(
     body: Result<Json<ExportBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ExportView>)> {
     let body = body?.0;
-    device_of(&state, &caller, &uid).await?;
+    let device = device_of(&state, &caller, &uid).await?;
     let now = state.clock.now_ms();
     let to = body
         .to
@@ -200,19 +201,25 @@ async fn export(
             "must not be after `to`",
         ));
     }
-    let points = state
-        .telemetry
-        .range(&RangeQuery {
-            device_uid: uid.clone(),
-            signals: body.signals.clone(),
-            window: Window {
-                start: from,
-                end: to,
-            },
-            limit: Some(MAX_EXPORT_POINTS + 1),
-            descending: false,
-        })
-        .await?;
+    let window = Window {
+        start: from,
+        end: to,
+    };
+    let points = match clamp_window(window, readable_since(&state, &device).await?) {
+        None => Vec::new(),
+        Some(window) => {
+            state
+                .telemetry
+                .range(&RangeQuery {
+                    device_uid: uid.clone(),
+                    signals: body.signals.clone(),
+                    window,
+                    limit: Some(MAX_EXPORT_POINTS + 1),
+                    descending: false,
+                })
+                .await?
+        }
+    };
     if points.len() > MAX_EXPORT_POINTS {
         return Err(ApiError::unprocessable(format!(
             "more than {MAX_EXPORT_POINTS} points; narrow the window (e.g. {} hours) or the signals",

@@ -2,10 +2,12 @@ mod alarms;
 mod departments;
 mod devices;
 mod exports;
+mod fleet_limits;
 mod notify;
 mod products;
 mod session;
 mod stats;
+mod tenants;
 mod users;
 
 use axum::http::header;
@@ -33,6 +35,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(alarms::routes())
         .merge(stats::routes())
         .merge(notify::routes())
+        .merge(tenants::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::require_auth,

@@ -13,6 +13,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::devices::device_of;
+use super::fleet_limits::readable_since;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
@@ -235,7 +236,8 @@ async fn results(
     let params = query?.0;
     let tenant = caller.tenant.clone();
     job_of(&state, &tenant, &id).await?;
-    device_of(&state, &caller, &params.device).await?;
+    let device = device_of(&state, &caller, &params.device).await?;
+    let since = readable_since(&state, &device).await?;
     let to = match &params.to {
         Some(t) => parse_time("to", t)?,
         None => state.clock.now_ms(),
@@ -254,7 +256,8 @@ async fn results(
             (from, to),
             decode_cursor(paging.cursor.as_deref())?,
             page_limit(paging.limit)?,
-            |r| r.tenant_id == tenant,
+            // Not the results of an earlier device of the uid, nor beyond retention.
+            |r| r.tenant_id == tenant && r.window.start >= since,
         )
         .await?;
     Ok(store_page(listed))

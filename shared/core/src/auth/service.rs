@@ -1,6 +1,6 @@
 //! Login, refresh, logout and the check of every request's token.
 
-use futures_util::future::try_join5;
+use futures_util::future::{try_join, try_join5};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use thiserror::Error;
@@ -66,6 +66,8 @@ pub enum AuthError {
     SsoNotConfigured,
     #[error("no user {0:?} in this tenant; ask an administrator to create one")]
     SsoUnknownUser(String),
+    #[error(transparent)]
+    Tenant(#[from] crate::model::TenantRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
@@ -615,6 +617,7 @@ impl AuthService {
         client: Option<&str>,
         amr: &[&str],
     ) -> Result<Tokens, AuthError> {
+        self.check_tenant(&user.tenant_id).await?;
         let now = self.clock.now_ms();
         let secret = random_token(32);
         let session = Session {
@@ -662,6 +665,7 @@ impl AuthService {
             return Err(AuthError::InvalidRefresh);
         };
         let mut session = stored.value;
+        self.check_tenant(&session.tenant_id).await?;
         let presented = digest(secret);
         if session.expires_at <= self.clock.now_ms() {
             return Err(AuthError::SessionEnded);
@@ -705,6 +709,14 @@ impl AuthService {
         }
     }
 
+    /// Refuses the users of a suspended or deleted tenant, saying why.
+    async fn check_tenant(&self, tenant: &str) -> Result<(), AuthError> {
+        match self.catalog.tenant(tenant).await? {
+            Some(record) => Ok(record.value.check_active()?),
+            None => Ok(()),
+        }
+    }
+
     /// Ends a session: its refresh token and every access token issued for it stop working.
     pub async fn logout(&self, session_id: &str) -> Result<(), AuthError> {
         Ok(self.catalog.delete_session(session_id).await?)
@@ -738,14 +750,17 @@ impl AuthService {
         };
         // Every request comes this way, and the reads do not depend on each other: asked at
         // once, a request waits for one round trip to the store instead of five.
-        let (session, user, policy, departments, require_mfa) = try_join5(
+        let (session, user, policy, departments, (require_mfa, tenant)) = try_join5(
             self.catalog.session(&claims.sid),
             self.catalog.user(&claims.tid, &claims.sub),
             self.catalog.policy(&claims.tid),
             self.catalog.departments(&claims.tid),
-            require_mfa,
+            try_join(require_mfa, self.catalog.tenant(&claims.tid)),
         )
         .await?;
+        if let Some(tenant) = tenant {
+            tenant.value.check_active()?;
+        }
         let session = session
             .filter(|s| s.value.tenant_id == claims.tid && s.value.user_id == claims.sub)
             .ok_or(AuthError::SessionEnded)?;
@@ -955,8 +970,9 @@ mod tests {
         store.most_at_once.store(0, SeqCst);
         let me = auth.authenticate(&tokens.access_token).await?;
         assert_eq!(me.user, "admin");
-        // Session, user, policy, departments and the tenant's settings, in one round trip.
-        assert_eq!(store.most_at_once.load(SeqCst), 5);
+        // Session, user, policy, departments, the tenant's settings and its record, in one
+        // round trip.
+        assert_eq!(store.most_at_once.load(SeqCst), 6);
         Ok(())
     }
 

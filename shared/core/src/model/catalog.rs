@@ -1,14 +1,9 @@
-//! Tenants, departments, products and devices: the metadata the engines need.
+//! Departments, products and devices: the metadata the engines need.
 
 use serde::{Deserialize, Serialize};
 
 use super::Value;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Tenant {
-    pub id: String,
-    pub name: String,
-}
+use crate::time::Millis;
 
 /// A node of a tenant's department tree; data permissions follow the subtree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -171,6 +166,12 @@ pub struct Device {
     pub department_id: String,
     #[serde(default)]
     pub name: String,
+    /// Data of this uid timed before this (telemetry, alarms, results) belongs to an earlier
+    /// device of the uid and is never shown as this one's: 0 for a uid never used before, else
+    /// when the earlier device was deleted.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
+    pub data_since: Millis,
 }
 
 #[cfg(test)]

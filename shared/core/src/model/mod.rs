@@ -4,10 +4,10 @@ mod catalog;
 mod presence;
 mod record;
 mod shadow;
+mod tenant;
 
-pub use catalog::{
-    Department, Device, ParserScript, Product, SignalDef, SignalKind, Tenant, ValidRange,
-};
+pub use catalog::{Department, Device, ParserScript, Product, SignalDef, SignalKind, ValidRange};
 pub use presence::Presence;
 pub use record::{Datum, Record, Value, raw_payload_text};
 pub use shadow::{ShadowSection, merge_shadow, shadow_delta};
+pub use tenant::{Quotas, Tenant, TenantRefused, TenantStatus, check_tenant_id, uid_prefix};

@@ -424,6 +424,7 @@ mod tests {
             product_id: "p1".into(),
             department_id: "d1".into(),
             name: "Boiler".into(),
+            data_since: 0,
         };
         let sms = channel(ChannelKind::Sms {
             phone_numbers: vec!["+15550100".into()],

@@ -112,6 +112,7 @@ mod tests {
             product_id: "p1".into(),
             department_id: "d1".into(),
             name: String::new(),
+            data_since: 0,
         }
     }
 

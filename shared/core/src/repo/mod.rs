@@ -8,6 +8,7 @@
 //! | device alarm state | `DEVICE#{uid}` | `ALARMSTATE` | |
 //! | device presence | `DEVICE#{uid}` | `PRESENCE` | |
 //! | device token (HTTP ingest; SHA-256 only) | `DEVICE#{uid}` | `TOKEN` | |
+//! | when the uid's last device was deleted | `DEVICE#{uid}` | `RETIRED` | |
 //! | product | `TENANT#{t}` | `PRODUCT#{id}` | |
 //! | alarm rule | `TENANT#{t}` | `RULE#{product}#{id}` | |
 //! | statistics job | `TENANT#{t}` | `STATJOB#{id}` | |
@@ -18,6 +19,7 @@
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
 
 mod access;
+mod tenants;
 
 pub use access::{AuditFilter, Versioned};
 
@@ -69,6 +71,10 @@ fn presence_key(uid: &str) -> Key {
 
 fn token_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "TOKEN")
+}
+
+fn retired_key(uid: &str) -> Key {
+    Key::new(format!("DEVICE#{uid}"), "RETIRED")
 }
 
 fn certificate_key(uid: &str) -> Key {
@@ -157,6 +163,21 @@ impl Catalog {
     /// already used by another device of the tenant is refused.
     pub async fn put_device(&self, device: &Device) -> Result<(), StoreError> {
         let previous = self.device(&device.uid).await?;
+        self.write_device(device, previous, Condition::Always).await
+    }
+
+    /// Creates a device; refused (`TransactionCancelled`) if its uid or code is taken, even by
+    /// a concurrent creator.
+    pub async fn create_device(&self, device: &Device) -> Result<(), StoreError> {
+        self.write_device(device, None, Condition::NotExists).await
+    }
+
+    async fn write_device(
+        &self,
+        device: &Device,
+        previous: Option<Device>,
+        condition: Condition,
+    ) -> Result<(), StoreError> {
         let mut item = Item::new(device_key(&device.uid), to_json(device)?);
         item.index = Some(Key::new(
             format!("{}#DEVICES", tenant_pk(&device.tenant_id)),
@@ -166,10 +187,7 @@ impl Catalog {
             code_key(&device.tenant_id, &device.identification_code),
             serde_json::json!({ "uid": device.uid }),
         );
-        let mut writes = vec![Write::Put {
-            item,
-            condition: Condition::Always,
-        }];
+        let mut writes = vec![Write::Put { item, condition }];
         match &previous {
             Some(p)
                 if p.identification_code == device.identification_code
@@ -188,6 +206,15 @@ impl Catalog {
             }
         }
         self.store.transact(writes).await
+    }
+
+    /// When the last device of `uid` was deleted, if one was.
+    pub async fn uid_retired_at(&self, uid: &str) -> Result<Option<Millis>, StoreError> {
+        Ok(self
+            .store
+            .get(&retired_key(uid))
+            .await?
+            .and_then(|item| item.data.get("deleted_at")?.as_i64()))
     }
 
     /// The SHA-256 of the device's HTTP ingest token, if it has one.
@@ -725,12 +752,20 @@ impl Catalog {
     }
 
     /// Deletes a device, its identification-code pointer, its alarm state and its presence.
-    pub async fn delete_device(&self, device: &Device) -> Result<(), StoreError> {
+    /// Deletes a device and everything kept under its uid but its data, and leaves a mark of
+    /// when, so a device created later under the uid starts with none of it.
+    pub async fn delete_device(&self, device: &Device, at: Millis) -> Result<(), StoreError> {
         let uid = &device.uid;
-        let mut writes = vec![Write::Delete {
-            key: device_key(uid),
-            condition: Condition::Exists,
-        }];
+        let mut writes = vec![
+            Write::Delete {
+                key: device_key(uid),
+                condition: Condition::Exists,
+            },
+            Write::Put {
+                item: Item::new(retired_key(uid), serde_json::json!({ "deleted_at": at })),
+                condition: Condition::Always,
+            },
+        ];
         writes.extend(
             [
                 code_key(&device.tenant_id, &device.identification_code),

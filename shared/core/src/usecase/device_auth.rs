@@ -4,6 +4,7 @@
 use thiserror::Error;
 
 use crate::auth::secret::{constant_time_eq, digest};
+use crate::model::TenantRefused;
 use crate::ports::StoreError;
 use crate::repo::Catalog;
 
@@ -12,21 +13,28 @@ pub enum DeviceAuthError {
     /// Unknown device, no token, or a wrong one: told alike.
     #[error("unknown device or wrong device token")]
     Refused,
+    /// The device's tenant is suspended or deleted.
+    #[error(transparent)]
+    Tenant(#[from] TenantRefused),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Checks that `secret` is the device token of `uid`. The token alone tells: deleting a
-/// device deletes its token in the same transaction, so no device read is needed.
+/// Checks that `secret` is the device token of `uid`, and that the device's tenant is active.
+/// The token tells the device exists: deleting a device deletes its token in the same
+/// transaction.
 pub async fn verify_device(
     catalog: &Catalog,
     uid: &str,
     secret: &str,
 ) -> Result<(), DeviceAuthError> {
     let stored = catalog.device_token(uid).await?;
-    if stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
-        Ok(())
-    } else {
-        Err(DeviceAuthError::Refused)
+    if !stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
+        return Err(DeviceAuthError::Refused);
     }
+    let device = catalog.device(uid).await?.ok_or(DeviceAuthError::Refused)?;
+    if let Some(tenant) = catalog.tenant(&device.tenant_id).await? {
+        tenant.value.check_active()?;
+    }
+    Ok(())
 }

@@ -30,6 +30,7 @@ pub fn dry_run<E: ScriptExecutor>(
         product_id: product.id.clone(),
         department_id: String::new(),
         name: "dry run".into(),
+        data_since: 0,
     };
     let device = device.unwrap_or(&stand_in);
     let prepared = parser.prepare(product)?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use thiserror::Error;
 
-use super::{AlarmRequest, TtlCache};
+use super::{AlarmRequest, TenantGate, TtlCache};
 use crate::model::{Device, Record};
 use crate::parse::{ParseWarning, Parser, PreparedProduct, RhaiExecutor, RhaiScript};
 use crate::ports::{
@@ -80,6 +80,7 @@ pub struct Ingest {
     clock: Arc<dyn Clock>,
     parser: Parser<RhaiExecutor>,
     products: TtlCache<Result<Arc<PreparedProduct<RhaiScript>>, String>>,
+    tenants: TenantGate,
 }
 
 #[derive(Serialize)]
@@ -104,6 +105,7 @@ impl Ingest {
         parser: Parser<RhaiExecutor>,
     ) -> Self {
         Self {
+            tenants: TenantGate::new(catalog.clone(), clock.clone(), MINUTE),
             catalog,
             telemetry,
             alarm_queue,
@@ -118,6 +120,7 @@ impl Ingest {
     /// minute by default; shorter where an edit should show at once (one machine).
     pub fn with_cache_ttl(mut self, ttl: crate::time::Millis) -> Self {
         self.products = TtlCache::new(ttl);
+        self.tenants = TenantGate::new(self.catalog.clone(), self.clock.clone(), ttl);
         self
     }
 
@@ -135,6 +138,12 @@ impl Ingest {
                 )
                 .await;
         };
+        // A suspended tenant's or an over-rate message is kept, to replay once allowed.
+        if let Err(refused) = self.tenants.admit(&device.tenant_id).await? {
+            return self
+                .dead_letter(message, refused.kind(), &refused.to_string())
+                .await;
+        }
         let product = match self.product(&device).await? {
             Ok(product) => product,
             Err(reason) => return self.dead_letter(message, "product", &reason).await,

@@ -8,6 +8,8 @@ mod inbox;
 mod ingest;
 mod notify;
 mod stats;
+mod tenant_gate;
+mod tenants;
 
 pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
 pub use cache::TtlCache;
@@ -17,3 +19,5 @@ pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
 pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
 pub use stats::{StatsRun, StatsService, StatsServiceError};
+pub use tenant_gate::{GateRefused, TenantGate};
+pub use tenants::{NewTenant, TenantError, TenantService};
