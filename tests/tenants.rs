@@ -181,6 +181,29 @@ async fn a_tenant_has_its_own_uid_namespace_and_device_quota() -> TestResult {
         "{changed}"
     );
     gina.create("/v1/devices", &device("globex_pump-4")).await?;
+
+    // Stored days: what is older than the tenant's retention is not read back.
+    let token = device_token(&gina, "globex_pump-4").await?;
+    assert_eq!(ingest(&running, &token, 33.5).await?.0, 200);
+    let window = "from=2026-11-20T00:00:00Z&to=2026-11-30T00:00:00Z";
+    let path = format!("/v1/devices/globex_pump-4/telemetry?{window}");
+    eventually("the reading", WAIT, || async {
+        let (_, points) = gina.get(&path).await?;
+        Ok(points.to_string().contains("33.5").then_some(()))
+    })
+    .await?;
+    let (status, changed) = operator
+        .put(
+            "/v1/platform/tenants/globex",
+            &json!({ "quotas": { "max_devices": 3, "retention_days": 1 } }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{changed}");
+    for path in [path, "/v1/devices/globex_pump-4/latest".to_owned()] {
+        let (status, answer) = gina.get(&path).await?;
+        assert_eq!(status, 200, "{answer}");
+        assert!(!answer.to_string().contains("33.5"), "{path}: {answer}");
+    }
     running.shutdown().await;
     Ok(())
 }
