@@ -480,3 +480,146 @@ async fn telemetry_queries_name_a_bounded_number_of_signals() -> TestResult {
     running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_grants_or_acts_on_rights_beyond_their_own() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    for id in ["north", "south"] {
+        admin
+            .create("/v1/departments", &json!({ "id": id, "name": id }))
+            .await?;
+    }
+    let role = |grants: &[(&str, &str)]| json!({ "permissions": grants.iter().map(|(o, a)| json!({ "object": o, "action": a })).collect::<Vec<_>>() });
+    for (name, grants) in [
+        (
+            "helpdesk",
+            role(&[
+                ("/v1/users*", "*"),
+                ("/v1/roles*", "*"),
+                ("/v1/devices*", "GET"),
+            ]),
+        ),
+        ("device-reader", role(&[("/v1/devices*", "GET")])),
+    ] {
+        let (status, answer) = admin.put(&format!("/v1/roles/{name}"), &grants).await?;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let hal = tenant_user(
+        &running,
+        &admin,
+        "acme",
+        "hal",
+        &["helpdesk"],
+        Some("north"),
+    )
+    .await?;
+    tenant_user(&running, &admin, "acme", "ada", &["admin"], None).await?;
+    let new_user = |id: &str, roles: &[&str], department: &str| json!({ "id": id, "password": "a new user password", "roles": roles, "department_id": department });
+
+    // Giving roles: only those whose every right hal holds, in departments hal manages.
+    for (body, pointer) in [
+        (new_user("u1", &["admin"], "north"), "/roles/0"),
+        (new_user("u2", &["viewer"], "north"), "/roles/0"),
+        (
+            new_user("u3", &["device-reader"], "south"),
+            "/department_id",
+        ),
+    ] {
+        let (status, problem) = hal.post("/v1/users", &body).await?;
+        assert_eq!(status, 403, "{problem}");
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{problem}");
+        let id = body["id"].as_str().unwrap_or_default();
+        assert_eq!(
+            admin.get(&format!("/v1/users/{id}")).await?.0,
+            404,
+            "{id} was not made"
+        );
+    }
+    hal.create("/v1/users", &new_user("u4", &["device-reader"], "north"))
+        .await?;
+    // Nor to himself.
+    let (status, problem) = hal
+        .put(
+            "/v1/users/hal",
+            &json!({ "roles": ["admin"], "department_id": "north" }),
+        )
+        .await?;
+    assert_eq!(status, 403, "{problem}");
+    let (_, me) = admin.get("/v1/users/hal").await?;
+    assert_eq!(me["roles"], json!(["helpdesk"]));
+
+    // Acting on a user who holds more: roles, password, second factor, deletion.
+    for (status, problem) in [
+        hal.put("/v1/users/ada", &json!({ "roles": [] })).await?,
+        hal.put(
+            "/v1/users/ada/password",
+            &json!({ "password": "taken over password" }),
+        )
+        .await?,
+        hal.delete("/v1/users/ada/mfa").await?,
+        hal.delete("/v1/users/ada").await?,
+    ] {
+        assert_eq!(status, 403, "{problem}");
+    }
+    Api::login(running.http_addr, "acme", "ada", iot_e2e::USER_PASSWORD).await?;
+    let (_, ada) = admin.get("/v1/users/ada").await?;
+    assert_eq!(ada["roles"], json!(["admin"]));
+
+    // A role's rights change its members: only one who holds them all may change it, and
+    // only to rights they hold.
+    for (name, grants) in [
+        (
+            "device-reader",
+            role(&[("/v1/devices*", "GET"), ("/v1/alarms*", "GET")]),
+        ),
+        ("helpdesk", role(&[("/v1/*", "*")])),
+        ("admin", role(&[("/v1/users*", "*")])),
+    ] {
+        let (status, problem) = hal.put(&format!("/v1/roles/{name}"), &grants).await?;
+        assert_eq!(status, 403, "{name}: {problem}");
+    }
+    assert_eq!(hal.delete("/v1/roles/admin").await?.0, 403);
+    let (status, answer) = hal
+        .put(
+            "/v1/roles/device-reader",
+            &role(&[("/v1/devices/*/latest", "GET")]),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    let (_, admin_role) = admin.get("/v1/roles/admin").await?;
+    assert_eq!(admin_role["permissions"].as_array().map(Vec::len), Some(2));
+    running.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_and_their_roles_are_saved_together_or_not_at_all() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    // A login named like a role would pass its roles to the role's members.
+    let (status, problem) = admin
+        .post(
+            "/v1/users",
+            &json!({ "id": "operator", "password": "a new user password", "roles": ["admin"] }),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    // Taking away one's own admin role fails the policy check: the name stays as it was.
+    let (status, problem) = admin
+        .put(
+            "/v1/users/admin",
+            &json!({ "name": "Renamed", "roles": [] }),
+        )
+        .await?;
+    assert_eq!(status, 422, "{problem}");
+    let (_, me) = admin.get("/v1/users/admin").await?;
+    assert_eq!(
+        (&me["name"], &me["roles"]),
+        (&json!("Administrator"), &json!(["admin"]))
+    );
+    running.shutdown().await;
+    Ok(())
+}

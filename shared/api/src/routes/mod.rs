@@ -8,6 +8,7 @@ mod products;
 mod session;
 mod stats;
 mod tenants;
+mod user_rights;
 mod users;
 
 use axum::http::header;

@@ -1,11 +1,16 @@
 //! Users, roles and the tenant's policy (Casbin policy CSV in and out).
 
+use super::user_rights::{
+    check_department_in_scope, check_grants, check_holds_role, check_may_act_on,
+    check_policy_change, keeps_policy_right,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use iot_core::auth::delegation::holds;
 use iot_core::auth::{
     AuthError, Credential, Grouping, Permission, Policy, Principal, TenantSettings, User, password,
 };
@@ -36,7 +41,7 @@ pub fn routes() -> ApiRouter<Arc<ApiState>> {
 
 // ---- the policy, read and changed as one versioned item
 
-async fn policy_of(state: &ApiState, tenant: &str) -> ApiResult<(Policy, Option<u64>)> {
+pub(super) async fn policy_of(state: &ApiState, tenant: &str) -> ApiResult<(Policy, Option<u64>)> {
     Ok(match state.catalog.policy(tenant).await? {
         Some(v) => (v.value, Some(v.version)),
         None => (Policy::default(), None),
@@ -53,17 +58,57 @@ where
         .catalog
         .update_policy(&caller.tenant, |policy| {
             change(policy)?;
-            if policy.enforce(&caller.user, &caller.tenant, "/v1/policy", "PUT") {
-                Ok(())
-            } else {
-                Err(ApiError::unprocessable(
-                    "this change would take away your own right to change the policy; \
-                     keep a role that allows PUT /v1/policy",
-                ))
-            }
+            keeps_policy_right(policy, caller)
         })
         .await?
         .ok_or_else(|| ApiError::conflict("the policy kept changing; retry"))
+}
+
+/// Saves a user and their roles in one transaction, so both or neither are changed: a new user
+/// with `credential`, else an update. Retries if the policy changed meanwhile.
+async fn save_user_and_roles(
+    state: &ApiState,
+    caller: &Principal,
+    user: &User,
+    credential: Option<&Credential>,
+    roles: &[String],
+) -> ApiResult<Policy> {
+    for _ in 0..3 {
+        let (mut policy, version) = policy_of(state, &caller.tenant).await?;
+        set_roles(&mut policy, &caller.tenant, &user.id, roles);
+        policy.normalize();
+        keeps_policy_right(&policy, caller)?;
+        match state
+            .catalog
+            .save_user_with_policy(user, credential, &policy, version)
+            .await
+        {
+            Ok(()) => return Ok(policy),
+            Err(StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_)) => {
+                let exists = state
+                    .catalog
+                    .user(&caller.tenant, &user.id)
+                    .await?
+                    .is_some();
+                match (credential.is_some(), exists) {
+                    (true, true) => {
+                        return Err(ApiError::field(
+                            StatusCode::CONFLICT,
+                            "/id",
+                            format!("user {:?} exists already", user.id),
+                        ));
+                    }
+                    (false, false) => {
+                        return Err(ApiError::not_found(format!("user {:?}", user.id)));
+                    }
+                    // The policy changed meanwhile: read it again.
+                    _ => continue,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("the policy kept changing; retry"))
 }
 
 fn roles_in(policy: &Policy) -> BTreeSet<String> {
@@ -220,6 +265,18 @@ async fn create_user(
     };
     check_id("id", &id)?;
     check_user_body(&state, &caller.tenant, &body).await?;
+    let (policy, _) = policy_of(&state, &caller.tenant).await?;
+    // Roles may have roles by the same `g` lines as users: a login named like a role would
+    // hand its roles to every member of that role.
+    if roles_in(&policy).contains(&id) {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/id",
+            format!("{id:?} names a role; choose another login"),
+        ));
+    }
+    check_grants(&caller, &policy, &body.roles)?;
+    check_department_in_scope(&caller, body.department_id.as_deref())?;
     let Some(new_password) = &body.password else {
         return Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -242,25 +299,8 @@ async fn create_user(
         password_hash: Some(password::hash_password(new_password).map_err(ApiError::internal)?),
         ..Credential::default()
     };
-    state
-        .catalog
-        .create_user(&user, &credential)
-        .await
-        .map_err(|e| match e {
-            StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_) => {
-                ApiError::field(
-                    StatusCode::CONFLICT,
-                    "/id",
-                    format!("user {id:?} exists already"),
-                )
-            }
-            e => e.into(),
-        })?;
-    let policy = change_policy(&state, &caller, |p| {
-        set_roles(p, &caller.tenant, &id, &body.roles);
-        Ok(())
-    })
-    .await?;
+    let policy =
+        save_user_and_roles(&state, &caller, &user, Some(&credential), &body.roles).await?;
     Ok((StatusCode::CREATED, Json(view(&user, &policy))))
 }
 
@@ -299,6 +339,10 @@ async fn update_user(
         ));
     }
     check_user_body(&state, &caller.tenant, &body).await?;
+    let (policy, _) = policy_of(&state, &caller.tenant).await?;
+    check_may_act_on(&caller, &policy, &current)?;
+    check_grants(&caller, &policy, &body.roles)?;
+    check_department_in_scope(&caller, body.department_id.as_deref())?;
     let user = User {
         name: body.name.clone(),
         email: body.email.clone(),
@@ -306,12 +350,7 @@ async fn update_user(
         disabled: body.disabled,
         ..current
     };
-    state.catalog.update_user(&user).await?;
-    let policy = change_policy(&state, &caller, |p| {
-        set_roles(p, &caller.tenant, &id, &body.roles);
-        Ok(())
-    })
-    .await?;
+    let policy = save_user_and_roles(&state, &caller, &user, None, &body.roles).await?;
     if user.disabled {
         state
             .auth
@@ -331,10 +370,12 @@ async fn delete_user(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user_of(&state, &caller.tenant, &id).await?;
+    let user = user_of(&state, &caller.tenant, &id).await?;
     if id == caller.user {
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
+    let (policy, _) = policy_of(&state, &caller.tenant).await?;
+    check_may_act_on(&caller, &policy, &user)?;
     change_policy(&state, &caller, |p| {
         set_roles(p, &caller.tenant, &id, &[]);
         Ok(())
@@ -368,7 +409,9 @@ async fn reset_password(
     body: Result<Json<PasswordReset>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let body = body?.0;
-    user_of(&state, &caller.tenant, &id).await?;
+    let user = user_of(&state, &caller.tenant, &id).await?;
+    let (policy, _) = policy_of(&state, &caller.tenant).await?;
+    check_may_act_on(&caller, &policy, &user)?;
     let keep = (id == caller.user).then_some(caller.session.as_str());
     match state
         .auth
@@ -395,12 +438,14 @@ async fn reset_mfa(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    user_of(&state, &caller.tenant, &id).await?;
+    let user = user_of(&state, &caller.tenant, &id).await?;
     if id == caller.user {
         return Err(ApiError::conflict(
             "this resets another user's TOTP; turn your own off with POST /v1/auth/mfa/disable",
         ));
     }
+    let (policy, _) = policy_of(&state, &caller.tenant).await?;
+    check_may_act_on(&caller, &policy, &user)?;
     state
         .auth
         .disable_mfa(&caller.tenant, &id)
@@ -591,18 +636,39 @@ async fn put_role(
             ));
         }
     }
+    let wanted: Vec<Permission> = body
+        .permissions
+        .iter()
+        .map(|p| Permission {
+            sub: name.clone(),
+            dom: caller.tenant.clone(),
+            obj: p.object.clone(),
+            act: p.action.clone(),
+        })
+        .collect();
+    if let Some(i) = wanted.iter().position(|p| !holds(&caller, p)) {
+        return Err(ApiError::field(
+            StatusCode::FORBIDDEN,
+            &format!("/permissions/{i}"),
+            "you do not hold this right yourself, so you cannot grant it",
+        ));
+    }
+    check_holds_role(&state, &caller, &name).await?;
+    let (current, _) = policy_of(&state, &caller.tenant).await?;
+    if !roles_in(&current).contains(&name)
+        && state.catalog.user(&caller.tenant, &name).await?.is_some()
+    {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/name",
+            format!("{name:?} is a user's login; name the role otherwise"),
+        ));
+    }
     let policy = change_policy(&state, &caller, |policy| {
         policy
             .permissions
             .retain(|p| !(p.sub == name && p.dom == caller.tenant));
-        policy
-            .permissions
-            .extend(body.permissions.iter().map(|p| Permission {
-                sub: name.clone(),
-                dom: caller.tenant.clone(),
-                obj: p.object.clone(),
-                act: p.action.clone(),
-            }));
+        policy.permissions.extend(wanted.iter().cloned());
         Ok(())
     })
     .await?;
@@ -622,6 +688,7 @@ async fn delete_role(
     if !roles_in(&policy).contains(&name) {
         return Err(ApiError::not_found(format!("role {name:?}")));
     }
+    check_holds_role(&state, &caller, &name).await?;
     change_policy(&state, &caller, |policy| {
         policy.permissions.retain(|p| p.sub != name);
         policy.groupings.retain(|g| g.role != name);
@@ -684,6 +751,8 @@ async fn import_policy(
             g.user
         )));
     }
+    let (current, _) = policy_of(&state, &caller.tenant).await?;
+    check_policy_change(&caller, &current, &imported)?;
     let policy = change_policy(&state, &caller, |p| {
         *p = imported.clone();
         Ok(())

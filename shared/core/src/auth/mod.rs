@@ -1,6 +1,7 @@
 //! Who a caller is and what they may do: passwords, tokens and sessions, the Casbin-style
 //! policy, departments and data scopes, and the audit entry type.
 
+pub mod delegation;
 mod department;
 pub mod mfa;
 pub mod oidc;

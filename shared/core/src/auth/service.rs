@@ -163,7 +163,7 @@ impl Principal {
     /// (a request path).
     pub fn can(&self, object: &str, action: &str) -> bool {
         self.policy
-            .enforce(&self.user, &self.tenant, object, action)
+            .user_may(&self.user, &self.tenant, object, action)
     }
 
     pub fn roles(&self) -> BTreeSet<String> {
@@ -200,7 +200,7 @@ pub fn data_scope(
 ) -> DataScope {
     let mut set = department.map(|d| tree.subtree(d)).unwrap_or_default();
     for p in policy
-        .permissions_of(user, tenant)
+        .user_permissions(user, tenant)
         .filter(|p| action_match(action, &p.act))
     {
         match p.obj.strip_prefix("department:") {

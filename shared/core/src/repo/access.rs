@@ -133,6 +133,43 @@ impl Catalog {
             .await
     }
 
+    /// Saves a user and the tenant's policy in one transaction, both or neither: a new user
+    /// (with `credential`, refused if the id exists) or an update of an existing one, and the
+    /// policy over `policy_version` (`None`: the tenant has none yet).
+    pub async fn save_user_with_policy(
+        &self,
+        user: &User,
+        credential: Option<&Credential>,
+        policy: &Policy,
+        policy_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let user_key = user_key(&user.tenant_id, &user.id);
+        let mut writes = vec![crate::ports::Write::Put {
+            item: Item::new(user_key, to_json(user)?),
+            condition: if credential.is_some() {
+                Condition::NotExists
+            } else {
+                Condition::Exists
+            },
+        }];
+        if let Some(credential) = credential {
+            writes.push(crate::ports::Write::Put {
+                item: Item::new(
+                    credential_key(&user.tenant_id, &user.id),
+                    to_json(credential)?,
+                ),
+                condition: Condition::Always,
+            });
+        }
+        let mut item = Item::new(policy_key(&user.tenant_id), to_json(policy)?);
+        item.version = policy_version.map_or(1, |v| v + 1);
+        writes.push(crate::ports::Write::Put {
+            item,
+            condition: policy_version.map_or(Condition::NotExists, Condition::Version),
+        });
+        self.store.transact(writes).await
+    }
+
     pub async fn update_user(&self, user: &User) -> Result<(), StoreError> {
         self.store
             .put(
