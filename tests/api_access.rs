@@ -1129,7 +1129,7 @@ async fn single_sign_on_accepts_the_providers_id_tokens_only() -> TestResult {
     );
     let (status, answer) = admin.put("/v1/settings", &idp.settings(false)).await?;
     assert_eq!(status, 200, "{answer}");
-    // A user the administrator has not created is not let in.
+    // A user the administrator has not linked is not let in, even with a matching name.
     let (status, problem) = nobody.post("/v1/auth/oidc", &sso(token.clone())).await?;
     assert_eq!(status, 403, "{problem}");
     admin
@@ -1138,8 +1138,22 @@ async fn single_sign_on_accepts_the_providers_id_tokens_only() -> TestResult {
             &json!({ "id": "carol", "password": PASSWORD, "roles": ["operator"] }),
         )
         .await?;
-    let (status, tokens) = nobody.post("/v1/auth/oidc", &sso(token)).await?;
+    let token = idp.id_token(json!({ "email": "carol" }))?;
+    let (status, problem) = nobody.post("/v1/auth/oidc", &sso(token)).await?;
+    assert_eq!(status, 403, "a matching name is no link: {problem}");
+    let (status, linked) = admin
+        .put(
+            "/v1/users/carol",
+            &json!({ "roles": ["operator"], "sso_subject": "idp-123" }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{linked}");
+    let token = idp.id_token(json!({ "email": "someone-else" }))?;
+    let (status, tokens) = nobody.post("/v1/auth/oidc", &sso(token.clone())).await?;
     assert_eq!(status, 200, "{tokens}");
+    // An ID token works once.
+    let (status, problem) = nobody.post("/v1/auth/oidc", &sso(token)).await?;
+    assert_eq!(status, 401, "a replayed ID token: {problem}");
     let carol = nobody.with_token(tokens["access_token"].as_str().unwrap_or_default());
     let (_, me) = carol.get("/v1/auth/me").await?;
     assert_eq!(
@@ -1201,12 +1215,32 @@ async fn single_sign_on_accepts_the_providers_id_tokens_only() -> TestResult {
         .await?;
     assert_eq!(status, 200, "{answer}");
 
-    // With auto_create, a first sign-in creates the user with the default roles.
+    // With auto_create, a first sign-in creates the user with the default roles, named by a
+    // verified e-mail address only, and never takes over a local user of that name.
     admin.put("/v1/settings", &idp.settings(true)).await?;
+    for (why, claims, expected) in [
+        (
+            "an unverified address",
+            json!({ "sub": "idp-456", "email": "Dave@Example.com", "email_verified": false }),
+            401,
+        ),
+        (
+            "a local user's name",
+            json!({ "sub": "idp-789", "email": "admin", "email_verified": true }),
+            403,
+        ),
+    ] {
+        let (status, problem) = nobody
+            .post("/v1/auth/oidc", &sso(idp.id_token(claims)?))
+            .await?;
+        assert_eq!(status, expected, "{why}: {problem}");
+    }
     let (status, tokens) = nobody
         .post(
             "/v1/auth/oidc",
-            &sso(idp.id_token(json!({ "email": "Dave@Example.com", "name": "Dave" }))?),
+            &sso(idp.id_token(
+                json!({ "sub": "idp-456", "email": "Dave@Example.com", "email_verified": true, "name": "Dave" }),
+            )?),
         )
         .await?;
     assert_eq!(status, 200, "{tokens}");
@@ -1219,6 +1253,50 @@ async fn single_sign_on_accepts_the_providers_id_tokens_only() -> TestResult {
         (Some("Dave"), json!(["viewer"])),
         "{user}"
     );
+    // The tenant's TOTP applies to single sign-on unless it trusts the provider's `amr`.
+    let (_, enrollment) = dave.post("/v1/auth/mfa/enroll", &json!({})).await?;
+    let secret = enrollment["secret"].as_str().ok_or("no secret")?;
+    let (status, confirmed) = dave
+        .post("/v1/auth/mfa/confirm", &json!({ "code": app_code(secret) }))
+        .await?;
+    assert_eq!(status, 200, "{confirmed}");
+    let token = |amr: Value| {
+        idp.id_token(json!({ "sub": "idp-456", "email": "Dave@Example.com", "email_verified": true, "amr": amr }))
+    };
+    let (status, step) = nobody
+        .post("/v1/auth/oidc", &sso(token(json!(["pwd", "mfa"]))?))
+        .await?;
+    assert_eq!(
+        (status, &step["mfa_required"]),
+        (200, &json!(true)),
+        "{step}"
+    );
+    let (status, tokens) = nobody
+        .post(
+            "/v1/auth/mfa/verify",
+            &json!({ "mfa_token": step["mfa_token"], "code": confirmed["recovery_codes"][0] }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{tokens}");
+    let mut trusting = idp.settings(true);
+    trusting["oidc"]["trust_amr"] = json!(true);
+    admin.put("/v1/settings", &trusting).await?;
+    let (status, tokens) = nobody
+        .post("/v1/auth/oidc", &sso(token(json!(["pwd", "mfa"]))?))
+        .await?;
+    assert!(
+        status == 200 && tokens["access_token"].is_string(),
+        "{tokens}"
+    );
+    let (status, step) = nobody
+        .post("/v1/auth/oidc", &sso(token(json!(["pwd"]))?))
+        .await?;
+    assert_eq!(
+        (status, &step["mfa_required"]),
+        (200, &json!(true)),
+        "{step}"
+    );
+
     // Insecure provider settings are refused.
     let (status, _) = admin
         .put("/v1/settings", &json!({ "oidc": { "issuer": "http://idp.example/", "client_id": "x", "jwks_uri": "http://idp.example/jwks" } }))

@@ -54,7 +54,7 @@ pub fn auth_error(e: AuthError) -> Response {
             unauthorized(e.to_string())
         }
         AuthError::InvalidCredentials | AuthError::Sso(_) => unauthorized(e.to_string()),
-        AuthError::SsoUnknownUser(_) => {
+        AuthError::SsoUnknownUser(_) | AuthError::SsoNotLinked(_) => {
             ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
         }
         AuthError::SsoNotConfigured => ApiError::bad_request(e.to_string()).into_response(),

@@ -362,7 +362,7 @@ struct SsoBody {
     post, path = "/v1/auth/oidc", tag = "auth",
     security(()),
     request_body = SsoBody,
-    responses((status = 200, description = "Tokens", body = Tokens))
+    responses((status = 200, description = "Tokens; or, for a user with TOTP whose provider the tenant does not trust for a second factor, an `mfa_token` for /v1/auth/mfa/verify", body = LoginOutcome))
 )]
 async fn sso_login(
     State(state): State<Arc<ApiState>>,

@@ -129,6 +129,8 @@ struct UserView {
     /// Epoch ms.
     created_at: Millis,
     roles: BTreeSet<String>,
+    /// The identity provider's subject this user signs in as, if linked.
+    sso_subject: Option<String>,
 }
 
 fn view(user: &User, policy: &Policy) -> UserView {
@@ -140,6 +142,7 @@ fn view(user: &User, policy: &Policy) -> UserView {
         disabled: user.disabled,
         created_at: user.created_at,
         roles: policy.roles_of(&user.id, &user.tenant_id),
+        sso_subject: user.sso_subject.clone(),
     }
 }
 
@@ -196,6 +199,40 @@ struct UserBody {
     disabled: bool,
     /// Only on create; later through `PUT /v1/users/{id}/password`.
     password: Option<String>,
+    /// Links the user to the `sub` the tenant's identity provider gives them: single sign-on
+    /// reaches a user only through this link.
+    sso_subject: Option<String>,
+}
+
+/// One identity-provider subject signs in as one user.
+async fn check_sso_subject(
+    state: &ApiState,
+    tenant: &str,
+    id: &str,
+    body: &UserBody,
+) -> ApiResult<()> {
+    let Some(subject) = &body.sso_subject else {
+        return Ok(());
+    };
+    if subject.trim().is_empty() || subject.len() > 255 {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/sso_subject",
+            "the provider's subject (its `sub` claim), 1 to 255 characters",
+        ));
+    }
+    let users = state.catalog.users(tenant).await?;
+    if let Some(other) = users
+        .iter()
+        .find(|u| u.id != id && u.sso_subject.as_ref() == Some(subject))
+    {
+        return Err(ApiError::field(
+            StatusCode::CONFLICT,
+            "/sso_subject",
+            format!("user {:?} is linked to this subject already", other.id),
+        ));
+    }
+    Ok(())
 }
 
 async fn check_user_body(state: &ApiState, tenant: &str, body: &UserBody) -> ApiResult<()> {
@@ -265,6 +302,7 @@ async fn create_user(
     };
     check_id("id", &id)?;
     check_user_body(&state, &caller.tenant, &body).await?;
+    check_sso_subject(&state, &caller.tenant, &id, &body).await?;
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     // Roles may have roles by the same `g` lines as users: a login named like a role would
     // hand its roles to every member of that role.
@@ -294,6 +332,7 @@ async fn create_user(
         department_id: body.department_id.clone(),
         disabled: body.disabled,
         created_at: state.clock.now_ms(),
+        sso_subject: body.sso_subject.clone(),
     };
     let credential = Credential {
         password_hash: Some(password::hash_password(new_password).map_err(ApiError::internal)?),
@@ -339,6 +378,7 @@ async fn update_user(
         ));
     }
     check_user_body(&state, &caller.tenant, &body).await?;
+    check_sso_subject(&state, &caller.tenant, &id, &body).await?;
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     check_may_act_on(&caller, &policy, &current)?;
     check_grants(&caller, &policy, &body.roles)?;
@@ -348,6 +388,7 @@ async fn update_user(
         email: body.email.clone(),
         department_id: body.department_id.clone(),
         disabled: body.disabled,
+        sso_subject: body.sso_subject.clone(),
         ..current
     };
     let policy = save_user_and_roles(&state, &caller, &user, None, &body.roles).await?;

@@ -9,6 +9,7 @@ pub mod password;
 pub mod policy;
 pub mod secret;
 mod service;
+mod sso;
 pub mod token;
 mod user;
 

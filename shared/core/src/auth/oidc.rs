@@ -32,6 +32,10 @@ pub struct OidcProvider {
     pub default_roles: Vec<String>,
     #[serde(default)]
     pub default_department: Option<String>,
+    /// Take the provider's word (its ID tokens' `amr`, RFC 8176) that a sign-in used a second
+    /// factor. Otherwise the tenant's own TOTP applies to single sign-on as to passwords.
+    #[serde(default)]
+    pub trust_amr: bool,
 }
 
 fn default_username_claim() -> String {

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use super::department::DepartmentTree;
 use super::mfa::{TotpEnrollment, recovery_codes, use_recovery_code};
-use super::oidc::{JwksSource, OidcError, username_from, validate_id_token};
+use super::oidc::JwksSource;
 use super::password::{self, verify_nothing, verify_password};
 use super::policy::{Grouping, Policy, action_match};
 use super::secret::{constant_time_eq, digest, random_id, random_token};
@@ -64,8 +64,14 @@ pub enum AuthError {
     Sso(#[from] super::oidc::OidcError),
     #[error("single sign-on is not set up for this tenant")]
     SsoNotConfigured,
-    #[error("no user {0:?} in this tenant; ask an administrator to create one")]
+    #[error(
+        "no user is linked to this sign-in (subject {0:?}); ask an administrator to link it to your user"
+    )]
     SsoUnknownUser(String),
+    #[error(
+        "user {0:?} exists and is not linked to this sign-in; an administrator can link them (sso_subject)"
+    )]
+    SsoNotLinked(String),
     #[error(transparent)]
     Tenant(#[from] crate::model::TenantRefused),
     #[error(transparent)]
@@ -213,11 +219,11 @@ pub fn data_scope(
 }
 
 pub struct AuthService {
-    catalog: Catalog,
-    clock: Arc<dyn Clock>,
-    keys: TokenKeys,
+    pub(super) catalog: Catalog,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) keys: TokenKeys,
     settings: AuthSettings,
-    jwks: Option<Arc<dyn JwksSource>>,
+    pub(super) jwks: Option<Arc<dyn JwksSource>>,
 }
 
 impl AuthService {
@@ -242,88 +248,8 @@ impl AuthService {
         self
     }
 
-    /// Signs in with an ID token of the tenant's OpenID Connect provider. The user must exist,
-    /// unless the provider is set to create users at their first sign-in.
-    pub async fn sso_login(
-        &self,
-        tenant: &str,
-        id_token: &str,
-        client: Option<&str>,
-    ) -> Result<Tokens, AuthError> {
-        let settings = self.catalog.settings(tenant).await?;
-        let (Some(provider), Some(jwks)) = (settings.oidc, self.jwks.as_ref()) else {
-            return Err(AuthError::SsoNotConfigured);
-        };
-        let now = self.clock.now_ms();
-        let keys = jwks
-            .jwks(&provider.jwks_uri, false)
-            .await
-            .map_err(OidcError::Keys)?;
-        let claims = match validate_id_token(id_token, &provider, &keys, now) {
-            // A key the cached set lacks: the provider may have rotated; read it again, once.
-            Err(OidcError::Invalid(why)) if why.contains("does not publish") => {
-                let keys = jwks
-                    .jwks(&provider.jwks_uri, true)
-                    .await
-                    .map_err(OidcError::Keys)?;
-                validate_id_token(id_token, &provider, &keys, now)?
-            }
-            other => other?,
-        };
-        let name = claims
-            .get(&provider.username_claim)
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| {
-                OidcError::Invalid(format!(
-                    "it has no {:?} claim to name the user",
-                    provider.username_claim
-                ))
-            })?;
-        let id = username_from(name);
-        let user = match self.catalog.user(tenant, &id).await? {
-            Some(user) => user,
-            None if provider.auto_create => {
-                let user = User {
-                    id: id.clone(),
-                    tenant_id: tenant.to_owned(),
-                    name: claims
-                        .get("name")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or(name)
-                        .to_owned(),
-                    email: claims
-                        .get("email")
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_owned),
-                    department_id: provider.default_department.clone(),
-                    disabled: false,
-                    created_at: now,
-                };
-                match self
-                    .catalog
-                    .create_user(&user, &Credential::default())
-                    .await
-                {
-                    Ok(()) => {
-                        self.grant_roles(tenant, &id, &provider.default_roles)
-                            .await?
-                    }
-                    // Created by a concurrent first sign-in.
-                    Err(StoreError::ConditionFailed(_) | StoreError::TransactionCancelled(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                user
-            }
-            None => return Err(AuthError::SsoUnknownUser(id)),
-        };
-        if user.disabled {
-            return Err(AuthError::Disabled);
-        }
-        self.start_session(&user, client, &["sso"]).await
-    }
-
     /// Adds `g` lines for a new user, retrying if the policy changed meanwhile.
-    async fn grant_roles(
+    pub(super) async fn grant_roles(
         &self,
         tenant: &str,
         user: &str,
@@ -367,6 +293,7 @@ impl AuthService {
             department_id: None,
             disabled: false,
             created_at: self.clock.now_ms(),
+            sso_subject: None,
         };
         let credential = Credential {
             password_hash: Some(
@@ -436,25 +363,31 @@ impl AuthService {
                 .await;
         }
         if credential.has_mfa() {
-            let claims = AccessClaims {
-                iss: ISSUER.into(),
-                aud: MFA_AUDIENCE.into(),
-                sub: user.id.clone(),
-                tid: user.tenant_id.clone(),
-                sid: String::new(),
-                iat: now / SECOND,
-                exp: (now + MFA_TOKEN_TTL_MS) / SECOND,
-                amr: vec!["pwd".into()],
-            };
-            return Ok(LoginOutcome::MfaRequired {
-                mfa_required: true,
-                mfa_token: self.keys.sign(&claims)?,
-                expires_in: MFA_TOKEN_TTL_MS / SECOND,
-            });
+            return self.second_step(&user, "pwd");
         }
         self.start_session(&user, client, &["pwd"])
             .await
             .map(LoginOutcome::Tokens)
+    }
+
+    /// The token between a first step (`pwd` or `sso`) and the TOTP code.
+    pub(super) fn second_step(&self, user: &User, first: &str) -> Result<LoginOutcome, AuthError> {
+        let now = self.clock.now_ms();
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            aud: MFA_AUDIENCE.into(),
+            sub: user.id.clone(),
+            tid: user.tenant_id.clone(),
+            sid: String::new(),
+            iat: now / SECOND,
+            exp: (now + MFA_TOKEN_TTL_MS) / SECOND,
+            amr: vec![first.into()],
+        };
+        Ok(LoginOutcome::MfaRequired {
+            mfa_required: true,
+            mfa_token: self.keys.sign(&claims)?,
+            expires_in: MFA_TOKEN_TTL_MS / SECOND,
+        })
     }
 
     /// Counts a wrong password or code; the one that reaches the limit locks the account.
@@ -534,7 +467,10 @@ impl AuthService {
             Err(StoreError::ConditionFailed(_)) => return Err(AuthError::InvalidCode),
             Err(e) => return Err(e.into()),
         }
-        self.start_session(&user, client, &["pwd", "otp"]).await
+        // How the first step was made (a password, or single sign-on), then the code.
+        let mut amr: Vec<&str> = claims.amr.iter().map(String::as_str).collect();
+        amr.push("otp");
+        self.start_session(&user, client, &amr).await
     }
 
     /// Starts TOTP enrollment: a new secret, unconfirmed until [`AuthService::confirm_mfa`].
@@ -740,7 +676,8 @@ impl AuthService {
     /// Checks an access token and its session, and resolves what the caller may see.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.verify(access_token, self.clock.now_ms())?;
-        let second_factor = claims.amr.iter().any(|m| m == "otp" || m == "sso");
+        // TOTP here, or a provider the tenant trusts for it (`trust_amr`).
+        let second_factor = claims.amr.iter().any(|m| m == "otp" || m == "mfa");
         let require_mfa = async {
             if second_factor {
                 Ok(false)

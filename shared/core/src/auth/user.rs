@@ -26,6 +26,10 @@ pub struct User {
     pub disabled: bool,
     #[serde(default)]
     pub created_at: Millis,
+    /// The `sub` of the tenant's identity provider this user signs in as: single sign-on
+    /// reaches a user only through this explicit link, never by a matching name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_subject: Option<String>,
 }
 
 /// The secret side of a user, stored apart so no listing ever carries it.

@@ -794,6 +794,21 @@ impl Catalog {
             .is_some())
     }
 
+    /// Marks `key` as done until `expires_at` if nobody did before: `false` if it was, even
+    /// by a concurrent caller (a single-use check).
+    pub async fn claim_once(&self, key: &str, expires_at: Millis) -> Result<bool, StoreError> {
+        let mut item = Item::new(
+            Key::new(format!("DONE#{key}"), "DONE"),
+            serde_json::Value::Null,
+        );
+        item.expires_at = Some(expires_at);
+        match self.store.put(item, Condition::NotExists).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Marks `key` as done until `expires_at`.
     pub async fn mark_done(&self, key: &str, expires_at: Millis) -> Result<(), StoreError> {
         let mut item = Item::new(
