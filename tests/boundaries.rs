@@ -623,3 +623,54 @@ async fn a_user_and_their_roles_are_saved_together_or_not_at_all() -> TestResult
     running.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_is_one_of_the_callers_own_devices() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    two_departments(&running, &admin).await?;
+    let rival = tenant_admin(&running, "rival").await?;
+    air_product(&rival).await?;
+    rival
+        .create("/v1/departments", &json!({ "id": "ops", "name": "ops" }))
+        .await?;
+    let sub = |gateway: &str| {
+        json!({ "uid": "r-sub", "identification_code": "R", "product_id": "air",
+                "department_id": "ops", "gateway_uid": gateway })
+    };
+    for gateway in ["n-1", "r-sub", "ghost"] {
+        let (status, problem) = rival.post("/v1/devices", &sub(gateway)).await?;
+        assert_eq!(status, 422, "{gateway}: {problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/gateway_uid", "{problem}");
+    }
+    let south_operator = tenant_user(
+        &running,
+        &admin,
+        "acme",
+        "sam",
+        &["operator"],
+        Some("south"),
+    )
+    .await?;
+    let (status, problem) = south_operator
+        .post(
+            "/v1/devices",
+            &json!({ "uid": "s-sub", "identification_code": "S", "product_id": "air",
+                     "department_id": "south", "gateway_uid": "n-1" }),
+        )
+        .await?;
+    assert_eq!(
+        status, 422,
+        "a gateway outside the caller's departments: {problem}"
+    );
+    south_operator
+        .create(
+            "/v1/devices",
+            &json!({ "uid": "s-sub", "identification_code": "S", "product_id": "air",
+                     "department_id": "south", "gateway_uid": "s-1" }),
+        )
+        .await?;
+    running.shutdown().await;
+    Ok(())
+}

@@ -260,6 +260,7 @@ async fn provision(
                 department_id: "bench".into(),
                 name: format!("Bench {n}"),
                 data_since: 0,
+                gateway_uid: None,
             })
             .await
             .map_err(err)?;

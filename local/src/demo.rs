@@ -178,6 +178,7 @@ pub async fn install(
                 department_id: "default".into(),
                 name: format!("Room {n}"),
                 data_since: 0,
+                gateway_uid: None,
             })
             .await?;
     }

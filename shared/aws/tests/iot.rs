@@ -49,6 +49,7 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         department_id: "plant".into(),
         name: "Pump 1".into(),
         data_since: 0,
+        gateway_uid: None,
     };
     let credentials = gateway.register(&device).await?;
     assert!(credentials.certificate_pem.contains("BEGIN CERTIFICATE"));

@@ -246,6 +246,7 @@ pub async fn the_catalog_runs_on_it(store: Arc<dyn MetaStore>) -> Outcome {
         department_id: "d".into(),
         name: String::new(),
         data_since: 0,
+        gateway_uid: None,
     };
     catalog.put_device(&device("m1", "SN-1", "meter")).await?;
     catalog.put_device(&device("s1", "SN-2", "sensor")).await?;

@@ -30,6 +30,7 @@ fn device() -> Device {
         department_id: "d1".into(),
         name: "Lobby".into(),
         data_since: 0,
+        gateway_uid: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn device() -> Device {
         department_id: "d1".into(),
         name: String::new(),
         data_since: 0,
+        gateway_uid: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn device(uid: &str, code: &str, tenant: &str) -> Device {
         department_id: "ops".into(),
         name: format!("Sensor {uid}"),
         data_since: 0,
+        gateway_uid: None,
     }
 }
 
@@ -382,11 +383,19 @@ async fn records_the_store_refuses_are_archived_and_the_rest_kept() -> TestResul
 #[tokio::test]
 async fn gateways_report_for_their_tenants_devices_only() -> TestResult {
     let p = Platform::new().await?;
+    let attached = |d: Device| Device {
+        gateway_uid: Some("air-1".into()),
+        ..d
+    };
     p.catalog
-        .put_device(&device("air-2", "SN-2", "acme"))
+        .put_device(&attached(device("air-2", "SN-2", "acme")))
         .await?;
     p.catalog
-        .put_device(&device("rival-1", "SN-9", "rival"))
+        .put_device(&attached(device("rival-1", "SN-9", "rival")))
+        .await?;
+    // A device of the tenant that the gateway does not report for.
+    p.catalog
+        .put_device(&device("air-3", "SN-3", "acme"))
         .await?;
     p.catalog
         .put_product(&Product {
@@ -411,7 +420,7 @@ async fn gateways_report_for_their_tenants_devices_only() -> TestResult {
         p.clock.clone(),
         Parser::default(),
     );
-    let payload = br#"[{"sn": "SN-1", "t": 20}, {"sn": "SN-2", "t": 21}, {"sn": "SN-9", "t": 99}, {"sn": "SN-404", "t": 0}]"#;
+    let payload = br#"[{"sn": "SN-1", "t": 20}, {"sn": "SN-2", "t": 21}, {"sn": "SN-9", "t": 99}, {"sn": "SN-404", "t": 0}, {"sn": "SN-3", "t": 50}]"#;
     let outcome = ingest
         .ingest(&p.message("gw", "things/air-1/up/batch", payload))
         .await?;
@@ -437,6 +446,10 @@ async fn gateways_report_for_their_tenants_devices_only() -> TestResult {
     assert!(
         reason.contains("\"SN-9\" is not a device of tenant \"acme\""),
         "{reason}"
+    );
+    assert!(
+        reason.contains("\"SN-3\""),
+        "not attached to the gateway: {reason}"
     );
     assert!(reason.contains("\"SN-404\""), "{reason}");
     let requests: Vec<String> = p.alarm_queue.drain().into_iter().map(|m| m.id).collect();
@@ -690,6 +703,7 @@ async fn a_gateways_sub_device_is_evaluated_with_its_own_product() -> TestResult
     p.catalog
         .put_device(&Device {
             product_id: "meter".into(),
+            gateway_uid: Some("air-1".into()),
             ..device("meter-1", "M-1", "acme")
         })
         .await?;

@@ -27,6 +27,7 @@ fn device(uid: &str, code: &str, product: &str) -> Device {
         department_id: "d".into(),
         name: String::new(),
         data_since: 0,
+        gateway_uid: None,
     }
 }
 

@@ -183,9 +183,25 @@ fn uid_taken(device: &Device) -> ApiError {
     )
 }
 
+/// A device's gateway must be another device the caller can see.
+async fn check_gateway(state: &ApiState, caller: &Principal, device: &Device) -> ApiResult<()> {
+    let Some(gateway) = &device.gateway_uid else {
+        return Ok(());
+    };
+    if gateway == &device.uid || device_of(state, caller, gateway).await.is_err() {
+        return Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/gateway_uid",
+            format!("{gateway:?} is not another of your devices"),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a device after the tenant's namespace and quota checks.
 async fn create_new(state: &ApiState, caller: &Principal, device: &mut Device) -> ApiResult<()> {
     check_department(caller, device)?;
+    check_gateway(state, caller, device).await?;
     admit_new_device(state, device).await?;
     if state.catalog.device(&device.uid).await?.is_some() {
         return Err(uid_taken(device));
@@ -306,6 +322,7 @@ async fn import_csv(
             department_id: get("department_id"),
             name: get("name"),
             data_since: 0,
+            gateway_uid: None,
         };
         let outcome = create_new(&state, &caller, &mut device).await;
         match outcome {
@@ -400,6 +417,7 @@ async fn update(
     let mut device: Device = body_as(body?.0, &caller.tenant, Some(("uid", &uid)))?;
     device.data_since = stored.data_since;
     check_department(&caller, &device)?;
+    check_gateway(&state, &caller, &device).await?;
     save(&state, &device, false).await?;
     Ok(Json(device))
 }

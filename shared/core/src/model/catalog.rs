@@ -172,6 +172,11 @@ pub struct Device {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(read_only))]
     pub data_since: Millis,
+    /// The gateway that reports for this device, if one does. A device's records come from
+    /// itself or from this gateway only, as a gateway's come only for its own sub-devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
+    pub gateway_uid: Option<String>,
 }
 
 #[cfg(test)]

@@ -425,6 +425,7 @@ mod tests {
             department_id: "d1".into(),
             name: "Boiler".into(),
             data_since: 0,
+            gateway_uid: None,
         };
         let sms = channel(ChannelKind::Sms {
             phone_numbers: vec!["+15550100".into()],

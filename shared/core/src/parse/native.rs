@@ -113,6 +113,7 @@ mod tests {
             department_id: "d1".into(),
             name: String::new(),
             data_since: 0,
+            gateway_uid: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub fn dry_run<E: ScriptExecutor>(
         department_id: String::new(),
         name: "dry run".into(),
         data_since: 0,
+        gateway_uid: None,
     };
     let device = device.unwrap_or(&stand_in);
     let prepared = parser.prepare(product)?;

@@ -245,7 +245,8 @@ impl Ingest {
     }
 
     /// Fills in sub-device uids (gateways name them by identification code) and refuses
-    /// records for devices that do not exist or belong to another tenant.
+    /// records for devices that do not exist, belong to another tenant or are not attached to
+    /// the sending gateway.
     async fn resolve_devices(
         &self,
         sender: &Device,
@@ -278,7 +279,10 @@ impl Ingest {
                 known.insert(lookup.clone(), found);
             }
             match known.get(&lookup) {
-                Some(Some(d)) if d.tenant_id == sender.tenant_id => {
+                Some(Some(d))
+                    if d.tenant_id == sender.tenant_id
+                        && d.gateway_uid.as_deref() == Some(sender.uid.as_str()) =>
+                {
                     record.device_uid.clone_from(&d.uid);
                     record
                         .identification_code
@@ -295,8 +299,8 @@ impl Ingest {
                         &record.device_uid
                     };
                     let why = format!(
-                        "sub-device {who:?} is not a device of tenant {:?}",
-                        sender.tenant_id
+                        "sub-device {who:?} is not a device of tenant {:?} attached to gateway {:?} (its gateway_uid)",
+                        sender.tenant_id, sender.uid
                     );
                     resolved.refused.push((record, why));
                 }
