@@ -1,0 +1,315 @@
+//! The tenant boundary over the whole API, generated from the OpenAPI document: for every
+//! route, another tenant's administrator calls it on tenant `globex`'s own resources; nothing
+//! of globex's shows in any answer, nothing of it changes (read back as its owner), and no
+//! route answers with a server error. A route added without an entry here fails the test.
+
+use iot_e2e::{Api, Error, JSON_SENSOR, TestResult, device_token, eventually, start_platform};
+use iot_local::platform::Running;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+/// In every name and text globex gives its resources: it must never reach another tenant.
+const SECRET: &str = "GX-SECRET";
+const PASSWORD: &str = "managed tenant password";
+
+/// Routes outside the tenant boundary this test holds, and why.
+const OUTSIDE: &[(&str, &str)] = &[
+    ("/health", "open"),
+    ("/v1/auth/", "the caller's own session; tests/api_access.rs"),
+    (
+        "/v1/ingest",
+        "a device's own credential; tests/boundaries.rs",
+    ),
+    ("/v1/platform/", "the platform operator's; tests/tenants.rs"),
+];
+
+/// globex's resource for a path parameter, by the segment before it.
+fn resource(ids: &BTreeMap<&str, String>, before: &str, param: &str) -> Option<String> {
+    let key = match (before, param) {
+        ("devices", "{uid}") => "device",
+        ("products", "{id}") => "product",
+        ("rules", "{rule}") => "rule",
+        ("alarms", "{id}") => "alarm",
+        ("stat-jobs", "{id}") => "job",
+        ("templates", "{id}") => "template",
+        ("channels", "{id}") => "channel",
+        ("notification-routes", "{id}") => "route",
+        ("users", "{id}") => "user",
+        ("users", "{user}") => "admin",
+        ("messages", "{id}") => "message",
+        ("roles", "{name}") => "role",
+        ("departments", "{id}") => "department",
+        ("exports", "{id}") => "export",
+        _ => return None,
+    };
+    ids.get(key).cloned()
+}
+
+/// The route's path on globex's resources, with the query it needs.
+fn concrete(ids: &BTreeMap<&str, String>, template: &str) -> Result<String, Error> {
+    let segments: Vec<&str> = template.split('/').collect();
+    let mut path = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.starts_with('{') {
+            let before = if i > 0 { segments[i - 1] } else { "" };
+            path.push(resource(ids, before, segment).ok_or_else(|| {
+                format!(
+                    "{template}: no entry for {segment} after {before:?}; add one to resource()"
+                )
+            })?);
+        } else {
+            path.push((*segment).to_owned());
+        }
+    }
+    let mut path = path.join("/");
+    if template.ends_with("/results") {
+        path.push_str(&format!("?device={}", ids["device"]));
+    } else if template.ends_with("/aggregate") {
+        path.push_str("?signal=temperature");
+    }
+    Ok(path)
+}
+
+/// A body that gets past validation to the lookup where a route needs one.
+fn body_for(ids: &BTreeMap<&str, String>, method: &str, template: &str) -> Value {
+    match (method, template) {
+        ("PUT", "/v1/devices/{uid}") => json!({ "uid": ids["device"], "identification_code": "X",
+            "product_id": "air", "department_id": "ops", "name": "taken" }),
+        ("PUT", "/v1/devices/{uid}/shadow/desired") => json!({ "interval_s": 1 }),
+        ("POST", "/v1/devices/{uid}/commands") => json!({ "name": "reboot" }),
+        ("POST", "/v1/devices/{uid}/export") => json!({ "format": "json" }),
+        ("PUT", "/v1/users/{id}/password") => json!({ "password": "a taken over password" }),
+        ("PUT", "/v1/users/{id}") => json!({ "roles": [] }),
+        ("POST", "/v1/alarms/{id}/acknowledge") | ("POST", "/v1/alarms/{id}/clear") => {
+            json!({ "note": "taken" })
+        }
+        _ => json!({}),
+    }
+}
+
+async fn call(api: &Api, method: &str, path: &str, body: &Value) -> Result<(u16, String), Error> {
+    let (status, answer) = match method {
+        "GET" => api.get(path).await?,
+        "POST" => api.post(path, body).await?,
+        "PUT" => api.put(path, body).await?,
+        "DELETE" => api.delete(path).await?,
+        other => return Err(format!("no method {other}").into()),
+    };
+    Ok((status, answer.to_string()))
+}
+
+/// A managed tenant and its administrator, signed in.
+async fn tenant(running: &Running, operator: &Api, id: &str, admin: &str) -> Result<Api, Error> {
+    let (status, answer) = operator
+        .post(
+            "/v1/platform/tenants",
+            &json!({ "id": id, "name": id, "admin_user": admin, "admin_password": PASSWORD }),
+        )
+        .await?;
+    if status != 201 {
+        return Err(format!("creating {id}: {status} {answer}").into());
+    }
+    Api::login(running.http_addr, id, admin, PASSWORD).await
+}
+
+/// Gives globex one of everything, each carrying [`SECRET`]; returns their ids.
+async fn furnish(globex: &Api) -> Result<BTreeMap<&'static str, String>, Error> {
+    let secret = |what: &str| format!("{SECRET} {what}");
+    globex
+        .create(
+            "/v1/departments",
+            &json!({ "id": "gx-ops", "name": secret("ops") }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/products",
+            &json!({ "id": "gx-air", "name": secret("air"), "script": { "source": JSON_SENSOR } }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/products/gx-air/rules",
+            &json!({ "id": "gx-hot", "name": secret("hot"), "enabled": true,
+                     "condition": { "type": "threshold", "signal": "temperature", "direction": "above",
+                                    "bands": [{ "level": "warning", "threshold": 30 }], "deadband": 1 } }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/devices",
+            &json!({ "uid": "globex_r-1", "identification_code": "GX-1", "product_id": "gx-air",
+                     "department_id": "gx-ops", "name": secret("pump") }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/users",
+            &json!({ "id": "gx-user", "name": secret("user"), "password": PASSWORD, "roles": ["viewer"] }),
+        )
+        .await?;
+    let (status, answer) = globex
+        .put(
+            "/v1/roles/gx-role",
+            &json!({ "permissions": [{ "object": "/v1/devices*", "action": "GET" }] }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    globex
+        .create(
+            "/v1/templates",
+            &json!({ "id": "gx-tpl", "name": secret("template"), "subject": "", "body": secret("${value}") }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/channels",
+            &json!({ "id": "gx-ch", "name": secret("inbox"), "kind": { "type": "in_system", "user_ids": ["gina"] } }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/notification-routes",
+            &json!({ "id": "gx-route", "rule_ids": [], "min_level": "warning", "events": [],
+                     "template_id": "gx-tpl", "channel_id": "gx-ch" }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/stat-jobs",
+            &json!({ "id": "gx-avg", "name": secret("average"), "cron": "0 0 1 1 *", "lead_ms": 3_600_000,
+                     "signals": ["temperature"], "devices": { "type": "product", "product_id": "gx-air" },
+                     "script": "#{ n: count(series.temperature) }", "enabled": true }),
+        )
+        .await?;
+    Ok(BTreeMap::from([
+        ("device", "globex_r-1".to_owned()),
+        ("product", "gx-air".into()),
+        ("rule", "gx-hot".into()),
+        ("job", "gx-avg".into()),
+        ("template", "gx-tpl".into()),
+        ("channel", "gx-ch".into()),
+        ("route", "gx-route".into()),
+        ("user", "gx-user".into()),
+        ("admin", "gina".into()),
+        ("role", "gx-role".into()),
+        ("department", "gx-ops".into()),
+    ]))
+}
+
+/// What globex's administrator reads on every GET route: the state nobody else may change.
+async fn snapshot(
+    globex: &Api,
+    routes: &[(String, String)],
+    ids: &BTreeMap<&str, String>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut seen = BTreeMap::new();
+    for (method, template) in routes {
+        // The audit log grows with these very reads; presence is the device's own.
+        if method != "GET" || template == "/v1/audit" || template.ends_with("/presence") {
+            continue;
+        }
+        let path = concrete(ids, template)?;
+        let (status, answer) = call(globex, "GET", &path, &Value::Null).await?;
+        seen.insert(path, format!("{status} {answer}"));
+    }
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_lets_one_tenant_reach_anothers_resources() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let operator = Api::new(running.http_addr).await?;
+    let globex = tenant(&running, &operator, "globex", "gina").await?;
+    let initech = tenant(&running, &operator, "initech", "ivan").await?;
+    let mut ids = furnish(&globex).await?;
+
+    // An alarm, its in-system message and an export, made the way users make them.
+    let token = device_token(&globex, "globex_r-1").await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/v1/ingest", running.http_addr))
+        .header("authorization", format!("Device {token}"))
+        .body(format!(
+            r#"{{"ts": {}, "temp": 45, "hum": 40, "co2": 600}}"#,
+            now.as_secs()
+        ))
+        .send()
+        .await?;
+    assert_eq!(answer.status().as_u16(), 200);
+    let alarm = eventually("globex's alarm", WAIT, || async {
+        let (_, alarms) = globex.get("/v1/alarms").await?;
+        Ok(alarms["items"][0]["alarm_id"].as_str().map(str::to_owned))
+    })
+    .await?;
+    let message = eventually("gina's message", WAIT, || async {
+        let (_, inbox) = globex.get("/v1/users/gina/messages").await?;
+        Ok(inbox["items"][0]["id"].as_str().map(str::to_owned))
+    })
+    .await?;
+    let export = globex
+        .create(
+            "/v1/devices/globex_r-1/export",
+            &json!({ "format": "json" }),
+        )
+        .await?;
+    ids.insert("alarm", alarm);
+    ids.insert("message", message);
+    ids.insert(
+        "export",
+        export["id"].as_str().ok_or("no export id")?.to_owned(),
+    );
+
+    let (_, document) = Api::anonymous(running.http_addr)
+        .get("/openapi.json")
+        .await?;
+    let mut routes = Vec::new();
+    for (template, item) in document["paths"].as_object().ok_or("no paths")? {
+        if OUTSIDE
+            .iter()
+            .any(|(prefix, _)| template.starts_with(prefix))
+        {
+            continue;
+        }
+        for method in item.as_object().ok_or("no operations")?.keys() {
+            routes.push((method.to_uppercase(), template.clone()));
+        }
+    }
+    assert!(routes.len() > 80, "only {} routes described", routes.len());
+    let before = snapshot(&globex, &routes, &ids).await?;
+
+    // Reads first, then changes, then deletions: each sees globex whole.
+    let order = |m: &str| {
+        ["GET", "PUT", "POST", "DELETE"]
+            .iter()
+            .position(|x| *x == m)
+    };
+    routes.sort_by_key(|(m, t)| (order(m), t.clone()));
+    let mut wrong = Vec::new();
+    for (method, template) in &routes {
+        let path = concrete(&ids, template)?;
+        let (status, answer) =
+            call(&initech, method, &path, &body_for(&ids, method, template)).await?;
+        // A globex id in the path that is one namespace for all tenants must not be found.
+        let global = ["{uid}", "alarms/{id}", "exports/{id}", "messages/{id}"]
+            .iter()
+            .any(|g| template.contains(g));
+        if status >= 500 || answer.contains(SECRET) || (global && !matches!(status, 403 | 404)) {
+            wrong.push(format!("{method} {path}: {status} {answer}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "another tenant reached globex:\n{}",
+        wrong.join("\n")
+    );
+    let after = snapshot(&globex, &routes, &ids).await?;
+    for (path, was) in &before {
+        assert_eq!(after.get(path), Some(was), "{path} changed");
+    }
+    running.shutdown().await;
+    Ok(())
+}
