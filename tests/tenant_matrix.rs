@@ -226,8 +226,96 @@ async fn no_route_lets_one_tenant_reach_anothers_resources() -> TestResult {
     let globex = tenant(&running, &operator, "globex", "gina").await?;
     let initech = tenant(&running, &operator, "initech", "ivan").await?;
     let mut ids = furnish(&globex).await?;
+    device_side(&running, &globex, &mut ids).await?;
+    let routes = described_routes(&running).await?;
+    attack(&initech, &globex, routes, &ids, SECRET).await?;
+    running.shutdown().await;
+    Ok(())
+}
 
-    // An alarm, its in-system message and an export, made the way users make them.
+/// Calls every route as `attacker` on the owner's resources (reads, then changes, then
+/// deletions); fails if an answer shows `secret`, a device-side id is found, a route answers
+/// with a server error, or anything the owner reads changed.
+async fn attack(
+    attacker: &Api,
+    owner: &Api,
+    mut routes: Vec<(String, String)>,
+    ids: &BTreeMap<&str, String>,
+    secret: &str,
+) -> TestResult {
+    let before = snapshot(owner, &routes, ids).await?;
+    let order = |m: &str| {
+        ["GET", "PUT", "POST", "DELETE"]
+            .iter()
+            .position(|x| *x == m)
+    };
+    routes.sort_by_key(|(m, t)| (order(m), t.clone()));
+    let mut wrong = Vec::new();
+    for (method, template) in &routes {
+        let path = concrete(ids, template)?;
+        let (status, answer) =
+            call(attacker, method, &path, &body_for(ids, method, template)).await?;
+        // Ids of one namespace for all tenants (devices, alarms, exports, messages) must not
+        // be found.
+        let global = [
+            "{uid}",
+            "alarms/{id}",
+            "exports/{id}",
+            "messages/{id}",
+            "/results",
+        ]
+        .iter()
+        .any(|g| template.contains(g));
+        // No answer that works names the owner's device.
+        let named = status < 300 && answer.contains(&ids["device"]);
+        if status >= 500
+            || answer.contains(secret)
+            || named
+            || (global && !matches!(status, 403 | 404))
+        {
+            wrong.push(format!("{method} {path}: {status} {answer}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "reached what is not theirs:\n{}",
+        wrong.join("\n")
+    );
+    let after = snapshot(owner, &routes, ids).await?;
+    for (path, was) in &before {
+        assert_eq!(after.get(path), Some(was), "{path} changed");
+    }
+    Ok(())
+}
+
+/// Every described route but those outside the boundaries these tests hold.
+async fn described_routes(running: &Running) -> Result<Vec<(String, String)>, Error> {
+    let (_, document) = Api::anonymous(running.http_addr)
+        .get("/openapi.json")
+        .await?;
+    let mut routes = Vec::new();
+    for (template, item) in document["paths"].as_object().ok_or("no paths")? {
+        if OUTSIDE
+            .iter()
+            .any(|(prefix, _)| template.starts_with(prefix))
+        {
+            continue;
+        }
+        for method in item.as_object().ok_or("no operations")?.keys() {
+            routes.push((method.to_uppercase(), template.clone()));
+        }
+    }
+    assert!(routes.len() > 80, "only {} routes described", routes.len());
+    Ok(routes)
+}
+
+/// An alarm of globex's device, its in-system message and an export, made the way users make
+/// them; their ids join `ids`.
+async fn device_side(
+    running: &Running,
+    globex: &Api,
+    ids: &mut BTreeMap<&'static str, String>,
+) -> TestResult {
     let token = device_token(&globex, "globex_r-1").await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let answer = reqwest::Client::new()
@@ -263,53 +351,51 @@ async fn no_route_lets_one_tenant_reach_anothers_resources() -> TestResult {
         export["id"].as_str().ok_or("no export id")?.to_owned(),
     );
 
-    let (_, document) = Api::anonymous(running.http_addr)
-        .get("/openapi.json")
-        .await?;
-    let mut routes = Vec::new();
-    for (template, item) in document["paths"].as_object().ok_or("no paths")? {
-        if OUTSIDE
-            .iter()
-            .any(|(prefix, _)| template.starts_with(prefix))
-        {
-            continue;
-        }
-        for method in item.as_object().ok_or("no operations")?.keys() {
-            routes.push((method.to_uppercase(), template.clone()));
-        }
-    }
-    assert!(routes.len() > 80, "only {} routes described", routes.len());
-    let before = snapshot(&globex, &routes, &ids).await?;
+    Ok(())
+}
 
-    // Reads first, then changes, then deletions: each sees globex whole.
-    let order = |m: &str| {
-        ["GET", "PUT", "POST", "DELETE"]
-            .iter()
-            .position(|x| *x == m)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_lets_a_department_scoped_operator_reach_other_departments_devices() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let operator = Api::new(running.http_addr).await?;
+    let globex = tenant(&running, &operator, "globex", "gina").await?;
+    let mut ids = furnish(&globex).await?;
+    device_side(&running, &globex, &mut ids).await?;
+    globex
+        .create(
+            "/v1/departments",
+            &json!({ "id": "gx-north", "name": "north" }),
+        )
+        .await?;
+    globex
+        .create(
+            "/v1/users",
+            &json!({ "id": "otto", "password": PASSWORD, "roles": ["operator"], "department_id": "gx-north" }),
+        )
+        .await?;
+    let otto = Api::login(running.http_addr, "globex", "otto", PASSWORD).await?;
+    // What follows a device's department: the device, its data, alarms, exports, results.
+    let device_side = |t: &str| {
+        t.contains("{uid}")
+            || t.starts_with("/v1/alarms")
+            || t.starts_with("/v1/exports")
+            || t == "/v1/devices"
+            || t.ends_with("/results")
+            || t.ends_with("/run")
     };
-    routes.sort_by_key(|(m, t)| (order(m), t.clone()));
-    let mut wrong = Vec::new();
-    for (method, template) in &routes {
-        let path = concrete(&ids, template)?;
-        let (status, answer) =
-            call(&initech, method, &path, &body_for(&ids, method, template)).await?;
-        // A globex id in the path that is one namespace for all tenants must not be found.
-        let global = ["{uid}", "alarms/{id}", "exports/{id}", "messages/{id}"]
-            .iter()
-            .any(|g| template.contains(g));
-        if status >= 500 || answer.contains(SECRET) || (global && !matches!(status, 403 | 404)) {
-            wrong.push(format!("{method} {path}: {status} {answer}"));
-        }
-    }
+    let routes: Vec<(String, String)> = described_routes(&running)
+        .await?
+        .into_iter()
+        .filter(|(_, t)| device_side(t))
+        .collect();
     assert!(
-        wrong.is_empty(),
-        "another tenant reached globex:\n{}",
-        wrong.join("\n")
+        routes.len() > 20,
+        "only {} device-side routes",
+        routes.len()
     );
-    let after = snapshot(&globex, &routes, &ids).await?;
-    for (path, was) in &before {
-        assert_eq!(after.get(path), Some(was), "{path} changed");
-    }
+    attack(&otto, &globex, routes, &ids, "GX-SECRET pump").await?;
     running.shutdown().await;
     Ok(())
 }
