@@ -316,7 +316,7 @@ async fn device_side(
     globex: &Api,
     ids: &mut BTreeMap<&'static str, String>,
 ) -> TestResult {
-    let token = device_token(&globex, "globex_r-1").await?;
+    let token = device_token(globex, "globex_r-1").await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let answer = reqwest::Client::new()
         .post(format!("http://{}/v1/ingest", running.http_addr))
