@@ -1,17 +1,17 @@
 //! Login, refresh, logout, who am I, and changing one's own password.
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use iot_core::auth::{DataScope, LoginOutcome, MfaEnrollment, Principal, Tokens};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::ApiState;
-use crate::audit::Actor;
+use crate::audit::{Actor, ClientAddr};
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::auth_error;
@@ -60,6 +60,7 @@ struct LoginBody {
 )]
 async fn login(
     State(state): State<Arc<ApiState>>,
+    addr: Option<Extension<ClientAddr>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, Response> {
@@ -71,7 +72,13 @@ async fn login(
     let client = user_agent(&headers);
     let result = state
         .auth
-        .login(&tenant, &body.username, &body.password, client.as_deref())
+        .login(
+            &tenant,
+            &body.username,
+            &body.password,
+            client.as_deref(),
+            addr.as_ref().map(|Extension(ClientAddr(a))| a.as_str()),
+        )
         .await;
     let mut response = match result {
         Ok(outcome) => Json(outcome).into_response(),
@@ -218,7 +225,13 @@ async fn require_password(
 ) -> Result<(), Response> {
     match state
         .auth
-        .check_password(&caller.tenant, &caller.user, password)
+        // Counted per session: whoever holds it gets five guesses.
+        .check_password(
+            &caller.tenant,
+            &caller.user,
+            password,
+            Some(&format!("session {}", caller.session)),
+        )
         .await
     {
         Ok(true) => Ok(()),
@@ -256,13 +269,19 @@ struct MfaVerifyBody {
 )]
 async fn verify_mfa(
     State(state): State<Arc<ApiState>>,
+    addr: Option<Extension<ClientAddr>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<MfaVerifyBody>, JsonRejection>,
 ) -> Result<Response, Response> {
     let body = body.map_err(rejected)?.0;
     let answer = state
         .auth
-        .verify_mfa(&body.mfa_token, &body.code, user_agent(&headers).as_deref())
+        .verify_mfa(
+            &body.mfa_token,
+            &body.code,
+            user_agent(&headers).as_deref(),
+            addr.as_ref().map(|Extension(ClientAddr(a))| a.as_str()),
+        )
         .await
         .map_err(auth_error)?;
     Ok(Json(answer).into_response())

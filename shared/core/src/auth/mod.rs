@@ -10,6 +10,7 @@ pub mod policy;
 pub mod secret;
 mod service;
 mod sso;
+mod throttle;
 pub mod token;
 mod user;
 

@@ -11,6 +11,7 @@ use super::oidc::JwksSource;
 use super::password::{self, verify_nothing, verify_password};
 use super::policy::{Grouping, Policy, action_match};
 use super::secret::{constant_time_eq, digest, random_id, random_token};
+use super::throttle::{ACCOUNT_FACTOR, SourceThrottle};
 use super::token::{AUDIENCE, AccessClaims, ISSUER, MFA_AUDIENCE, TokenError, TokenKeys};
 use super::user::{Credential, Session, User, default_policy};
 use crate::ports::{Clock, StoreError};
@@ -321,39 +322,58 @@ impl AuthService {
         }
     }
 
-    /// Checks a password, counting failures and locking the account after too many.
+    /// Checks a password, counting failures per source address (five lock that source out) and
+    /// for the account (ten times as many lock it).
     pub async fn login(
         &self,
         tenant: &str,
         user_id: &str,
         password: &str,
         client: Option<&str>,
+        source: Option<&str>,
     ) -> Result<LoginOutcome, AuthError> {
         let now = self.clock.now_ms();
-        let (Some(user), Some(stored)) = (
+        let source = source.unwrap_or("unknown");
+        let throttle = self.throttle();
+        let source_lock = throttle.locked(tenant, user_id, source, now).await?;
+        let (user, stored) = (
             self.catalog.user(tenant, user_id).await?,
             self.catalog.credential(tenant, user_id).await?,
-        ) else {
-            verify_nothing(password);
-            return Err(AuthError::InvalidCredentials);
+        );
+        // Every answer costs one password hash, whether the user is unknown, signs in only
+        // through SSO, or is locked: the time tells nothing.
+        let hash = stored
+            .as_ref()
+            .and_then(|s| s.value.password_hash.as_deref());
+        let ok = match hash {
+            Some(hash) => verify_password(password, hash),
+            None => {
+                verify_nothing(password);
+                false
+            }
         };
-        let mut credential = stored.value;
-        if let Some(until) = credential.locked_until.filter(|&t| t > now) {
+        let account_lock = stored
+            .as_ref()
+            .and_then(|s| s.value.locked_until)
+            .filter(|&t| t > now);
+        if let Some(until) = source_lock.max(account_lock) {
             return Err(AuthError::Locked(until));
         }
-        let ok = credential
-            .password_hash
-            .as_deref()
-            .is_some_and(|hash| verify_password(password, hash));
-        if !ok {
-            return Err(self
-                .count_failure(tenant, user_id, credential, stored.version, now)
-                .await
-                .map_or(AuthError::InvalidCredentials, AuthError::Locked));
-        }
+        let (Some(user), Some(stored), true) = (user, stored, ok) else {
+            let locked = match self.catalog.credential(tenant, user_id).await? {
+                Some(stored) => {
+                    self.fail(tenant, user_id, source, stored.value, stored.version, now)
+                        .await?
+                }
+                None => throttle.failed(tenant, user_id, source, now).await?,
+            };
+            return Err(locked.map_or(AuthError::InvalidCredentials, AuthError::Locked));
+        };
         if user.disabled {
             return Err(AuthError::Disabled);
         }
+        throttle.succeeded(tenant, user_id, source).await?;
+        let mut credential = stored.value;
         if credential.failed_logins > 0 || credential.locked_until.is_some() {
             credential.failed_logins = 0;
             credential.locked_until = None;
@@ -368,6 +388,15 @@ impl AuthService {
         self.start_session(&user, client, &["pwd"])
             .await
             .map(LoginOutcome::Tokens)
+    }
+
+    /// Failed sign-ins per account and source address.
+    fn throttle(&self) -> SourceThrottle<'_> {
+        SourceThrottle {
+            catalog: &self.catalog,
+            max_failures: self.settings.max_failed_logins,
+            lockout_ms: self.settings.lockout_ms,
+        }
     }
 
     /// The token between a first step (`pwd` or `sso`) and the TOTP code.
@@ -390,6 +419,44 @@ impl AuthService {
         })
     }
 
+    /// Until when `source` may not sign in as the user: its own lock or the account's.
+    async fn lock_of(
+        &self,
+        tenant: &str,
+        user: &str,
+        source: &str,
+        credential: &Credential,
+        now: Millis,
+    ) -> Result<Option<Millis>, AuthError> {
+        let own = self.throttle().locked(tenant, user, source, now).await?;
+        Ok(own.max(credential.locked_until.filter(|&t| t > now)))
+    }
+
+    /// Counts a wrong password or code for the source and the account; the end of a lock
+    /// either started.
+    async fn fail(
+        &self,
+        tenant: &str,
+        user: &str,
+        source: &str,
+        credential: Credential,
+        version: u64,
+        now: Millis,
+    ) -> Result<Option<Millis>, AuthError> {
+        let own = self.throttle().failed(tenant, user, source, now).await?;
+        let account = self
+            .count_failure(tenant, user, credential, version, now)
+            .await;
+        Ok(own.max(account))
+    }
+
+    /// Failures from any sources that lock the account itself.
+    fn account_limit(&self) -> u32 {
+        self.settings
+            .max_failed_logins
+            .saturating_mul(ACCOUNT_FACTOR)
+    }
+
     /// Counts a wrong password or code; the one that reaches the limit locks the account.
     /// Returns the end of the lock if this failure started one.
     async fn count_failure(
@@ -401,7 +468,7 @@ impl AuthService {
         now: Millis,
     ) -> Option<Millis> {
         credential.failed_logins += 1;
-        let locked_until = (credential.failed_logins >= self.settings.max_failed_logins)
+        let locked_until = (credential.failed_logins >= self.account_limit())
             .then_some(now + self.settings.lockout_ms);
         if locked_until.is_some() {
             credential.locked_until = locked_until;
@@ -423,7 +490,9 @@ impl AuthService {
         mfa_token: &str,
         code: &str,
         client: Option<&str>,
+        source: Option<&str>,
     ) -> Result<Tokens, AuthError> {
+        let source = source.unwrap_or("unknown");
         let now = self.clock.now_ms();
         let claims = self.keys.verify_for(mfa_token, MFA_AUDIENCE, now)?;
         let (tenant, user_id) = (claims.tid.as_str(), claims.sub.as_str());
@@ -437,7 +506,10 @@ impl AuthService {
             return Err(AuthError::Disabled);
         }
         let mut credential = stored.value;
-        if let Some(until) = credential.locked_until.filter(|&t| t > now) {
+        if let Some(until) = self
+            .lock_of(tenant, user_id, source, &credential, now)
+            .await?
+        {
             return Err(AuthError::Locked(until));
         }
         let Some(totp) = credential.totp.as_mut().filter(|t| t.confirmed) else {
@@ -452,8 +524,8 @@ impl AuthService {
         };
         if !accepted {
             return Err(self
-                .count_failure(tenant, user_id, credential, stored.version, now)
-                .await
+                .fail(tenant, user_id, source, credential, stored.version, now)
+                .await?
                 .map_or(AuthError::InvalidCode, AuthError::Locked));
         }
         credential.failed_logins = 0;
@@ -760,13 +832,19 @@ impl AuthService {
         tenant: &str,
         user: &str,
         password: &str,
+        source: Option<&str>,
     ) -> Result<bool, AuthError> {
         let now = self.clock.now_ms();
+        let source = source.unwrap_or("unknown");
         let Some(stored) = self.catalog.credential(tenant, user).await? else {
             verify_nothing(password);
             return Ok(false);
         };
-        if let Some(until) = stored.value.locked_until.filter(|&t| t > now) {
+        if let Some(until) = self
+            .lock_of(tenant, user, source, &stored.value, now)
+            .await?
+        {
+            verify_nothing(password);
             return Err(AuthError::Locked(until));
         }
         let ok = stored
@@ -778,8 +856,8 @@ impl AuthService {
             return Ok(true);
         }
         match self
-            .count_failure(tenant, user, stored.value, stored.version, now)
-            .await
+            .fail(tenant, user, source, stored.value, stored.version, now)
+            .await?
         {
             Some(until) => Err(AuthError::Locked(until)),
             None => Ok(false),
@@ -806,7 +884,7 @@ mod tests {
         password: &str,
     ) -> Result<Tokens, Box<dyn std::error::Error>> {
         Ok(auth
-            .login("acme", "admin", password, None)
+            .login("acme", "admin", password, None, None)
             .await?
             .tokens()
             .ok_or("a second factor was asked")?)
@@ -919,25 +997,25 @@ mod tests {
         auth.bootstrap_tenant("acme", "admin", "first password!")
             .await?;
         assert!(
-            auth.check_password("acme", "admin", "first password!")
+            auth.check_password("acme", "admin", "first password!", None)
                 .await?
         );
         for _ in 0..4 {
-            assert!(!auth.check_password("acme", "admin", "guess").await?);
+            assert!(!auth.check_password("acme", "admin", "guess", None).await?);
         }
         let e = auth
-            .check_password("acme", "admin", "guess")
+            .check_password("acme", "admin", "guess", None)
             .await
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
         // The lock holds for the right password and for sign-in alike.
         let e = auth
-            .check_password("acme", "admin", "first password!")
+            .check_password("acme", "admin", "first password!", None)
             .await
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
         let e = auth
-            .login("acme", "admin", "first password!", None)
+            .login("acme", "admin", "first password!", None, None)
             .await
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
@@ -951,13 +1029,13 @@ mod tests {
             .await?;
         for _ in 0..4 {
             let e = auth
-                .login("acme", "admin", "wrong", None)
+                .login("acme", "admin", "wrong", None, None)
                 .await
                 .unwrap_err();
             assert!(matches!(e, AuthError::InvalidCredentials), "{e}");
         }
         let e = auth
-            .login("acme", "admin", "wrong", None)
+            .login("acme", "admin", "wrong", None, None)
             .await
             .unwrap_err();
         assert!(
@@ -966,14 +1044,17 @@ mod tests {
         );
         // Even the right password waits out the lock.
         let e = auth
-            .login("acme", "admin", "first password!", None)
+            .login("acme", "admin", "first password!", None, None)
             .await
             .unwrap_err();
         assert!(matches!(e, AuthError::Locked(_)), "{e}");
         clock.advance(15 * MINUTE);
         login(&auth, "first password!").await?;
         // An unknown user gets the very same answer as a wrong password.
-        let e = auth.login("acme", "nobody", "x", None).await.unwrap_err();
+        let e = auth
+            .login("acme", "nobody", "x", None, None)
+            .await
+            .unwrap_err();
         assert!(matches!(e, AuthError::InvalidCredentials));
         Ok(())
     }
@@ -1047,11 +1128,11 @@ mod tests {
         auth.authenticate(&a.access_token).await?;
         assert!(auth.authenticate(&b.access_token).await.is_err());
         assert!(
-            auth.login("acme", "admin", "first password!", None)
+            auth.login("acme", "admin", "first password!", None, None)
                 .await
                 .is_err()
         );
-        auth.login("acme", "admin", "second password!", None)
+        auth.login("acme", "admin", "second password!", None, None)
             .await?;
         Ok(())
     }
@@ -1118,7 +1199,9 @@ mod tests {
             .await?;
         assert_eq!(recovery.len(), 10);
 
-        let outcome = auth.login("acme", "admin", "first password!", None).await?;
+        let outcome = auth
+            .login("acme", "admin", "first password!", None, None)
+            .await?;
         let LoginOutcome::MfaRequired { mfa_token, .. } = outcome else {
             return Err("a second factor should be asked".into());
         };
@@ -1126,24 +1209,25 @@ mod tests {
         assert!(auth.authenticate(&mfa_token).await.is_err());
         clock.advance(30 * SECOND);
         let code = app.code_at(clock.now_ms());
-        let tokens = auth.verify_mfa(&mfa_token, &code, None).await?;
+        let tokens = auth.verify_mfa(&mfa_token, &code, None, None).await?;
         let me = auth.authenticate(&tokens.access_token).await?;
         assert!(!me.needs_mfa_enrollment);
         // The same code again is refused; a recovery code works once.
         assert!(matches!(
-            auth.verify_mfa(&mfa_token, &code, None).await,
+            auth.verify_mfa(&mfa_token, &code, None, None).await,
             Err(AuthError::InvalidCode)
         ));
-        auth.verify_mfa(&mfa_token, &recovery[0], None).await?;
+        auth.verify_mfa(&mfa_token, &recovery[0], None, None)
+            .await?;
         assert!(
-            auth.verify_mfa(&mfa_token, &recovery[0], None)
+            auth.verify_mfa(&mfa_token, &recovery[0], None, None)
                 .await
                 .is_err()
         );
         // The intermediate token expires.
         clock.advance(5 * MINUTE);
         assert!(matches!(
-            auth.verify_mfa(&mfa_token, &recovery[1], None).await,
+            auth.verify_mfa(&mfa_token, &recovery[1], None, None).await,
             Err(AuthError::Token(TokenError::Expired))
         ));
         Ok(())
@@ -1164,7 +1248,7 @@ mod tests {
             )
             .await?;
         let tokens = auth
-            .login("acme", "admin", "first password!", None)
+            .login("acme", "admin", "first password!", None, None)
             .await?
             .tokens()
             .ok_or("not enrolled yet, so no second factor is asked")?;

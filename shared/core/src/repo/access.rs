@@ -10,6 +10,7 @@
 //! | telemetry export (with TTL) | `TENANT#{t}` | `EXPORT#{id}` | |
 //! | department | `TENANT#{t}` | `DEPT#{id}` | |
 //! | audit entry (with TTL) | `TENANT#{t}#AUDIT` | `{at, 20 digits}#{id}` | |
+//! | failed sign-ins of a name from a source (with TTL) | `TENANT#{t}#SIGNIN#{user}` | `{source}` | |
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +35,13 @@ fn session_key(id: &str) -> Key {
 
 fn sessions_pk(tenant: &str, user: &str) -> String {
     format!("{}#USER#{user}#SESSIONS", tenant_pk(tenant))
+}
+
+fn sign_in_key(tenant: &str, user: &str, source: &str) -> Key {
+    Key::new(
+        format!("{}#SIGNIN#{user}", tenant_pk(tenant)),
+        source.to_owned(),
+    )
 }
 
 fn policy_key(tenant: &str) -> Key {
@@ -210,6 +218,41 @@ impl Catalog {
         expected: Option<u64>,
     ) -> Result<(), StoreError> {
         self.put_versioned(credential_key(tenant, user), credential, expected)
+            .await
+    }
+
+    // ---- failed sign-ins per source
+
+    pub async fn sign_in_failures<T: DeserializeOwned>(
+        &self,
+        tenant: &str,
+        user: &str,
+        source: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(sign_in_key(tenant, user, source)).await
+    }
+
+    pub async fn put_sign_in_failures<T: Serialize>(
+        &self,
+        tenant: &str,
+        user: &str,
+        source: &str,
+        failures: &T,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new(sign_in_key(tenant, user, source), to_json(failures)?);
+        item.expires_at = Some(expires_at);
+        self.store.put(item, Condition::Always).await
+    }
+
+    pub async fn clear_sign_in_failures(
+        &self,
+        tenant: &str,
+        user: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .delete(&sign_in_key(tenant, user, source), Condition::Always)
             .await
     }
 
