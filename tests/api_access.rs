@@ -1516,6 +1516,7 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let mqtt = running.mqtt_addr.ok_or("no embedded broker")?;
+    let mqtts = running.mqtts_addr.ok_or("no embedded TLS listener")?;
     let admin = Api::new(running.http_addr).await?;
     air_product(&admin).await?;
 
@@ -1539,7 +1540,7 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
             .starts_with("-----BEGIN PRIVATE KEY-----"),
         "{created}"
     );
-    assert_eq!(credentials["endpoint"], format!("mqtt://{mqtt}"));
+    assert_eq!(credentials["endpoint"], format!("mqtts://{mqtts}"));
     assert!(dir.path().join("device-ca.pem").exists());
     let (_, read) = admin.get("/v1/devices/air-1").await?;
     assert!(read.get("credentials").is_none(), "{read}");

@@ -674,3 +674,109 @@ async fn a_gateway_is_one_of_the_callers_own_devices() -> TestResult {
     running.shutdown().await;
     Ok(())
 }
+
+/// Connects over TLS trusting `ca_pem`, with a client certificate if given, sends CONNECT as
+/// `client_id`, and answers the CONNACK's code, or why there was none.
+async fn connect_tls(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client: Option<(&str, &str)>,
+    client_id: &str,
+) -> Result<Result<ConnectReturnCode, String>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder.with_client_auth_cert(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes())?],
+            PrivateKeyDer::from_pem_slice(key.as_bytes())?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::IpAddress(addr.ip().into());
+    let mut stream = match connector.connect(name, tcp).await {
+        Ok(stream) => stream,
+        Err(e) => return Ok(Err(format!("handshake: {e}"))),
+    };
+    let mut out = bytes::BytesMut::new();
+    Packet::Connect(rumqttc::Connect::new(client_id)).write(&mut out, usize::MAX)?;
+    if let Err(e) = stream.write_all(&out).await {
+        return Ok(Err(format!("write: {e}")));
+    }
+    let mut buf = bytes::BytesMut::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match Packet::read(&mut buf, 1024) {
+                Ok(Packet::ConnAck(ack)) => return Ok(Ok(ack.code)),
+                Ok(other) => return Ok(Err(format!("not a CONNACK: {other:?}"))),
+                Err(rumqttc::Error::InsufficientBytes(_)) => {}
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) => return Ok(Err("closed".into())),
+                Ok(_) => {}
+                Err(e) => return Ok(Err(format!("read: {e}"))),
+            }
+        }
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_signs_in_devices_by_their_certificate_of_the_device_ca() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    two_departments(&running, &admin).await?;
+    let tls = running.mqtts_addr.ok_or("no TLS listener")?;
+    let ca = std::fs::read_to_string(dir.path().join("device-ca.pem"))?;
+    let issued = admin
+        .create("/v1/devices/n-1/certificate", &json!({}))
+        .await?;
+    let (cert, key) = (
+        issued["certificate_pem"].as_str().ok_or("no certificate")?,
+        issued["private_key_pem"].as_str().ok_or("no key")?,
+    );
+    assert_eq!(issued["endpoint"], format!("mqtts://{tls}"));
+    assert_eq!(
+        connect_tls(tls, &ca, Some((cert, key)), "n-1").await?,
+        Ok(ConnectReturnCode::Success)
+    );
+    // The certificate is n-1's only; none, or one of another CA, is refused.
+    assert_eq!(
+        connect_tls(tls, &ca, Some((cert, key)), "s-1").await?,
+        Ok(ConnectReturnCode::BadUserNamePassword)
+    );
+    assert!(connect_tls(tls, &ca, None, "n-1").await?.is_err());
+    let rogue_key = rcgen::KeyPair::generate()?;
+    let mut rogue_ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    rogue_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let rogue_issuer = rcgen::Issuer::new(rogue_ca, rogue_key);
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "n-1");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let forged = leaf.signed_by(&leaf_key, &rogue_issuer)?;
+    let answer = connect_tls(
+        tls,
+        &ca,
+        Some((&forged.pem(), &leaf_key.serialize_pem())),
+        "n-1",
+    )
+    .await?;
+    assert!(answer.is_err(), "a certificate of another CA: {answer:?}");
+    // A revoked certificate signs nobody in.
+    assert_eq!(admin.delete("/v1/devices/n-1/certificate").await?.0, 204);
+    assert_eq!(
+        connect_tls(tls, &ca, Some((cert, key)), "n-1").await?,
+        Ok(ConnectReturnCode::BadUserNamePassword)
+    );
+    running.shutdown().await;
+    Ok(())
+}

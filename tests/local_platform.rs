@@ -500,6 +500,7 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
         ..iot_local::config::Config::default()
     };
     config.mqtt.port = 0;
+    config.mqtt.tls_port = 0;
     config.http.port = taken.local_addr()?.port();
     let err = iot_local::platform::start(&config)
         .await

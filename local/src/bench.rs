@@ -65,6 +65,7 @@ pub async fn run(options: BenchOptions) -> Result<(), String> {
     };
     config.http.port = 0;
     config.mqtt.port = 0;
+    config.mqtt.tls_port = 0;
     if let Some(url) = &options.mqtt_url {
         config.mqtt.url = url.clone();
         config.mqtt.client_id = format!("iot-local-bench-{}", std::process::id());

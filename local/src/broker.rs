@@ -7,7 +7,7 @@
 //! rumqttc's; see `docs/architecture.md` for why this is not rumqttd.
 //!
 //! Every client signs in as a device (client id and user name its uid, password its device
-//! token) and uses only its own topics, as the AWS IoT device policy allows: a publish
+//! token; or, on the TLS listener, its client certificate alone) and uses only its own topics, as the AWS IoT device policy allows: a publish
 //! elsewhere closes the connection, a subscription elsewhere is refused in its SUBACK.
 
 use bytes::BytesMut;
@@ -20,10 +20,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::SHADOW_UPDATE_FILTER;
 
@@ -31,11 +32,13 @@ use crate::gateway::SHADOW_UPDATE_FILTER;
 /// before it is acknowledged.
 #[async_trait::async_trait]
 pub trait DeviceSessions: Send + Sync {
-    /// Checks a CONNECT's credentials; answers the uid of the device the session acts as.
+    /// Checks a CONNECT's credentials (the id of the TLS client certificate, if the client
+    /// presented one the device CA signed); answers the uid of the device the session acts as.
     async fn authenticate(
         &self,
         client_id: &str,
         login: Option<&Login>,
+        certificate: Option<&str>,
     ) -> Result<String, ConnectReturnCode>;
 
     /// Commits a device message. `Err` means "not committed": the broker closes the
@@ -59,6 +62,7 @@ struct Registry {
     by_client: HashMap<String, (u64, watch::Sender<bool>)>,
 }
 
+#[derive(Clone)]
 pub struct Broker {
     registry: Arc<Mutex<Registry>>,
     sessions: Arc<dyn DeviceSessions>,
@@ -76,7 +80,13 @@ impl Broker {
 
     /// Accepts connections until `shutdown` turns true; then stops accepting, lets each
     /// connection finish the message in hand, and returns.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    /// With `tls`, every connection is TLS and presents a client certificate of the device CA.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let this = Arc::new(self);
         let mut connections = JoinSet::new();
         loop {
@@ -86,7 +96,29 @@ impl Broker {
                         let _ = stream.set_nodelay(true);
                         let broker = this.clone();
                         let stop = shutdown.clone();
-                        connections.spawn(async move { broker.connection(stream, peer, stop).await });
+                        let tls = tls.clone();
+                        connections.spawn(async move {
+                            let Some(tls) = tls else {
+                                return broker.connection(stream, peer, None, stop).await;
+                            };
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), tls.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(stream)) => {
+                                    let certificate = stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first())
+                                        .map(|der| crate::mqtt_tls::certificate_id(der));
+                                    broker.connection(stream, peer, certificate, stop).await;
+                                }
+                                Ok(Err(e)) => {
+                                    metrics::counter!("mqtt_connects_refused_total").increment(1);
+                                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting an MQTT connection failed");
@@ -105,10 +137,11 @@ impl Broker {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn connection(
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         self: Arc<Self>,
-        mut stream: TcpStream,
+        mut stream: S,
         peer: SocketAddr,
+        certificate: Option<String>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut buf = BytesMut::with_capacity(4096);
@@ -129,7 +162,11 @@ impl Broker {
         };
         let client_id = match self
             .sessions
-            .authenticate(&connect.client_id, connect.login.as_ref())
+            .authenticate(
+                &connect.client_id,
+                connect.login.as_ref(),
+                certificate.as_deref(),
+            )
             .await
         {
             Ok(uid) => uid,
@@ -363,8 +400,8 @@ impl Downlink {
     }
 }
 
-async fn read_packet(
-    stream: &mut TcpStream,
+async fn read_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     max_payload: usize,
 ) -> Result<Option<Packet>, String> {
@@ -383,8 +420,8 @@ async fn read_packet(
     }
 }
 
-async fn write_packet(
-    stream: &mut TcpStream,
+async fn write_packet<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     out: &mut BytesMut,
     packet: &Packet,
 ) -> Result<(), String> {

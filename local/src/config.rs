@@ -18,6 +18,9 @@ tenant = "demo"                  # IOT_LOCAL_TENANT
 [mqtt]
 # The embedded broker listens on 127.0.0.1 at this port (0 picks a free port).
 port = 1883                      # IOT_LOCAL_MQTT_PORT, --mqtt-port
+# Devices with a certificate of the device CA (POST /v1/devices/{uid}/certificate) connect
+# over TLS here, signed in by the certificate alone (0 picks a free port).
+tls_port = 8883                  # IOT_LOCAL_MQTT_TLS_PORT
 # Use an external broker instead, e.g. "mqtt://127.0.0.1:1883" for Mosquitto.
 url = ""                         # IOT_LOCAL_MQTT_URL, --mqtt-url
 # Client id of the ingest subscription on an external broker (a persistent session).
@@ -71,6 +74,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     pub port: u16,
+    pub tls_port: u16,
     pub url: String,
     pub client_id: String,
     pub max_payload: usize,

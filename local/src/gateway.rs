@@ -61,6 +61,8 @@ impl DeviceLink {
 /// The device CA: its key signs device certificates.
 pub struct DeviceCa {
     issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate devices and the TLS listener trust.
+    pem: String,
 }
 
 const CA_NAME: &str = "iot-local device CA";
@@ -96,10 +98,28 @@ impl DeviceCa {
             }
             Err(e) => return Err(format!("{}: {e}", key_path.display())),
         };
+        let pem =
+            std::fs::read_to_string(data_dir.join("device-ca.pem")).map_err(|e| failed(&e))?;
         let params = ca_params().map_err(|e| failed(&e))?;
         Ok(Self {
             issuer: Issuer::new(params, key),
+            pem,
         })
+    }
+
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A server certificate for the TLS listener, for `names` (host names or IP addresses),
+    /// and its key, both PEM.
+    pub fn issue_server(&self, names: &[String]) -> Result<(String, String), rcgen::Error> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let certificate = params.signed_by(&key, &self.issuer)?;
+        Ok((certificate.pem(), key.serialize_pem()))
     }
 
     /// A new key pair and a client certificate for the device (CN = its uid), and the

@@ -60,6 +60,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// The embedded broker's address (`None` with an external broker).
     pub mqtt_addr: Option<SocketAddr>,
+    /// Its TLS listener, for devices with a certificate of the device CA.
+    pub mqtts_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
     pub auth: Arc<AuthService>,
     /// The first administrator's login, and their password if it was generated at this start
@@ -187,24 +189,34 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let (mqtt_addr, link) = if config.mqtt.url.is_empty() {
+    let ca = DeviceCa::load_or_create(&data_dir).map_err(StartError::DeviceCa)?;
+    let (mqtt_addr, mqtts_addr, link) = if config.mqtt.url.is_empty() {
         let listener = bind(config.mqtt.port, "the MQTT", "--mqtt-port").await?;
         let addr = listener.local_addr().ok();
+        let tls_listener = bind(config.mqtt.tls_port, "the MQTT TLS", "mqtt.tls_port").await?;
+        let tls_addr = tls_listener.local_addr().ok();
+        let acceptor = crate::mqtt_tls::acceptor(&ca, &["localhost".into(), "127.0.0.1".into()])
+            .map_err(StartError::DeviceCa)?;
         let broker = Broker::new(services.clone(), config.mqtt.max_payload);
         let link = DeviceLink::Embedded(broker.downlink());
-        tasks.spawn(broker.serve(listener, stop.clone()));
-        (addr, link)
+        tasks.spawn(
+            broker
+                .clone()
+                .serve(tls_listener, Some(acceptor), stop.clone()),
+        );
+        tasks.spawn(broker.serve(listener, None, stop.clone()));
+        (addr, tls_addr, link)
     } else {
         let subscriber = connect_external(config, services.clone()).await?;
         let link = DeviceLink::External(subscriber.client.clone());
         tasks.spawn(subscriber.run(stop.clone()));
-        (None, link)
+        (None, None, link)
     };
-    let endpoint = match mqtt_addr {
-        Some(addr) => format!("mqtt://{addr}"),
+    // Where a device with a certificate connects: the TLS listener, or the external broker.
+    let endpoint = match mqtts_addr {
+        Some(addr) => format!("mqtts://{addr}"),
         None => config.mqtt.url.clone(),
     };
-    let ca = DeviceCa::load_or_create(&data_dir).map_err(StartError::DeviceCa)?;
     let gateway = Arc::new(LocalGateway::new(
         services.catalog.clone(),
         link,
@@ -258,6 +270,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     Ok(Running {
         http_addr,
         mqtt_addr,
+        mqtts_addr,
         services,
         auth,
         admin_user: config.auth.admin_user.clone(),

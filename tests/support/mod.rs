@@ -36,6 +36,7 @@ pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<R
     };
     config.http.port = 0;
     config.mqtt.port = 0;
+    config.mqtt.tls_port = 0;
     config.pipeline.cache_ttl_ms = 0;
     // The tests' webhook receivers and identity providers listen on loopback.
     config.pipeline.outbound_allow = "127.0.0.1".into();

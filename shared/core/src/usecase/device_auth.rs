@@ -32,6 +32,26 @@ pub async fn verify_device(
     if !stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
         return Err(DeviceAuthError::Refused);
     }
+    check_tenant(catalog, uid).await
+}
+
+/// Checks that the certificate `certificate_id` (its DER's SHA-256, which the TLS layer has
+/// verified against the device CA) is the one registered for `uid`: a revoked or another
+/// device's certificate signs nobody in.
+pub async fn verify_device_certificate(
+    catalog: &Catalog,
+    uid: &str,
+    certificate_id: &str,
+) -> Result<(), DeviceAuthError> {
+    let stored = catalog.device_certificate(uid).await?;
+    if !stored.is_some_and(|id| constant_time_eq(&id, certificate_id)) {
+        return Err(DeviceAuthError::Refused);
+    }
+    check_tenant(catalog, uid).await
+}
+
+/// A device of a suspended or deleted tenant is refused.
+async fn check_tenant(catalog: &Catalog, uid: &str) -> Result<(), DeviceAuthError> {
     let device = catalog.device(uid).await?.ok_or(DeviceAuthError::Refused)?;
     if let Some(tenant) = catalog.tenant(&device.tenant_id).await? {
         tenant.value.check_active()?;
