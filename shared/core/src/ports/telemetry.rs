@@ -215,6 +215,53 @@ pub fn aggregate(points: &[Point], bucket_ms: Millis) -> Result<Vec<Bucket>, Tel
 mod tests {
     use super::*;
 
+    /// A store with an endless history: every range read fills its limit. (A stand-in: the
+    /// test is of the trait's own aggregate, over whatever store.)
+    struct EndlessHistory(std::sync::Mutex<Vec<Option<usize>>>);
+
+    #[async_trait]
+    impl TelemetryStore for EndlessHistory {
+        async fn write(&self, _: &[Record]) -> Result<WriteReport, TelemetryError> {
+            Err(TelemetryError::Unavailable(
+                "this stand-in only reads".into(),
+            ))
+        }
+        async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
+            self.0.lock().expect("not poisoned").push(query.limit);
+            let n = query
+                .limit
+                .unwrap_or(usize::MAX)
+                .min(MAX_AGGREGATED_POINTS + 1);
+            Ok((0..n).map(|i| point(i as Millis, 1.0)).collect())
+        }
+        async fn latest(&self, _: &str, _: &[String]) -> Result<Vec<Point>, TelemetryError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aggregate_reads_a_bounded_history_and_says_so_when_there_is_more() {
+        let store = EndlessHistory(std::sync::Mutex::new(Vec::new()));
+        let query = AggregateQuery {
+            device_uid: "d".into(),
+            signal: "s".into(),
+            window: Window {
+                start: 0,
+                end: 10 * crate::time::DAY * 365,
+            },
+            bucket_ms: crate::time::DAY,
+        };
+        let refused = store.aggregate(&query).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("aggregate a shorter window"),
+            "{refused}"
+        );
+        assert_eq!(
+            *store.0.lock().expect("not poisoned"),
+            [Some(MAX_AGGREGATED_POINTS + 1)]
+        );
+    }
+
     fn point(time: Millis, value: f64) -> Point {
         Point {
             time,
