@@ -509,6 +509,16 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
     assert!(matches!(err, StartError::Port { .. }), "{err}");
     assert!(err.to_string().contains("--http-port"), "{err}");
 
+    // A broker address that is not one.
+    config.http.port = 0;
+    config.mqtt.bind = "everywhere".into();
+    let err = iot_local::platform::start(&config)
+        .await
+        .err()
+        .ok_or("started on no address")?;
+    assert!(matches!(err, StartError::BindAddress(_)), "{err}");
+    config.mqtt.bind = "127.0.0.1".into();
+
     // A data directory that cannot be created (a file is in the way).
     let file = dir.path().join("file");
     std::fs::write(&file, "x")?;

@@ -16,7 +16,10 @@ data_dir = ".iot-local"          # IOT_LOCAL_DATA_DIR, --data-dir
 tenant = "demo"                  # IOT_LOCAL_TENANT
 
 [mqtt]
-# The embedded broker listens on 127.0.0.1 at this port (0 picks a free port).
+# The address the embedded broker listens on; beyond loopback, devices elsewhere should use
+# the TLS listener (the plain one warns at start).
+bind = "127.0.0.1"               # IOT_LOCAL_MQTT_BIND
+# Its plain listener's port (0 picks a free port).
 port = 1883                      # IOT_LOCAL_MQTT_PORT, --mqtt-port
 # Devices with a certificate of the device CA (POST /v1/devices/{uid}/certificate) connect
 # over TLS here, signed in by the certificate alone (0 picks a free port).
@@ -73,6 +76,7 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
+    pub bind: String,
     pub port: u16,
     pub tls_port: u16,
     pub url: String,

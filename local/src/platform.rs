@@ -15,7 +15,7 @@ use iot_core::usecase::device_uid_from_topic;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,10 +37,11 @@ pub enum StartError {
     #[error("cannot open the database: {0}")]
     Database(String),
     #[error(
-        "{what} port {port} on 127.0.0.1 is in use or not allowed ({reason}); choose another with {flag}"
+        "{what} port {port} on {host} is in use or not allowed ({reason}); choose another with {flag}"
     )]
     Port {
         what: &'static str,
+        host: IpAddr,
         port: u16,
         flag: &'static str,
         reason: String,
@@ -53,6 +54,8 @@ pub enum StartError {
     Auth(String),
     #[error("cannot set up {0}")]
     DeviceCa(String),
+    #[error("mqtt.bind {0:?} is not an IP address, e.g. 127.0.0.1 or 0.0.0.0")]
+    BindAddress(String),
 }
 
 /// A running platform; [`Running::shutdown`] stops it cleanly.
@@ -122,10 +125,20 @@ async fn bind(
     what: &'static str,
     flag: &'static str,
 ) -> Result<TcpListener, StartError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+    bind_on(IpAddr::V4(Ipv4Addr::LOCALHOST), port, what, flag).await
+}
+
+async fn bind_on(
+    host: IpAddr,
+    port: u16,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, StartError> {
+    TcpListener::bind((host, port))
         .await
         .map_err(|e| StartError::Port {
             what,
+            host,
             port,
             flag,
             reason: e.to_string(),
@@ -182,6 +195,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let http = bind(config.http.port, "the HTTP", "--http-port").await?;
     let http_addr = http.local_addr().map_err(|e| StartError::Port {
         what: "the HTTP",
+        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: config.http.port,
         flag: "--http-port",
         reason: e.to_string(),
@@ -191,12 +205,28 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
     let ca = DeviceCa::load_or_create(&data_dir).map_err(StartError::DeviceCa)?;
     let (mqtt_addr, mqtts_addr, link) = if config.mqtt.url.is_empty() {
-        let listener = bind(config.mqtt.port, "the MQTT", "--mqtt-port").await?;
+        let host: IpAddr = config
+            .mqtt
+            .bind
+            .parse()
+            .map_err(|_| StartError::BindAddress(config.mqtt.bind.clone()))?;
+        if !host.is_loopback() {
+            tracing::warn!(
+                %host,
+                "the plain MQTT listener is reachable beyond this machine, and device tokens cross \
+                 the network unencrypted: let devices elsewhere use the TLS listener (mqtt.tls_port)"
+            );
+        }
+        let listener = bind_on(host, config.mqtt.port, "the MQTT", "--mqtt-port").await?;
         let addr = listener.local_addr().ok();
-        let tls_listener = bind(config.mqtt.tls_port, "the MQTT TLS", "mqtt.tls_port").await?;
+        let tls_listener =
+            bind_on(host, config.mqtt.tls_port, "the MQTT TLS", "mqtt.tls_port").await?;
         let tls_addr = tls_listener.local_addr().ok();
-        let acceptor = crate::mqtt_tls::acceptor(&ca, &["localhost".into(), "127.0.0.1".into()])
-            .map_err(StartError::DeviceCa)?;
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        if !host.is_unspecified() && !host.is_loopback() {
+            names.push(host.to_string());
+        }
+        let acceptor = crate::mqtt_tls::acceptor(&ca, &names).map_err(StartError::DeviceCa)?;
         let broker = Broker::new(services.clone(), config.mqtt.max_payload);
         let link = DeviceLink::Embedded(broker.downlink());
         tasks.spawn(
