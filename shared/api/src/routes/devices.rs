@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::fleet_limits::{admit_new_device, clamp_window, readable_since};
+use super::fleet_limits::{admit_new_device, clamp_window, readable_range, readable_since};
 use super::products::product_of;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
@@ -721,21 +721,18 @@ async fn range(
     signals.extend(params.signal.clone());
     check_signals(&signals)?;
     let window = params.window(state.clock.now_ms())?;
-    let points = match clamp_window(window, readable_since(&state, &device).await?) {
-        None => Vec::new(),
-        Some(window) => {
-            state
-                .telemetry
-                .range(&RangeQuery {
-                    device_uid: uid.clone(),
-                    signals,
-                    window,
-                    limit: Some(params.limit.unwrap_or(1_000).min(MAX_POINTS)),
-                    descending,
-                })
-                .await?
-        }
-    };
+    let points = readable_range(
+        &state,
+        &device,
+        RangeQuery {
+            device_uid: uid.clone(),
+            signals,
+            window,
+            limit: Some(params.limit.unwrap_or(1_000).min(MAX_POINTS)),
+            descending,
+        },
+    )
+    .await?;
     let points = points
         .into_iter()
         .map(|p| PointView {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::devices::device_of;
-use super::fleet_limits::{clamp_window, readable_since};
+use super::fleet_limits::readable_range;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
@@ -205,21 +205,18 @@ async fn export(
         start: from,
         end: to,
     };
-    let points = match clamp_window(window, readable_since(&state, &device).await?) {
-        None => Vec::new(),
-        Some(window) => {
-            state
-                .telemetry
-                .range(&RangeQuery {
-                    device_uid: uid.clone(),
-                    signals: body.signals.clone(),
-                    window,
-                    limit: Some(MAX_EXPORT_POINTS + 1),
-                    descending: false,
-                })
-                .await?
-        }
-    };
+    let points = readable_range(
+        &state,
+        &device,
+        RangeQuery {
+            device_uid: uid.clone(),
+            signals: body.signals.clone(),
+            window,
+            limit: Some(MAX_EXPORT_POINTS + 1),
+            descending: false,
+        },
+    )
+    .await?;
     if points.len() > MAX_EXPORT_POINTS {
         return Err(ApiError::unprocessable(format!(
             "more than {MAX_EXPORT_POINTS} points; narrow the window (e.g. {} hours) or the signals",

@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use iot_core::model::Device;
+use iot_core::ports::{Point, RangeQuery};
 use iot_core::stats::Window;
 use iot_core::time::Millis;
 
@@ -74,6 +75,22 @@ pub(crate) async fn readable_since(state: &ApiState, device: &Device) -> ApiResu
         .await?
         .and_then(|t| t.value.readable_since(state.clock.now_ms()));
     Ok(retention.map_or(device.data_since, |r| r.max(device.data_since)))
+}
+
+/// The device's points in `window` the caller may read (see [`readable_since`]): the query
+/// with its window cut, or nothing if none of the window is readable.
+pub(crate) async fn readable_range(
+    state: &ApiState,
+    device: &Device,
+    query: RangeQuery,
+) -> ApiResult<Vec<Point>> {
+    match clamp_window(query.window, readable_since(state, device).await?) {
+        None => Ok(Vec::new()),
+        Some(window) => Ok(state
+            .telemetry
+            .range(&RangeQuery { window, ..query })
+            .await?),
+    }
 }
 
 /// `window` cut to start no earlier than `since`; `None` if nothing of it is left.

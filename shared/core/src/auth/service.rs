@@ -359,15 +359,18 @@ impl AuthService {
         if let Some(until) = source_lock.max(account_lock) {
             return Err(AuthError::Locked(until));
         }
-        let (Some(user), Some(stored), true) = (user, stored, ok) else {
-            let locked = match self.catalog.credential(tenant, user_id).await? {
-                Some(stored) => {
-                    self.fail(tenant, user_id, source, stored.value, stored.version, now)
-                        .await?
-                }
-                None => throttle.failed(tenant, user_id, source, now).await?,
-            };
-            return Err(locked.map_or(AuthError::InvalidCredentials, AuthError::Locked));
+        let (user, stored) = match (user, stored, ok) {
+            (Some(user), Some(stored), true) => (user, stored),
+            (_, stored, _) => {
+                let locked = match stored {
+                    Some(stored) => {
+                        self.fail(tenant, user_id, source, stored.value, stored.version, now)
+                            .await?
+                    }
+                    None => throttle.failed(tenant, user_id, source, now).await?,
+                };
+                return Err(locked.map_or(AuthError::InvalidCredentials, AuthError::Locked));
+            }
         };
         if user.disabled {
             return Err(AuthError::Disabled);
