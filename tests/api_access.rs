@@ -237,8 +237,9 @@ fn same_route(template: &str, path: &str) -> bool {
 
 /// A token signed with the platform's own key, as the platform would, but with chosen claims.
 fn forge(dir: &std::path::Path, claims: &AccessClaims) -> Result<String, Error> {
-    let key = std::fs::read_to_string(dir.join("signing.key"))?;
-    Ok(TokenKeys::from_secret(key.trim().as_bytes())?.sign(claims)?)
+    let ring = std::fs::read_to_string(dir.join("signing.key"))?;
+    let key = ring.split_whitespace().next().ok_or("an empty key ring")?;
+    Ok(TokenKeys::from_secret(key.as_bytes())?.sign(claims)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -877,6 +878,98 @@ fn app_code(secret: &str) -> String {
     app.code_at(now)
 }
 
+/// The `kid` header of a token.
+fn kid(token: &str) -> Result<String, Error> {
+    Ok(jsonwebtoken::decode_header(token)?
+        .kid
+        .ok_or("a token without kid")?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_sign_anew_without_signing_anyone_out() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let admin = Api::new(running.http_addr).await?;
+    let bob = user(&running, &admin, "bob", &["viewer"], None).await?;
+    let (_, enrollment) = bob.post("/v1/auth/mfa/enroll", &json!({})).await?;
+    let secret = enrollment["secret"].as_str().ok_or("no secret")?.to_owned();
+    let (status, confirmed) = bob
+        .post(
+            "/v1/auth/mfa/confirm",
+            &json!({ "code": app_code(&secret) }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{confirmed}");
+    let sealed_before = running
+        .services
+        .catalog
+        .credential("acme", "bob")
+        .await?
+        .and_then(|c| c.value.totp)
+        .ok_or("no enrollment")?
+        .secret;
+    let old_token = admin.token().ok_or("no token")?.to_owned();
+    running.shutdown().await;
+
+    iot_local::secrets::rotate_keys(dir.path())?;
+    let running = start_platform(dir.path(), None).await?;
+    // A token of the old key still opens the API; a new login is signed by the new key.
+    let old_admin = Api::anonymous(running.http_addr).with_token(&old_token);
+    assert_eq!(old_admin.get("/v1/devices").await?.0, 200);
+    let fresh = Api::new(running.http_addr).await?;
+    assert_ne!(kid(fresh.token().unwrap_or_default())?, kid(&old_token)?);
+    // Bob's seed, sealed under the old sealing key, still checks his code (the next step's,
+    // as the confirming one is spent) and is sealed again under the new key.
+    let anonymous = Api::anonymous(running.http_addr);
+    let (_, step) = anonymous
+        .post(
+            "/v1/auth/login",
+            &json!({ "tenant": "acme", "username": "bob", "password": iot_e2e::USER_PASSWORD }),
+        )
+        .await?;
+    let next_step = TotpEnrollment {
+        secret: secret.clone(),
+        confirmed: true,
+        last_step: 0,
+    }
+    .code_at(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64
+            + 30_000,
+    );
+    let (status, tokens) = anonymous
+        .post(
+            "/v1/auth/mfa/verify",
+            &json!({ "mfa_token": step["mfa_token"], "code": next_step }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{tokens}");
+    let sealed_after = running
+        .services
+        .catalog
+        .credential("acme", "bob")
+        .await?
+        .and_then(|c| c.value.totp)
+        .ok_or("no enrollment")?
+        .secret;
+    assert_ne!(
+        sealed_after, sealed_before,
+        "sealed again under the new key"
+    );
+    running.shutdown().await;
+
+    // Two rotations later the first key has left the ring: its tokens are refused.
+    iot_local::secrets::rotate_keys(dir.path())?;
+    iot_local::secrets::rotate_keys(dir.path())?;
+    let running = start_platform(dir.path(), None).await?;
+    let old_admin = Api::anonymous(running.http_addr).with_token(&old_token);
+    let (status, problem) = old_admin.get("/v1/devices").await?;
+    assert_eq!(status, 401, "{problem}");
+    running.shutdown().await;
+    Ok(())
+}
+
 /// Enrolls the signed-in user in TOTP and logs them in again with a code.
 async fn enroll_and_log_in(api: &Api, user: &str, password: &str) -> Result<Api, Error> {
     let (_, enrollment) = api.post("/v1/auth/mfa/enroll", &json!({})).await?;
@@ -951,7 +1044,7 @@ async fn totp_enrollment_login_recovery_and_a_tenant_that_requires_it() -> TestR
         .ok_or("no credential")?;
     let sealed = stored.value.totp.ok_or("no enrollment")?.secret;
     assert!(
-        sealed.starts_with("v1:") && !sealed.contains(&secret),
+        sealed.starts_with("v2:") && !sealed.contains(&secret),
         "{sealed}"
     );
     let (status, problem) = bob

@@ -593,3 +593,60 @@ async fn a_device_message_reaches_a_webhook_through_the_deployed_functions() -> 
     mosquitto.stop().await;
     Ok(())
 }
+
+/// The API's signing-key secret, rotated as docs/access.md says: a new key put first, the old
+/// one kept. A fresh container (a cold start) signs with the new key and still accepts tokens
+/// of the old one; once the old key is dropped, its tokens are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_signing_secret_keeps_tokens_of_the_previous_key() -> TestResult {
+    let stack = Stack::create().await?;
+    let before = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    let (status, tokens) = api_event(&before, "api/login.json").await?;
+    assert_eq!(status, 200, "{tokens}");
+    let old_token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let devices = |router: &Router, token: &str| {
+        let request = Request::builder()
+            .uri("/v1/devices")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty());
+        let router = router.clone();
+        async move { call(&router, request?).await }
+    };
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.sdk);
+    let old_key = secrets
+        .get_secret_value()
+        .secret_id(&stack.signing_key_secret_arn)
+        .send()
+        .await?
+        .secret_string
+        .ok_or("no signing key")?;
+    let new_key = iot_core::auth::secret::random_token(48);
+    let put = |value: String| {
+        secrets
+            .put_secret_value()
+            .secret_id(&stack.signing_key_secret_arn)
+            .secret_string(value)
+            .send()
+    };
+    put(format!("{new_key}\n{old_key}")).await?;
+    let after = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    assert_eq!(devices(&after, &old_token).await?.0, 200);
+    let (_, tokens) = api_event(&after, "api/login.json").await?;
+    let new_token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let kid = |token: &str| jsonwebtoken::decode_header(token).map(|h| h.kid);
+    assert_ne!(kid(&new_token)?, kid(&old_token)?);
+    assert_eq!(devices(&after, &new_token).await?.0, 200);
+
+    put(new_key).await?;
+    let dropped = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    assert_eq!(devices(&dropped, &old_token).await?.0, 401);
+    assert_eq!(devices(&dropped, &new_token).await?.0, 200);
+    Ok(())
+}

@@ -89,6 +89,13 @@ enum Command {
     },
     /// Print the default configuration file, with comments.
     PrintConfig,
+    /// Put a new token-signing key and a new TOTP sealing key first in their rings, keeping
+    /// the two before each, so nobody is signed out; takes effect at the next `up`.
+    RotateKeys {
+        /// The platform's data directory.
+        #[arg(long, default_value = ".iot-local")]
+        data_dir: PathBuf,
+    },
 }
 
 fn load(overrides: &Overrides) -> Result<Config, String> {
@@ -236,6 +243,12 @@ async fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::RotateKeys { data_dir } => secrets::rotate_keys(&data_dir).map(|[signing, sealing]| {
+            println!(
+                "new keys in {}: {signing} signing and {sealing} sealing keys kept; restart `iot-local up` to sign with the new one",
+                data_dir.display()
+            );
+        }),
         Command::Up {
             overrides,
             demo,

@@ -7,6 +7,7 @@ use axum::routing::get;
 use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
 use iot_api::jwks::HttpJwks;
+use iot_core::auth::token::key_ring;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
@@ -160,8 +161,10 @@ async fn build_auth(
     config: &Config,
     services: &Services,
 ) -> Result<(Arc<AuthService>, Option<String>), StartError> {
-    let key = secrets::signing_key(&config.data_dir).map_err(StartError::Auth)?;
-    let keys = TokenKeys::from_secret(&key).map_err(|e| StartError::Auth(e.to_string()))?;
+    let signing = secrets::signing_keys(&config.data_dir).map_err(StartError::Auth)?;
+    let sealing = secrets::sealing_keys(&config.data_dir).map_err(StartError::Auth)?;
+    let keys = TokenKeys::new(&key_ring(&signing), &key_ring(&sealing))
+        .map_err(|e| StartError::Auth(e.to_string()))?;
     let settings = AuthSettings {
         access_ttl_ms: config.auth.access_ttl_s.max(1) * SECOND,
         refresh_ttl_ms: config.auth.refresh_ttl_s.max(1) * SECOND,

@@ -1,5 +1,10 @@
 //! The platform's local secrets, kept in the data directory and readable by the owner only:
-//! the key that signs access tokens, and the first administrator's generated password.
+//! the keys that sign access tokens (`signing.key`) and that seal TOTP seeds (`totp.key`),
+//! and the first administrator's generated password.
+//!
+//! A key file is a ring, one key per line, the current key first: `iot-local rotate-keys`
+//! puts a new key first and keeps the previous ones, so tokens and seeds made under them
+//! still verify and open.
 
 use iot_core::auth::secret::random_token;
 use std::io::Write;
@@ -27,18 +32,52 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result
     }
 }
 
-/// The access-token signing key: 32 random bytes, made on the first start.
-pub fn signing_key(data_dir: &Path) -> Result<Vec<u8>, String> {
-    let path = data_dir.join("signing.key");
-    let (text, _) = read_or_create(&path, || random_token(32))
+/// The access-token signing keys, current first: 32 random bytes made on the first start.
+pub fn signing_keys(data_dir: &Path) -> Result<String, String> {
+    key_ring(&data_dir.join(SIGNING_KEYS))
+}
+
+/// The keys that seal TOTP seeds, current first; made on the first start.
+pub fn sealing_keys(data_dir: &Path) -> Result<String, String> {
+    key_ring(&data_dir.join(SEALING_KEYS))
+}
+
+const SIGNING_KEYS: &str = "signing.key";
+const SEALING_KEYS: &str = "totp.key";
+/// How many keys a ring keeps after a rotation: the new one and the two before it.
+const RING_SIZE: usize = 3;
+
+fn key_ring(path: &Path) -> Result<String, String> {
+    let (text, _) = read_or_create(path, || random_token(32))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.len() < 43 {
+    if text.split_whitespace().any(|key| key.len() < 43) {
         return Err(format!(
-            "{} holds a key shorter than 32 bytes; delete it to make a new one (everyone logs in again)",
+            "{} holds a key shorter than 32 bytes; remove that line (an empty ring is made anew, and everyone logs in again)",
             path.display()
         ));
     }
-    Ok(text.into_bytes())
+    Ok(text)
+}
+
+/// Puts a new key first in both rings and keeps the two before it; answers the new rings'
+/// sizes. The running platform reads them when it starts next.
+pub fn rotate_keys(data_dir: &Path) -> Result<[usize; 2], String> {
+    let mut sizes = [0; 2];
+    for (size, name) in sizes.iter_mut().zip([SIGNING_KEYS, SEALING_KEYS]) {
+        let path = data_dir.join(name);
+        let old = key_ring(&path)?;
+        let ring: Vec<String> = std::iter::once(random_token(32))
+            .chain(old.split_whitespace().map(str::to_owned))
+            .take(RING_SIZE)
+            .collect();
+        let next = data_dir.join(format!("{name}.next"));
+        let _ = std::fs::remove_file(&next);
+        write_private(&next, &format!("{}\n", ring.join("\n")))
+            .and_then(|()| std::fs::rename(&next, &path))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        *size = ring.len();
+    }
+    Ok(sizes)
 }
 
 /// The simulator's key: the simulated devices' tokens are derived from it, so `iot-local sim`
@@ -88,8 +127,10 @@ mod tests {
     #[test]
     fn secrets_are_made_once_private_and_then_reused() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let key = signing_key(dir.path())?;
-        assert_eq!(signing_key(dir.path())?, key);
+        let key = signing_keys(dir.path())?;
+        assert_eq!(signing_keys(dir.path())?, key);
+        let seal = sealing_keys(dir.path())?;
+        assert_ne!(seal, key, "sealing has a key of its own");
         let (password, generated) = admin_password(dir.path(), "")?;
         assert!(generated && password.len() >= 16);
         assert_eq!(admin_password(dir.path(), "")?, (password, false));
@@ -101,6 +142,31 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(dir.path().join("signing.key"))
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rotation_puts_a_new_key_first_and_keeps_two_before_it() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let first = signing_keys(dir.path())?;
+        assert_eq!(rotate_keys(dir.path())?, [2, 2]);
+        let rotated = signing_keys(dir.path())?;
+        let ring: Vec<&str> = rotated.split_whitespace().collect();
+        assert_eq!(ring[1], first);
+        assert_ne!(ring[0], first);
+        rotate_keys(dir.path())?;
+        assert_eq!(rotate_keys(dir.path())?, [3, 3]);
+        let ring = signing_keys(dir.path())?;
+        assert!(!ring.contains(&first), "the oldest key is dropped");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("totp.key"))
                 .map_err(|e| e.to_string())?
                 .permissions()
                 .mode();

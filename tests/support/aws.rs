@@ -39,6 +39,7 @@ pub struct Stack {
     pub export_bucket: String,
     pub schedule_group: String,
     pub signing_key_secret_arn: String,
+    pub totp_key_secret_arn: String,
     pub admin_password_secret_arn: String,
     pub device_policy_name: String,
 }
@@ -112,6 +113,7 @@ impl Stack {
         let mut arns = Vec::new();
         for (name, value) in [
             ("signing-key", iot_core::auth::secret::random_token(48)),
+            ("totp-key", iot_core::auth::secret::random_token(48)),
             ("admin-password", STACK_ADMIN_PASSWORD.to_owned()),
         ] {
             let created = secrets
@@ -122,8 +124,11 @@ impl Stack {
                 .await?;
             arns.push(created.arn().unwrap_or_default().to_owned());
         }
-        let [signing_key_secret_arn, admin_password_secret_arn] =
-            <[String; 2]>::try_from(arns).map_err(|_| "two secrets")?;
+        let [
+            signing_key_secret_arn,
+            totp_key_secret_arn,
+            admin_password_secret_arn,
+        ] = <[String; 3]>::try_from(arns).map_err(|_| "three secrets")?;
         // As in the template: the device policy certificates get.
         let device_policy_name = unique_name("device");
         aws_sdk_iot::Client::new(&sdk)
@@ -141,6 +146,7 @@ impl Stack {
             sdk,
             device_policy_name,
             signing_key_secret_arn,
+            totp_key_secret_arn,
             admin_password_secret_arn,
             meta_table,
             meta_table_arn,
@@ -205,6 +211,7 @@ impl Stack {
             scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
             default_tenant: "acme".into(),
             signing_key_secret_arn: self.signing_key_secret_arn.clone(),
+            totp_key_secret_arn: self.totp_key_secret_arn.clone(),
             admin_password_secret_arn: self.admin_password_secret_arn.clone(),
             audit_retention_days: 30,
             ingest_queue_url: self.ingest_queue.url.clone(),

@@ -11,6 +11,7 @@ use iot_api::jwks::HttpJwks;
 use iot_aws::error::describe;
 use iot_aws::{EventBridgeScheduler, IotSettings, LazyClient, S3BlobStore};
 use iot_core::alarm::AlarmEvaluator;
+use iot_core::auth::token::key_ring;
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
 use iot_core::outbound::OutboundPolicy;
@@ -88,8 +89,11 @@ pub struct ApiConfig {
     pub stats_function_arn: String,
     pub scheduler_role_arn: String,
     pub default_tenant: String,
-    /// A Secrets Manager secret of at least 32 characters that signs access tokens.
+    /// A Secrets Manager secret: the keys that sign access tokens, each at least 32
+    /// characters, separated by white space, the signing one first (the others still verify).
     pub signing_key_secret_arn: String,
+    /// A Secrets Manager secret: the keys that seal TOTP seeds, as the signing keys are given.
+    pub totp_key_secret_arn: String,
     /// A Secrets Manager secret: the first password of `admin` in the default tenant, used
     /// once, when the tenant has no policy yet.
     pub admin_password_secret_arn: String,
@@ -120,6 +124,7 @@ impl ApiConfig {
             scheduler_role_arn: env::required("SCHEDULER_ROLE_ARN")?,
             default_tenant: env::optional("DEFAULT_TENANT").unwrap_or_else(|| "default".into()),
             signing_key_secret_arn: env::required("SIGNING_KEY_SECRET_ARN")?,
+            totp_key_secret_arn: env::required("TOTP_KEY_SECRET_ARN")?,
             admin_password_secret_arn: env::required("ADMIN_PASSWORD_SECRET_ARN")?,
             audit_retention_days: env::parsed("AUDIT_RETENTION_DAYS", 365)?,
             ingest_queue_url: env::required("INGEST_QUEUE_URL")?,
@@ -254,7 +259,7 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<St
         .ok_or_else(|| format!("secret {arn} has no string value"))
 }
 
-/// The token service on the signing key from Secrets Manager; on the first start, the default
+/// The token service on the signing and sealing keys from Secrets Manager; on the first start, the default
 /// tenant's built-in roles and its `admin` with the generated password.
 async fn build_auth(
     sdk: &SdkConfig,
@@ -270,8 +275,13 @@ async fn build_auth(
             .await
             .map_err(|e| e.to_string())
     };
-    let (key, policy) = tokio::try_join!(secret(&secrets, &config.signing_key_secret_arn), policy)?;
-    let keys = TokenKeys::from_secret(key.as_bytes()).map_err(|e| e.to_string())?;
+    let (signing, sealing, policy) = tokio::try_join!(
+        secret(&secrets, &config.signing_key_secret_arn),
+        secret(&secrets, &config.totp_key_secret_arn),
+        policy
+    )?;
+    let keys =
+        TokenKeys::new(&key_ring(&signing), &key_ring(&sealing)).map_err(|e| e.to_string())?;
     let jwks = HttpJwks::new(std::time::Duration::from_secs(5), config.outbound.clone());
     let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
         .with_jwks(Arc::new(jwks));

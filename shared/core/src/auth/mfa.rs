@@ -71,6 +71,17 @@ impl TotpEnrollment {
         }
     }
 
+    /// Seals the secret under the ring's current key if an older key (or none) sealed it; the
+    /// caller stores the enrollment it was about to store anyway.
+    pub fn reseal(&mut self, key: &SealingKey) {
+        if key.is_current(&self.secret) {
+            return;
+        }
+        if let Some(plain) = self.plain_secret(key) {
+            self.secret = key.seal(&plain);
+        }
+    }
+
     /// The step `code` is valid for at `now` (one step of clock skew either way), if it is
     /// valid and newer than the last accepted one.
     pub fn accept(&self, code: &str, now: Millis, key: &SealingKey) -> Option<u64> {
@@ -124,7 +135,7 @@ mod tests {
     #[test]
     fn a_code_works_within_a_step_of_skew_and_only_once() {
         let now = 1_800_000_000_000;
-        let key = SealingKey::derive(b"a signing key of enough bytes....", "totp");
+        let key = SealingKey::from_secrets(&[b"a sealing key of enough bytes...."]);
         let (mut enrollment, secret) = TotpEnrollment::generate(&key);
         assert!(!enrollment.secret.contains(&secret), "stored sealed");
         let app = TotpEnrollment {
@@ -146,9 +157,27 @@ mod tests {
                 .accept(&app.code_at(later), later, &key)
                 .is_some()
         );
-        // Under another key (a new signing key) the sealed secret cannot be opened.
-        let other = SealingKey::derive(b"another signing key of enough b..", "totp");
+        // Under a key outside the ring the sealed secret cannot be opened.
+        let other = SealingKey::from_secrets(&[b"another sealing key of enough b.."]);
         assert_eq!(enrollment.accept(&app.code_at(later), later, &other), None);
+        // Rotated: the old key still opens it, and it is sealed again under the new one.
+        let rotated = SealingKey::from_secrets(&[
+            b"a newer sealing key of enough b..",
+            b"a sealing key of enough bytes....",
+        ]);
+        let before = enrollment.secret.clone();
+        enrollment.reseal(&rotated);
+        assert_ne!(enrollment.secret, before);
+        assert!(rotated.is_current(&enrollment.secret));
+        assert!(
+            enrollment
+                .accept(
+                    &app.code_at(later + 30 * SECOND),
+                    later + 30 * SECOND,
+                    &SealingKey::from_secrets(&[b"a newer sealing key of enough b.."])
+                )
+                .is_some()
+        );
         assert!(
             TotpEnrollment::url(&secret, "alice@acme")
                 .starts_with("otpauth://totp/IoT%20Platform:alice%40acme?secret=")

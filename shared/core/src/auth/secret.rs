@@ -33,35 +33,67 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// AES-256-GCM under a key derived from the platform's signing key, for secrets that are
-/// stored but must be read back. Sealed text is `v1:` and URL-safe base64 of nonce and
-/// ciphertext.
-pub struct SealingKey(aws_lc_rs::aead::LessSafeKey);
+/// AES-256-GCM keys for secrets that are stored but must be read back (TOTP seeds): a ring
+/// whose first key seals and whose every key opens, so the key can be rotated without
+/// re-enrolling anyone. Sealed text is `v2:{kid}:` and URL-safe base64 of nonce and
+/// ciphertext; `v1:` text, sealed before the key was separate from the token signing key,
+/// opens with the keys derived from the signing keys.
+pub struct SealingKey {
+    keys: Vec<(String, aws_lc_rs::aead::LessSafeKey)>,
+    legacy: Vec<aws_lc_rs::aead::LessSafeKey>,
+}
 
-const SEALED_PREFIX: &str = "v1:";
+const SEALED_PREFIX: &str = "v2:";
+const LEGACY_PREFIX: &str = "v1:";
+
+fn aead_key(secret: &[u8], purpose: &str) -> aws_lc_rs::aead::LessSafeKey {
+    let mut hasher = Sha256::new();
+    hasher.update(b"iot-platform sealing key\0");
+    hasher.update(purpose.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(secret);
+    let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &hasher.finalize())
+        .expect("a SHA-256 digest is an AES-256 key");
+    aws_lc_rs::aead::LessSafeKey::new(key)
+}
+
+/// The id of a key: a digest prefix, so it names the key without revealing it.
+pub fn key_id(secret: &[u8]) -> String {
+    digest(&hex::encode(secret))[..12].to_owned()
+}
 
 impl SealingKey {
-    /// The key for `purpose`, derived from `secret`: the same secret gives the same key.
-    pub fn derive(secret: &[u8], purpose: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"iot-platform sealing key\0");
-        hasher.update(purpose.as_bytes());
-        hasher.update(b"\0");
-        hasher.update(secret);
-        let key =
-            aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &hasher.finalize())
-                .expect("a SHA-256 digest is an AES-256 key");
-        Self(aws_lc_rs::aead::LessSafeKey::new(key))
+    /// The ring of `secrets`, the first sealing. Callers pass at least one.
+    pub fn from_secrets(secrets: &[&[u8]]) -> Self {
+        Self {
+            keys: secrets
+                .iter()
+                .map(|s| (key_id(s), aead_key(s, "seal")))
+                .collect(),
+            legacy: Vec::new(),
+        }
+    }
+
+    /// Also opens `v1:` text sealed under the keys derived from these token signing keys.
+    pub fn with_legacy(mut self, signing_secrets: &[&[u8]]) -> Self {
+        self.legacy = signing_secrets
+            .iter()
+            .map(|s| aead_key(s, "totp"))
+            .collect();
+        self
     }
 
     pub fn seal(&self, plaintext: &str) -> String {
+        let Some((kid, key)) = self.keys.first() else {
+            return String::new();
+        };
         let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let mut data = plaintext.as_bytes().to_vec();
         // Sealing in place only fails for inputs beyond GCM's limit (64 GiB).
-        let sealed = self.0.seal_in_place_append_tag(
+        let sealed = key.seal_in_place_append_tag(
             aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
-            aws_lc_rs::aead::Aad::empty(),
+            aws_lc_rs::aead::Aad::from(kid.as_bytes()),
             &mut data,
         );
         if sealed.is_err() {
@@ -69,30 +101,68 @@ impl SealingKey {
         }
         let mut out = nonce.to_vec();
         out.extend(data);
-        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+        format!("{SEALED_PREFIX}{kid}:{}", URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// The plaintext, if `sealed` was sealed by this key and is intact.
+    /// The plaintext, if `sealed` was sealed by a key of this ring and is intact.
     pub fn open(&self, sealed: &str) -> Option<String> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
-            .ok()?;
-        if bytes.len() < aws_lc_rs::aead::NONCE_LEN {
-            return None;
+        if let Some(rest) = sealed.strip_prefix(SEALED_PREFIX) {
+            let (kid, body) = rest.split_once(':')?;
+            let (_, key) = self.keys.iter().find(|(id, _)| id == kid)?;
+            return open_with(key, kid.as_bytes(), body);
         }
-        let (nonce, data) = bytes.split_at(aws_lc_rs::aead::NONCE_LEN);
-        let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut data = data.to_vec();
-        let plain = self
-            .0
-            .open_in_place(nonce, aws_lc_rs::aead::Aad::empty(), &mut data)
-            .ok()?;
-        String::from_utf8(plain.to_vec()).ok()
+        let body = sealed.strip_prefix(LEGACY_PREFIX)?;
+        self.legacy.iter().find_map(|key| open_with(key, b"", body))
     }
 
     pub fn is_sealed(text: &str) -> bool {
-        text.starts_with(SEALED_PREFIX)
+        text.starts_with(SEALED_PREFIX) || text.starts_with(LEGACY_PREFIX)
     }
+
+    /// Whether `sealed` is sealed under the current key (so it need not be sealed again).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        self.keys.first().is_some_and(|(kid, _)| {
+            sealed
+                .strip_prefix(SEALED_PREFIX)
+                .and_then(|rest| rest.split_once(':'))
+                .is_some_and(|(id, _)| id == kid)
+        })
+    }
+
+    /// The legacy (`v1:`) sealing under a token signing key; for tests of the upgrade.
+    pub fn seal_legacy(signing_secret: &[u8], plaintext: &str) -> String {
+        let key = aead_key(signing_secret, "totp");
+        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let mut data = plaintext.as_bytes().to_vec();
+        if key
+            .seal_in_place_append_tag(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::empty(),
+                &mut data,
+            )
+            .is_err()
+        {
+            return String::new();
+        }
+        let mut out = nonce.to_vec();
+        out.extend(data);
+        format!("{LEGACY_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+}
+
+fn open_with(key: &aws_lc_rs::aead::LessSafeKey, aad: &[u8], body: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(body).ok()?;
+    if bytes.len() < aws_lc_rs::aead::NONCE_LEN {
+        return None;
+    }
+    let (nonce, data) = bytes.split_at(aws_lc_rs::aead::NONCE_LEN);
+    let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut data = data.to_vec();
+    let plain = key
+        .open_in_place(nonce, aws_lc_rs::aead::Aad::from(aad), &mut data)
+        .ok()?;
+    String::from_utf8(plain.to_vec()).ok()
 }
 
 #[cfg(test)]
@@ -100,10 +170,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sealed_secrets_open_with_the_same_key_only() {
-        let key = SealingKey::derive(b"a signing key of enough bytes....", "totp");
+    fn sealed_secrets_open_with_a_key_of_the_ring_only() {
+        let first: &[u8] = b"a sealing key of enough bytes....";
+        let second: &[u8] = b"a newer sealing key of enough b..";
+        let key = SealingKey::from_secrets(&[first]);
         let sealed = key.seal("JBSWY3DPEHPK3PXP");
-        assert!(SealingKey::is_sealed(&sealed));
+        assert!(SealingKey::is_sealed(&sealed) && key.is_current(&sealed));
         assert!(!sealed.contains("JBSWY3DPEHPK3PXP"));
         assert_ne!(
             sealed,
@@ -111,15 +183,32 @@ mod tests {
             "a fresh nonce each time"
         );
         assert_eq!(key.open(&sealed).as_deref(), Some("JBSWY3DPEHPK3PXP"));
-        let other = SealingKey::derive(b"another signing key of enough b..", "totp");
-        assert_eq!(other.open(&sealed), None);
-        let other_purpose = SealingKey::derive(b"a signing key of enough bytes....", "x");
-        assert_eq!(other_purpose.open(&sealed), None);
+        // Rotated: the new key seals, the old one still opens.
+        let rotated = SealingKey::from_secrets(&[second, first]);
+        assert_eq!(rotated.open(&sealed).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert!(!rotated.is_current(&sealed));
+        assert!(rotated.is_current(&rotated.seal("x")));
+        assert_eq!(SealingKey::from_secrets(&[second]).open(&sealed), None);
+        // Another key id put on the same text does not open it either (the id is bound).
+        let relabelled = sealed.replacen(&key_id(first), &key_id(second), 1);
+        assert_eq!(rotated.open(&relabelled), None);
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(key.open(&tampered), None);
         assert_eq!(key.open("JBSWY3DPEHPK3PXP"), None);
+    }
+
+    #[test]
+    fn legacy_text_opens_only_with_its_signing_key() {
+        let signing: &[u8] = b"a signing key of enough bytes....";
+        let legacy = SealingKey::seal_legacy(signing, "JBSWY3DPEHPK3PXP");
+        assert!(SealingKey::is_sealed(&legacy));
+        let ring = SealingKey::from_secrets(&[b"a sealing key of enough bytes...."]);
+        assert_eq!(ring.open(&legacy), None);
+        let ring = ring.with_legacy(&[b"another signing key of enough b..", signing]);
+        assert_eq!(ring.open(&legacy).as_deref(), Some("JBSWY3DPEHPK3PXP"));
+        assert!(!ring.is_current(&legacy));
     }
 
     #[test]

@@ -521,6 +521,7 @@ impl AuthService {
         let accepted = match totp.accept(code, now, self.keys.sealing()) {
             Some(step) => {
                 totp.last_step = step;
+                totp.reseal(self.keys.sealing());
                 true
             }
             None => use_recovery_code(&mut credential.recovery_digests, code),

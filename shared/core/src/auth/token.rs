@@ -1,12 +1,17 @@
-//! Access tokens: short-lived JWTs signed with HS256 by the platform's own key.
+//! Access tokens: short-lived JWTs signed with HS256 by the platform's own keys.
 //!
-//! The key comes from Secrets Manager on AWS and from the data directory locally; at least 32
-//! bytes. The `kid` header names the key by a digest prefix so a rotated key can be told apart.
+//! The keys come from Secrets Manager on AWS and from the data directory locally, each at
+//! least 32 bytes, as a ring: the first key signs, every key verifies the tokens whose `kid`
+//! header names it, so a new key can be put first without signing anyone out. TOTP seeds are
+//! sealed with keys of their own, a ring too.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::secret::{SealingKey, key_id};
 use crate::time::{Millis, SECOND};
 
 /// Shortest signing key accepted, in bytes (the HS256 output size).
@@ -17,6 +22,12 @@ pub const AUDIENCE: &str = "iot-platform-api";
 /// The audience of the short-lived token between a password and a second factor; it opens
 /// nothing but `/v1/auth/mfa/verify`.
 pub const MFA_AUDIENCE: &str = "iot-platform-mfa";
+
+/// The keys of a ring as written in a key file or secret: separated by white space (one per
+/// line), the current one first.
+pub fn key_ring(text: &str) -> Vec<&[u8]> {
+    text.split_whitespace().map(str::as_bytes).collect()
+}
 
 /// What an access token says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,44 +54,70 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid: {0}")]
     Invalid(String),
-    #[error("the signing key is too short: {0} bytes, at least {MIN_KEY_BYTES} needed")]
+    #[error("a key is too short: {0} bytes, at least {MIN_KEY_BYTES} needed")]
     WeakKey(usize),
+    #[error("no {0} key is configured")]
+    NoKey(&'static str),
 }
 
-/// The key that signs and checks access tokens, and the key derived from it that seals
-/// secrets kept at rest (TOTP seeds).
+/// The keys that sign and check access tokens, and those that seal secrets kept at rest
+/// (TOTP seeds).
 #[derive(Clone)]
 pub struct TokenKeys {
     kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    sealing: std::sync::Arc<super::secret::SealingKey>,
+    decoding: Vec<(String, DecodingKey)>,
+    sealing: std::sync::Arc<SealingKey>,
 }
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.decoding.iter().map(|(kid, _)| kid.as_str()).collect();
         f.debug_struct("TokenKeys")
             .field("kid", &self.kid)
+            .field("accepted", &kids)
             .finish_non_exhaustive()
     }
 }
 
+fn check_ring<'a>(ring: &[&'a [u8]], what: &'static str) -> Result<&'a [u8], TokenError> {
+    if let Some(weak) = ring.iter().find(|k| k.len() < MIN_KEY_BYTES) {
+        return Err(TokenError::WeakKey(weak.len()));
+    }
+    ring.first().copied().ok_or(TokenError::NoKey(what))
+}
+
 impl TokenKeys {
-    pub fn from_secret(secret: &[u8]) -> Result<Self, TokenError> {
-        if secret.len() < MIN_KEY_BYTES {
-            return Err(TokenError::WeakKey(secret.len()));
-        }
-        let kid = super::secret::digest(&hex::encode(secret))[..12].to_owned();
+    /// Signing keys and sealing keys, each ring current key first. TOTP seeds sealed before
+    /// sealing had keys of its own open with the signing keys.
+    pub fn new(signing: &[&[u8]], sealing: &[&[u8]]) -> Result<Self, TokenError> {
+        let current = check_ring(signing, "signing")?;
+        check_ring(sealing, "sealing")?;
         Ok(Self {
-            kid,
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            sealing: std::sync::Arc::new(super::secret::SealingKey::derive(secret, "totp")),
+            kid: key_id(current),
+            encoding: EncodingKey::from_secret(current),
+            decoding: signing
+                .iter()
+                .map(|k| (key_id(k), DecodingKey::from_secret(k)))
+                .collect(),
+            sealing: std::sync::Arc::new(SealingKey::from_secrets(sealing).with_legacy(signing)),
         })
     }
 
-    /// Seals TOTP seeds at rest; a new signing key means users enroll their apps again.
-    pub fn sealing(&self) -> &super::secret::SealingKey {
+    /// One signing key, and a sealing key that lives as long as this value: for tools and
+    /// tests that only sign.
+    pub fn from_secret(secret: &[u8]) -> Result<Self, TokenError> {
+        let sealing = super::secret::random_token(32);
+        Self::new(&[secret], &[sealing.as_bytes()])
+    }
+
+    /// The id of the key that signs (`kid` of new tokens).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Seals TOTP seeds at rest.
+    pub fn sealing(&self) -> &SealingKey {
         &self.sealing
     }
 
@@ -102,6 +139,17 @@ impl TokenKeys {
         audience: &str,
         now: Millis,
     ) -> Result<AccessClaims, TokenError> {
+        let header = decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("the token names no key (kid)".into()))?;
+        let (_, key) = self
+            .decoding
+            .iter()
+            .find(|(id, _)| *id == kid)
+            .ok_or_else(|| {
+                TokenError::Invalid("signed by a key this platform no longer accepts".into())
+            })?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[audience]);
@@ -109,7 +157,7 @@ impl TokenKeys {
         // Expiry is checked below against the platform clock, so tests can move time.
         validation.validate_exp = false;
         validation.leeway = 0;
-        let claims = decode::<AccessClaims>(token, &self.decoding, &validation)
+        let claims = decode::<AccessClaims>(token, key, &validation)
             .map_err(|e| TokenError::Invalid(e.to_string()))?
             .claims;
         if claims.exp * SECOND <= now {
@@ -181,10 +229,44 @@ mod tests {
     }
 
     #[test]
-    fn short_keys_are_refused() {
+    fn short_keys_and_empty_rings_are_refused() {
         assert_eq!(
             TokenKeys::from_secret(b"short").err(),
             Some(TokenError::WeakKey(5))
         );
+        let good: &[u8] = &[1u8; 32];
+        assert_eq!(
+            TokenKeys::new(&[good, b"short"], &[good]).err(),
+            Some(TokenError::WeakKey(5))
+        );
+        assert_eq!(
+            TokenKeys::new(&key_ring(" \n "), &[good]).err(),
+            Some(TokenError::NoKey("signing"))
+        );
+        assert_eq!(
+            TokenKeys::new(&[good], &[]).err(),
+            Some(TokenError::NoKey("sealing"))
+        );
+    }
+
+    #[test]
+    fn a_rotated_ring_accepts_the_tokens_of_its_older_keys() -> Result<(), TokenError> {
+        let old: &[u8] = &[1u8; 32];
+        let new: &[u8] = &[2u8; 32];
+        let seal: &[u8] = &[3u8; 32];
+        let before = TokenKeys::new(&[old], &[seal])?;
+        let token = before.sign(&claims(1_000))?;
+        let after = TokenKeys::new(&[new, old], &[seal])?;
+        assert_ne!(after.kid(), before.kid());
+        assert_eq!(after.verify(&token, 0)?, claims(1_000));
+        // The new key signs; a ring that dropped the old key refuses the old token.
+        let fresh = after.sign(&claims(1_000))?;
+        assert_eq!(
+            before.verify(&fresh, 0).err().map(|e| e.to_string()),
+            Some("the token is not valid: signed by a key this platform no longer accepts".into())
+        );
+        assert!(TokenKeys::new(&[new], &[seal])?.verify(&token, 0).is_err());
+        assert_eq!(key_ring("a  b\nc\n").len(), 3);
+        Ok(())
     }
 }
