@@ -119,6 +119,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/auth/password", "aov"),
     // The platform operator's (the platform tenant's administrators; tests/tenants.rs holds
     // that other tenants never reach them).
+    ("GET", "/v1/app-credentials", "a"),
+    ("POST", "/v1/app-credentials", "a"),
+    ("DELETE", "/v1/app-credentials/nope", "a"),
     ("GET", "/v1/platform/tenants", "a"),
     ("POST", "/v1/platform/tenants", "a"),
     ("GET", "/v1/platform/tenants/nope", "a"),

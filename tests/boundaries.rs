@@ -1,15 +1,13 @@
 //! Trust boundaries held over HTTP against the running platform: what one tenant, department
 //! or role can reach of what is not its own.
 
+use iot_e2e::mqtt::{connect_as, ended_without_puback, next_suback};
 use iot_e2e::{
     Api, Device, Error, TestResult, air_product, device_token, eventually, start_platform,
     tenant_admin, tenant_user,
 };
 use iot_local::platform::Running;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
-    SubscribeReasonCode,
-};
+use rumqttc::{ConnectReturnCode, Packet, QoS, SubscribeReasonCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -285,46 +283,6 @@ async fn webhook_channels_point_at_public_addresses_only() -> TestResult {
     Ok(())
 }
 
-/// What the broker answers a CONNECT: `Ok` with the client's event loop, or the refusal.
-async fn connect_as(
-    broker: std::net::SocketAddr,
-    client_id: &str,
-    login: Option<(&str, &str)>,
-) -> Result<Result<(AsyncClient, EventLoop), ConnectReturnCode>, Error> {
-    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    if let Some((user, password)) = login {
-        options.set_credentials(user, password);
-    }
-    let (client, mut events) = AsyncClient::new(options, 16);
-    let answer = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
-                Err(e) => panic!("no CONNACK: {e}"),
-                Ok(_) => {}
-            }
-        }
-    })
-    .await?;
-    Ok(answer.map(|()| (client, events)))
-}
-
-/// The next SUBACK's return codes, or `None` when the connection ends first.
-async fn next_suback(events: &mut EventLoop) -> Result<Option<Vec<SubscribeReasonCode>>, Error> {
-    Ok(tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(ack))) => return Some(ack.return_codes),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    })
-    .await?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_signs_devices_in_and_keeps_them_to_their_own_topics() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -398,18 +356,8 @@ async fn the_embedded_broker_signs_devices_in_and_keeps_them_to_their_own_topics
             r#"{"ts": 1795435300, "temp": 99.5, "hum": 40, "co2": 600}"#,
         )
         .await?;
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => return false,
-                Err(_) => return true,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await?;
     assert!(
-        ended,
+        ended_without_puback(&mut events).await?,
         "the broker acknowledged a publish to another device's topic"
     );
     let (_, latest) = admin.get("/v1/devices/s-1/latest").await?;

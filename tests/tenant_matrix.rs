@@ -42,6 +42,7 @@ fn resource(ids: &BTreeMap<&str, String>, before: &str, param: &str) -> Option<S
         ("roles", "{name}") => "role",
         ("departments", "{id}") => "department",
         ("exports", "{id}") => "export",
+        ("app-credentials", "{id}") => "app_credential",
         _ => return None,
     };
     ids.get(key).cloned()
@@ -184,7 +185,20 @@ async fn furnish(globex: &Api) -> Result<BTreeMap<&'static str, String>, Error> 
                      "script": "#{ n: count(series.temperature) }", "enabled": true }),
         )
         .await?;
+    let credential = globex
+        .create(
+            "/v1/app-credentials",
+            &json!({ "name": secret("dashboard") }),
+        )
+        .await?;
     Ok(BTreeMap::from([
+        (
+            "app_credential",
+            credential["id"]
+                .as_str()
+                .ok_or("no credential id")?
+                .to_owned(),
+        ),
         ("device", "globex_r-1".to_owned()),
         ("product", "gx-air".into()),
         ("rule", "gx-hot".into()),

@@ -249,7 +249,11 @@ async fn provision(
     for n in 0..devices {
         let uid = format!("bench-{n:04}");
         catalog
-            .put_device_token(&uid, &iot_core::auth::secret::digest(&bench_secret(&uid)))
+            .put_device_token(
+                &uid,
+                &iot_core::auth::secret::digest(&bench_secret(&uid)),
+                &iot_core::auth::secret::broker_password_hash(&bench_secret(&uid)),
+            )
             .await
             .map_err(err)?;
         catalog

@@ -7,8 +7,11 @@
 //! rumqttc's; see `docs/architecture.md` for why this is not rumqttd.
 //!
 //! Every client signs in as a device (client id and user name its uid, password its device
-//! token; or, on the TLS listener, its client certificate alone) and uses only its own topics, as the AWS IoT device policy allows: a publish
-//! elsewhere closes the connection, a subscription elsewhere is refused in its SUBACK.
+//! token; or, on the TLS listener, its client certificate alone) and uses only its own
+//! topics, as the AWS IoT device policy allows: a publish elsewhere closes the connection, a
+//! subscription elsewhere is refused in its SUBACK. Or it signs in with an application
+//! credential: it may subscribe with wildcards, receives only its tenant's devices' messages,
+//! and a publish closes the connection.
 
 use bytes::BytesMut;
 use iot_core::topics::{device_may_publish, device_may_subscribe};
@@ -28,18 +31,58 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::SHADOW_UPDATE_FILTER;
 
+/// Who a session acts as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A device: its own topics only.
+    Device { uid: String, tenant: String },
+    /// An application credential: reads its tenant's devices' messages, publishes nothing.
+    Application { id: String, tenant: String },
+}
+
+impl Identity {
+    fn may_subscribe(&self, filter: &str) -> bool {
+        match self {
+            Identity::Device { uid, .. } => device_may_subscribe(uid, filter),
+            Identity::Application { .. } => true,
+        }
+    }
+
+    fn may_publish(&self, topic: &str) -> bool {
+        match self {
+            Identity::Device { uid, .. } => device_may_publish(uid, topic),
+            Identity::Application { .. } => false,
+        }
+    }
+
+    /// Whether a message of a device of `tenant` may reach this session.
+    fn may_receive(&self, tenant: &str) -> bool {
+        match self {
+            // A device's filters name its own topics, whose messages are its tenant's.
+            Identity::Device { .. } => true,
+            Identity::Application { tenant: own, .. } => own == tenant,
+        }
+    }
+
+    fn tenant(&self) -> &str {
+        match self {
+            Identity::Device { tenant, .. } | Identity::Application { tenant, .. } => tenant,
+        }
+    }
+}
+
 /// What the broker asks of the platform: who a client is, and committing a device message
 /// before it is acknowledged.
 #[async_trait::async_trait]
 pub trait DeviceSessions: Send + Sync {
     /// Checks a CONNECT's credentials (the id of the TLS client certificate, if the client
-    /// presented one the device CA signed); answers the uid of the device the session acts as.
+    /// presented one the device CA signed); answers who the session acts as.
     async fn authenticate(
         &self,
         client_id: &str,
         login: Option<&Login>,
         certificate: Option<&str>,
-    ) -> Result<String, ConnectReturnCode>;
+    ) -> Result<Identity, ConnectReturnCode>;
 
     /// Commits a device message. `Err` means "not committed": the broker closes the
     /// connection without PUBACK, so the device sends it again.
@@ -50,6 +93,7 @@ pub trait DeviceSessions: Send + Sync {
 pub const TELEMETRY_FILTER: &str = "things/+/up/#";
 
 struct Subscriber {
+    identity: Identity,
     filters: Vec<String>,
     outbox: mpsc::Sender<Publish>,
 }
@@ -160,16 +204,13 @@ impl Broker {
             }
             _ => return,
         };
-        let client_id = match self
+        let client_id = connect.client_id.clone();
+        let identity = match self
             .sessions
-            .authenticate(
-                &connect.client_id,
-                connect.login.as_ref(),
-                certificate.as_deref(),
-            )
+            .authenticate(&client_id, connect.login.as_ref(), certificate.as_deref())
             .await
         {
-            Ok(uid) => uid,
+            Ok(identity) => identity,
             Err(code) => {
                 metrics::counter!("mqtt_connects_refused_total").increment(1);
                 tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT connection refused");
@@ -189,6 +230,7 @@ impl Broker {
                 (
                     client_id.clone(),
                     Subscriber {
+                        identity: identity.clone(),
                         filters: Vec::new(),
                         outbox: outbox_tx,
                     },
@@ -233,7 +275,7 @@ impl Broker {
                             break;
                         }
                     };
-                    match self.on_packet(session, &client_id, packet).await {
+                    match self.on_packet(session, &client_id, &identity, packet).await {
                         Ok(Some(reply)) => {
                             if write_packet(&mut stream, &mut out, &reply).await.is_err() {
                                 break;
@@ -266,15 +308,16 @@ impl Broker {
         &self,
         session: u64,
         client_id: &str,
+        identity: &Identity,
         packet: Packet,
     ) -> Result<Option<Packet>, ()> {
         match packet {
-            Packet::Publish(publish) => self.on_publish(client_id, publish).await,
+            Packet::Publish(publish) => self.on_publish(client_id, identity, publish).await,
             Packet::Subscribe(subscribe) => {
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
                 let mut registry = self.lock();
                 for filter in subscribe.filters {
-                    if valid_filter(&filter.path) && device_may_subscribe(client_id, &filter.path) {
+                    if valid_filter(&filter.path) && identity.may_subscribe(&filter.path) {
                         if let Some((_, sub)) = registry.sessions.get_mut(&session)
                             && !sub.filters.contains(&filter.path)
                         {
@@ -304,7 +347,12 @@ impl Broker {
         }
     }
 
-    async fn on_publish(&self, client_id: &str, publish: Publish) -> Result<Option<Packet>, ()> {
+    async fn on_publish(
+        &self,
+        client_id: &str,
+        identity: &Identity,
+        publish: Publish,
+    ) -> Result<Option<Packet>, ()> {
         if publish.qos == QoS::ExactlyOnce {
             tracing::warn!(client = %client_id, "QoS 2 is not supported (nor by AWS IoT Core); closing");
             return Err(());
@@ -314,9 +362,9 @@ impl Broker {
             return Err(());
         }
         // As AWS IoT Core does with a publish its policy denies: the connection closes.
-        if !device_may_publish(client_id, &publish.topic) {
+        if !identity.may_publish(&publish.topic) {
             metrics::counter!("mqtt_publishes_refused_total").increment(1);
-            tracing::warn!(client = %client_id, topic = %publish.topic, "publish to another device's topic; closing");
+            tracing::warn!(client = %client_id, topic = %publish.topic, "publish outside the client's own topics; closing");
             return Err(());
         }
         if (matches(&publish.topic, TELEMETRY_FILTER)
@@ -330,15 +378,11 @@ impl Broker {
             tracing::warn!(client = %client_id, %error, "ingest failed; closing without PUBACK");
             return Err(());
         }
-        self.forward(&publish);
+        forward(&self.registry, identity.tenant(), &publish);
         Ok(match publish.qos {
             QoS::AtLeastOnce => Some(Packet::PubAck(PubAck::new(publish.pkid))),
             _ => None,
         })
-    }
-
-    fn forward(&self, publish: &Publish) {
-        forward(&self.registry, publish);
     }
 
     /// A handle for the platform's own messages to devices (commands, shadow deltas).
@@ -349,13 +393,16 @@ impl Broker {
     }
 }
 
-/// Forwards to matching subscribers at QoS 0; a subscriber too slow to keep up loses
-/// messages rather than stalling publishers. Answers how many subscribers it reached.
-fn forward(registry: &Mutex<Registry>, publish: &Publish) -> usize {
+/// Forwards a message of a device of `tenant` to matching subscribers at QoS 0; a subscriber
+/// too slow to keep up loses messages rather than stalling publishers. Answers how many
+/// subscribers it reached.
+fn forward(registry: &Mutex<Registry>, tenant: &str, publish: &Publish) -> usize {
     let registry = registry.lock().unwrap_or_else(|p| p.into_inner());
     let mut reached = 0;
     for (client, sub) in registry.sessions.values() {
-        if sub.filters.iter().any(|f| topic_matches(&publish.topic, f)) {
+        if sub.identity.may_receive(tenant)
+            && sub.filters.iter().any(|f| topic_matches(&publish.topic, f))
+        {
             let mut copy = Publish::new(publish.topic.clone(), QoS::AtMostOnce, Vec::new());
             copy.payload = publish.payload.clone();
             if sub.outbox.try_send(copy).is_ok() {
@@ -391,10 +438,12 @@ pub struct Downlink {
 }
 
 impl Downlink {
-    /// Sends to the clients subscribed now (QoS 0, as the broker forwards); answers how many.
-    pub fn publish(&self, topic: &str, payload: Vec<u8>) -> usize {
+    /// Sends a message to a device of `tenant` to the clients subscribed now (QoS 0, as the
+    /// broker forwards); answers how many.
+    pub fn publish(&self, tenant: &str, topic: &str, payload: Vec<u8>) -> usize {
         forward(
             &self.registry,
+            tenant,
             &Publish::new(topic, QoS::AtMostOnce, payload),
         )
     }

@@ -159,7 +159,11 @@ pub async fn install(
         // The simulator signs in with a token derived from its key.
         let secret = crate::secrets::simulated_device_secret(simulator_key, &uid);
         catalog
-            .put_device_token(&uid, &iot_core::auth::secret::digest(&secret))
+            .put_device_token(
+                &uid,
+                &iot_core::auth::secret::digest(&secret),
+                &iot_core::auth::secret::broker_password_hash(&secret),
+            )
             .await?;
         if previous.is_some() {
             continue;

@@ -43,10 +43,16 @@ pub enum DeviceLink {
 }
 
 impl DeviceLink {
-    async fn publish(&self, topic: String, payload: Vec<u8>) -> Result<(), GatewayError> {
+    /// Publishes to a device of `tenant` (whose applications may read it too).
+    async fn publish(
+        &self,
+        tenant: &str,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> Result<(), GatewayError> {
         match self {
             DeviceLink::Embedded(downlink) => {
-                let reached = downlink.publish(&topic, payload);
+                let reached = downlink.publish(tenant, &topic, payload);
                 tracing::debug!(%topic, reached, "published to devices");
                 Ok(())
             }
@@ -164,16 +170,16 @@ impl LocalGateway {
 
     /// As on AWS, where a device without a thing has no shadow and cannot be sent anything:
     /// the device must have been provisioned.
-    async fn known(&self, uid: &str) -> Result<(), GatewayError> {
-        match self
-            .catalog
+    /// The tenant of a registered device (one with a certificate).
+    async fn known(&self, uid: &str) -> Result<String, GatewayError> {
+        let unknown = || GatewayError::UnknownDevice(uid.to_owned());
+        self.catalog
             .device_certificate(uid)
             .await
             .map_err(store_error)?
-        {
-            Some(_) => Ok(()),
-            None => Err(GatewayError::UnknownDevice(uid.to_owned())),
-        }
+            .ok_or_else(unknown)?;
+        let device = self.catalog.device(uid).await.map_err(store_error)?;
+        Ok(device.ok_or_else(unknown)?.tenant_id)
     }
 }
 
@@ -213,9 +219,10 @@ impl DeviceGateway for LocalGateway {
     }
 
     async fn send_command(&self, device_uid: &str, command: &Value) -> Result<(), GatewayError> {
-        self.known(device_uid).await?;
+        let tenant = self.known(device_uid).await?;
         self.link
             .publish(
+                &tenant,
                 format!("things/{device_uid}/down/command"),
                 command.to_string().into_bytes(),
             )
@@ -225,7 +232,7 @@ impl DeviceGateway for LocalGateway {
     /// Merges `desired` into the shadow (a `null` removes a key, as on AWS), and publishes
     /// what the device has not reported yet as the delta, as IoT Core does.
     async fn set_desired(&self, device_uid: &str, desired: &Value) -> Result<Value, GatewayError> {
-        self.known(device_uid).await?;
+        let tenant = self.known(device_uid).await?;
         let shadow = self
             .catalog
             .update_device_shadow(device_uid, ShadowSection::Desired, desired)
@@ -235,6 +242,7 @@ impl DeviceGateway for LocalGateway {
             let message = json!({ "state": delta, "version": shadow["version"] });
             self.link
                 .publish(
+                    &tenant,
                     format!("$aws/things/{device_uid}/shadow/update/delta"),
                     message.to_string().into_bytes(),
                 )

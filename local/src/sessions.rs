@@ -1,15 +1,20 @@
-//! Who may use the embedded broker: devices with their own credential. The client id and the
+//! Who may use the embedded broker. Devices with their own credential: the client id and the
 //! user name are the device's uid, the password its device token (`POST
 //! /v1/devices/{uid}/token`, whole or the part after the uid); or, on the TLS listener, the
-//! client id is the uid and the device's registered certificate the credential.
+//! client id is the uid and the device's registered certificate the credential. And a
+//! tenant's applications: user name `app:{id}` and the password of an application credential
+//! (`POST /v1/app-credentials`), client id the user name, or it and `:` and a suffix.
 
 use async_trait::async_trait;
 use rumqttc::{ConnectReturnCode, Login};
 
-use crate::broker::DeviceSessions;
+use crate::broker::{DeviceSessions, Identity};
 use crate::pipeline::Services;
+use iot_core::model::{APP_USERNAME_PREFIX, app_credential_id};
 use iot_core::topics::split_device_token;
-use iot_core::usecase::{DeviceAuthError, verify_device, verify_device_certificate};
+use iot_core::usecase::{
+    DeviceAuthError, verify_application, verify_device, verify_device_certificate,
+};
 
 #[async_trait]
 impl DeviceSessions for Services {
@@ -18,16 +23,34 @@ impl DeviceSessions for Services {
         client_id: &str,
         login: Option<&Login>,
         certificate: Option<&str>,
-    ) -> Result<String, ConnectReturnCode> {
+    ) -> Result<Identity, ConnectReturnCode> {
         if client_id.is_empty() {
             return Err(ConnectReturnCode::BadClientId);
         }
+        let device = |tenant| Identity::Device {
+            uid: client_id.to_owned(),
+            tenant,
+        };
         let verified = match (certificate, login) {
             // The certificate is the credential: the client id must be its device's uid.
             (Some(certificate), _) => {
-                verify_device_certificate(&self.catalog, client_id, certificate).await
+                verify_device_certificate(&self.catalog, client_id, certificate)
+                    .await
+                    .map(device)
             }
             (None, None) => return Err(ConnectReturnCode::NotAuthorized),
+            (None, Some(login)) if login.username.starts_with(APP_USERNAME_PREFIX) => {
+                // An application's client ids start with its user name, which no uid does.
+                let Some(id) = app_credential_id(&login.username, client_id) else {
+                    return Err(ConnectReturnCode::BadClientId);
+                };
+                verify_application(&self.catalog, id, &login.password)
+                    .await
+                    .map(|tenant| Identity::Application {
+                        id: id.to_owned(),
+                        tenant,
+                    })
+            }
             (None, Some(login)) => {
                 // One identity per client id: nobody takes over a device's session but the
                 // device.
@@ -38,18 +61,20 @@ impl DeviceSessions for Services {
                     Some((uid, secret)) if uid == client_id => secret,
                     _ => login.password.as_str(),
                 };
-                verify_device(&self.catalog, client_id, secret).await
+                verify_device(&self.catalog, client_id, secret)
+                    .await
+                    .map(device)
             }
         };
         match verified {
-            Ok(()) => Ok(client_id.to_owned()),
+            Ok(identity) => Ok(identity),
             Err(DeviceAuthError::Refused) => Err(ConnectReturnCode::BadUserNamePassword),
             Err(e @ DeviceAuthError::Tenant(_)) => {
-                tracing::info!(device = client_id, reason = %e, "connection refused");
+                tracing::info!(client = client_id, reason = %e, "connection refused");
                 Err(ConnectReturnCode::NotAuthorized)
             }
             Err(DeviceAuthError::Store(e)) => {
-                tracing::warn!(error = %e, "checking a device credential failed");
+                tracing::warn!(error = %e, "checking a credential failed");
                 Err(ConnectReturnCode::ServiceUnavailable)
             }
         }

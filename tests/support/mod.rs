@@ -2,6 +2,7 @@
 //! device over MQTT, a webhook receiver, and a real Mosquitto.
 
 pub mod aws;
+pub mod mqtt;
 
 use axum::Router;
 use axum::routing::post;

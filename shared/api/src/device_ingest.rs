@@ -88,7 +88,7 @@ async fn ingest(
         return refused();
     };
     match verify_device(&state.catalog, uid, secret).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(DeviceAuthError::Refused) => return refused(),
         Err(e @ DeviceAuthError::Tenant(_)) => {
             return ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response();

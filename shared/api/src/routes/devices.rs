@@ -618,15 +618,20 @@ async fn issue_token(
 ) -> ApiResult<(StatusCode, Json<DeviceToken>)> {
     device_of(&state, &caller, &uid).await?;
     let secret = iot_core::auth::secret::random_token(32);
+    let token = format!("{uid}.{secret}");
     state
         .catalog
-        .put_device_token(&uid, &iot_core::auth::secret::digest(&secret))
+        .put_device_token(
+            &uid,
+            &iot_core::auth::secret::digest(&secret),
+            &iot_core::auth::secret::broker_password_hash(&token),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(DeviceToken {
-            device_token: format!("{uid}.{secret}"),
-            detail: "shown once: the device sends it as `Authorization: Device <device_token>` to POST /v1/ingest",
+            device_token: token,
+            detail: "shown once: the device sends it as `Authorization: Device <device_token>` to POST /v1/ingest, or as its MQTT password with its uid as client id and user name",
         }),
     ))
 }

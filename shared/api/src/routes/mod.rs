@@ -1,4 +1,5 @@
 mod alarms;
+mod app_credentials;
 mod departments;
 mod devices;
 mod exports;
@@ -37,6 +38,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(stats::routes())
         .merge(notify::routes())
         .merge(tenants::routes())
+        .merge(app_credentials::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::require_auth,

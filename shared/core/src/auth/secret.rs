@@ -24,6 +24,35 @@ pub fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// How a broker's password file keeps a password: `$7$101$` and the standard base64 of a
+/// 12-byte salt and of PBKDF2-HMAC-SHA512 over 101 rounds, the format Mosquitto's
+/// `password_file` reads. Stored beside a device token's or application credential's digest
+/// so the password file can be written without the secret (which is shown once and kept
+/// nowhere); the secrets are 32 random bytes, so the few rounds do not weaken them.
+pub fn broker_password_hash(password: &str) -> String {
+    let mut salt = [0u8; 12];
+    OsRng.fill_bytes(&mut salt);
+    broker_password_hash_with_salt(password, &salt)
+}
+
+fn broker_password_hash_with_salt(password: &str, salt: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    const ROUNDS: u32 = 101;
+    let mut hash = [0u8; 64];
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+        std::num::NonZeroU32::new(ROUNDS).expect("non-zero"),
+        salt,
+        password.as_bytes(),
+        &mut hash,
+    );
+    format!(
+        "$7${ROUNDS}${}${}",
+        STANDARD.encode(salt),
+        STANDARD.encode(hash)
+    )
+}
+
 /// Compares without an early exit, so timing does not reveal a matching prefix.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -209,6 +238,23 @@ mod tests {
         let ring = ring.with_legacy(&[b"another signing key of enough b..", signing]);
         assert_eq!(ring.open(&legacy).as_deref(), Some("JBSWY3DPEHPK3PXP"));
         assert!(!ring.is_current(&legacy));
+    }
+
+    #[test]
+    fn broker_hashes_are_what_mosquitto_passwd_writes() {
+        // `mosquitto_passwd -b` (Mosquitto 2.0) wrote this line for password "secretpass".
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("lMz+Pg2Q4ycZNAnx")
+            .unwrap_or_default();
+        assert_eq!(
+            broker_password_hash_with_salt("secretpass", &salt),
+            "$7$101$lMz+Pg2Q4ycZNAnx$92iWVVZBuawNq5OeRqyyRXYkkx7F2FrfWokOrZEdmap1uvyvxdsCsOVPVeZiVYGdeRXgRhsje887UnIM8x+m4g=="
+        );
+        assert_ne!(
+            broker_password_hash("x"),
+            broker_password_hash("x"),
+            "salted"
+        );
     }
 
     #[test]

@@ -17,8 +17,11 @@
 //! | alarm (record) | `TENANT#{t}#ALARMS` | `{raised_at, 20 digits}#{alarm id}` | `DEVICE#{uid}#ALARMS` / same sk |
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
+//!
+//! Tenants are in `tenants.rs`, application credentials in `app_credentials.rs`.
 
 mod access;
+mod app_credentials;
 mod tenants;
 
 pub use access::{AuditFilter, Versioned};
@@ -226,9 +229,29 @@ impl Catalog {
             .and_then(|item| item.data.get("digest")?.as_str().map(str::to_owned)))
     }
 
-    pub async fn put_device_token(&self, uid: &str, digest: &str) -> Result<(), StoreError> {
-        self.put(token_key(uid), &serde_json::json!({ "digest": digest }))
-            .await
+    /// Keeps a device token as its SHA-256 `digest` (what HTTP ingest and the embedded
+    /// broker check) and `broker_hash` (`auth::secret::broker_password_hash` of the password
+    /// the device gives an external broker, for its password file).
+    pub async fn put_device_token(
+        &self,
+        uid: &str,
+        digest: &str,
+        broker_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.put(
+            token_key(uid),
+            &serde_json::json!({ "digest": digest, "broker_hash": broker_hash }),
+        )
+        .await
+    }
+
+    /// The broker password-file hash of the device's token, if it has one.
+    pub async fn device_broker_hash(&self, uid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(&token_key(uid))
+            .await?
+            .and_then(|item| item.data.get("broker_hash")?.as_str().map(str::to_owned)))
     }
 
     pub async fn delete_device_token(&self, uid: &str) -> Result<(), StoreError> {

@@ -27,7 +27,7 @@ pub async fn verify_device(
     catalog: &Catalog,
     uid: &str,
     secret: &str,
-) -> Result<(), DeviceAuthError> {
+) -> Result<String, DeviceAuthError> {
     let stored = catalog.device_token(uid).await?;
     if !stored.is_some_and(|d| constant_time_eq(&d, &digest(secret))) {
         return Err(DeviceAuthError::Refused);
@@ -42,7 +42,7 @@ pub async fn verify_device_certificate(
     catalog: &Catalog,
     uid: &str,
     certificate_id: &str,
-) -> Result<(), DeviceAuthError> {
+) -> Result<String, DeviceAuthError> {
     let stored = catalog.device_certificate(uid).await?;
     if !stored.is_some_and(|id| constant_time_eq(&id, certificate_id)) {
         return Err(DeviceAuthError::Refused);
@@ -50,11 +50,31 @@ pub async fn verify_device_certificate(
     check_tenant(catalog, uid).await
 }
 
-/// A device of a suspended or deleted tenant is refused.
-async fn check_tenant(catalog: &Catalog, uid: &str) -> Result<(), DeviceAuthError> {
+/// A device of a suspended or deleted tenant is refused; answers the device's tenant.
+async fn check_tenant(catalog: &Catalog, uid: &str) -> Result<String, DeviceAuthError> {
     let device = catalog.device(uid).await?.ok_or(DeviceAuthError::Refused)?;
-    if let Some(tenant) = catalog.tenant(&device.tenant_id).await? {
+    check_tenant_active(catalog, &device.tenant_id).await?;
+    Ok(device.tenant_id)
+}
+
+async fn check_tenant_active(catalog: &Catalog, tenant: &str) -> Result<(), DeviceAuthError> {
+    if let Some(tenant) = catalog.tenant(tenant).await? {
         tenant.value.check_active()?;
     }
     Ok(())
+}
+
+/// Checks an application credential (`id` and its secret) and that its tenant is active;
+/// answers the tenant whose devices the application may read.
+pub async fn verify_application(
+    catalog: &Catalog,
+    id: &str,
+    secret: &str,
+) -> Result<String, DeviceAuthError> {
+    let stored = catalog.app_credential(id).await?;
+    let Some(credential) = stored.filter(|c| constant_time_eq(&c.digest, &digest(secret))) else {
+        return Err(DeviceAuthError::Refused);
+    };
+    check_tenant_active(catalog, &credential.tenant_id).await?;
+    Ok(credential.tenant_id)
 }

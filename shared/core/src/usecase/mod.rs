@@ -13,7 +13,9 @@ mod tenants;
 
 pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
 pub use cache::TtlCache;
-pub use device_auth::{DeviceAuthError, verify_device, verify_device_certificate};
+pub use device_auth::{
+    DeviceAuthError, verify_application, verify_device, verify_device_certificate,
+};
 pub use dry_run::{DryRun, dry_run};
 pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
