@@ -88,7 +88,7 @@ async fn an_application_reads_its_own_tenants_devices_only_and_publishes_nothing
     assert_eq!(status, 403, "{problem}");
 
     let (user, password) = app_credential(&acme, "dashboard").await?;
-    assert!(user.starts_with("app:"), "{user}");
+    assert!(user.starts_with("app@"), "{user}");
     // Listed without its secret, to its own tenant only.
     let (_, listed) = acme.get("/v1/app-credentials").await?;
     assert_eq!(listed["items"][0]["username"], user.as_str(), "{listed}");
@@ -160,6 +160,241 @@ async fn an_application_reads_its_own_tenants_devices_only_and_publishes_nothing
     );
     let gone = connect_as(broker, &user, Some((&user, &password))).await?;
     assert_eq!(gone.err(), Some(ConnectReturnCode::BadUserNamePassword));
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A managed tenant made by the platform operator, and its administrator signed in.
+async fn managed_tenant(
+    running: &iot_local::platform::Running,
+    operator: &Api,
+    id: &str,
+) -> Result<Api, Error> {
+    let (status, answer) = operator
+        .post(
+            "/v1/platform/tenants",
+            &json!({ "id": id, "name": id, "admin_user": "boss", "admin_password": iot_e2e::USER_PASSWORD }),
+        )
+        .await?;
+    if status != 201 {
+        return Err(format!("creating {id}: {status} {answer}").into());
+    }
+    Api::login(running.http_addr, id, "boss", iot_e2e::USER_PASSWORD).await
+}
+
+/// Publishes `payload` to `topic` at QoS 1 as a signed-in client.
+async fn publish_as(
+    broker: SocketAddr,
+    uid: &str,
+    token: &str,
+    topic: &str,
+    payload: &str,
+) -> TestResult {
+    let (client, mut events) = connect_as(broker, uid, Some((uid, token)))
+        .await?
+        .map_err(|code| format!("{uid} refused: {code:?}"))?;
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.to_owned())
+        .await?;
+    // Mosquitto acknowledges a publish its ACL denies too, and drops it.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await??;
+    Ok(())
+}
+
+/// Publishes on a connected client and polls it until the PUBACK; answers the topics that
+/// arrived meanwhile.
+async fn publish_on(
+    client: &rumqttc::AsyncClient,
+    events: &mut rumqttc::EventLoop,
+    topic: &str,
+    payload: &str,
+) -> Result<Vec<String>, Error> {
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.to_owned())
+        .await?;
+    let mut topics = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await? {
+                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) => return Ok(()),
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => topics.push(p.topic),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no PUBACK")?
+    .map_err(|e: rumqttc::ConnectionError| e.to_string())?;
+    Ok(topics)
+}
+
+async fn latest_has(api: &Api, uid: &str, value: &str) -> Result<bool, Error> {
+    let (_, latest) = api.get(&format!("/v1/devices/{uid}/latest")).await?;
+    Ok(latest.to_string().contains(value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    fleet(&acme, "a-1").await?;
+    acme.create(
+        "/v1/devices",
+        &json!({ "uid": "a-2", "identification_code": "a-2", "product_id": "air", "department_id": "ops" }),
+    )
+    .await?;
+    let globex = managed_tenant(&running, &acme, "globex").await?;
+    fleet(&globex, "globex_g-1").await?;
+    let a1 = iot_e2e::device_token(&acme, "a-1").await?;
+    let a2 = iot_e2e::device_token(&acme, "a-2").await?;
+    let g1 = iot_e2e::device_token(&globex, "globex_g-1").await?;
+    let (app, app_password) = app_credential(&acme, "dashboard").await?;
+    running.shutdown().await;
+
+    // What an operator runs: the files, then Mosquitto on them, then the platform on it.
+    let port = iot_e2e::free_port()?;
+    let out = dir.path().join("mosquitto");
+    let config = iot_local::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        tenant: "acme".into(),
+        ..iot_local::config::Config::default()
+    };
+    let files = iot_local::mosquitto::from_platform(&config, &out, ("127.0.0.1", port)).await?;
+    assert_eq!((files.devices, files.applications), (3, 1));
+    let mosquitto = iot_e2e::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
+    let broker = mosquitto.addr();
+    let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
+    let acme = Api::new(running.http_addr).await?;
+
+    // Nobody without a credential, or with a wrong one.
+    assert_eq!(
+        connect_as(broker, "a-1", None).await?.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    // (Mosquitto answers "not authorized" to a wrong password too.)
+    assert_eq!(
+        connect_as(broker, "a-1", Some(("a-1", &a2))).await?.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+
+    // a-1 and an application watch everything they may; a-1 is stored through the platform's
+    // own sign-in.
+    // (A second session of a-1 would take this one over, as MQTT says: a-1 publishes on it.)
+    let (a1_client, mut a1_events) = subscribed(broker, "a-1", ("a-1", &a1), "#").await?;
+    let (_app, mut app_events) = subscribed(broker, &app, (&app, &app_password), "#").await?;
+    let mut a1_topics = publish_on(
+        &a1_client,
+        &mut a1_events,
+        "things/a-1/up/telemetry",
+        READING,
+    )
+    .await?;
+    iot_e2e::eventually("a-1's reading", Duration::from_secs(15), || async {
+        Ok(latest_has(&acme, "a-1", "21.5").await?.then_some(()))
+    })
+    .await?;
+
+    // a-2 forges a reading of a-1's, then sends its own: only its own arrives anywhere.
+    let forged = READING.replace("21.5", "99.5");
+    publish_as(broker, "a-2", &a2, "things/a-1/up/telemetry", &forged).await?;
+    publish_as(
+        broker,
+        "a-2",
+        &a2,
+        "things/a-2/up/telemetry",
+        &READING.replace("21.5", "22.5"),
+    )
+    .await?;
+    publish_as(
+        broker,
+        "globex_g-1",
+        &g1,
+        "things/globex_g-1/up/telemetry",
+        READING,
+    )
+    .await?;
+    iot_e2e::eventually("a-2's reading", Duration::from_secs(15), || async {
+        Ok(latest_has(&acme, "a-2", "22.5").await?.then_some(()))
+    })
+    .await?;
+    assert!(!latest_has(&acme, "a-1", "99.5").await?);
+    assert!(!latest_has(&acme, "a-2", "99.5").await?);
+
+    let (more, ended) = received_topics(&mut a1_events, Duration::from_millis(500)).await;
+    assert!(!ended, "a-1's session survives");
+    a1_topics.extend(more);
+    assert_eq!(
+        a1_topics,
+        ["things/a-1/up/telemetry"],
+        "a-1 sees its own topics only"
+    );
+    let (app_topics, _) = received_topics(&mut app_events, Duration::from_millis(300)).await;
+    assert_eq!(
+        app_topics,
+        ["things/a-1/up/telemetry", "things/a-2/up/telemetry"],
+        "the application sees its tenant's devices, and no forgery"
+    );
+    // The application's own forgery is dropped as well (this session, the same identity's,
+    // takes over the watching one).
+    publish_as(
+        broker,
+        &app,
+        &app_password,
+        "things/a-2/up/telemetry",
+        &forged,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!latest_has(&acme, "a-2", "99.5").await?);
+
+    // A client id is the user name: a-2 naming a-1's client id does not take a-1's session.
+    let (_taker, _taker_events) = connect_as(broker, "a-1", Some(("a-2", &a2)))
+        .await?
+        .map_err(|code| format!("refused: {code:?}"))?;
+    let mut a1_topics = publish_on(
+        &a1_client,
+        &mut a1_events,
+        "things/a-1/up/telemetry",
+        &READING.replace("21.5", "23.5"),
+    )
+    .await?;
+    let (more, ended) = received_topics(&mut a1_events, Duration::from_millis(500)).await;
+    a1_topics.extend(more);
+    assert!(
+        !ended && a1_topics == ["things/a-1/up/telemetry"],
+        "{a1_topics:?} {ended}"
+    );
+
+    // A token issued later signs in once the files are written again and Mosquitto reloads.
+    acme.create(
+        "/v1/devices",
+        &json!({ "uid": "a-3", "identification_code": "a-3", "product_id": "air", "department_id": "ops" }),
+    )
+    .await?;
+    let a3 = iot_e2e::device_token(&acme, "a-3").await?;
+    assert_eq!(
+        connect_as(broker, "a-3", Some(("a-3", &a3))).await?.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    iot_local::mosquitto::from_platform(&config, &out, ("127.0.0.1", port)).await?;
+    mosquitto.reload()?;
+    iot_e2e::eventually("a-3 to sign in", Duration::from_secs(10), || async {
+        Ok(connect_as(broker, "a-3", Some(("a-3", &a3)))
+            .await?
+            .ok()
+            .map(|_| ()))
+    })
+    .await?;
     running.shutdown().await;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod drain;
 pub mod gateway;
+pub mod mosquitto;
 mod mqtt_tls;
 pub mod pipeline;
 pub mod platform;

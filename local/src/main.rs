@@ -89,6 +89,22 @@ enum Command {
     },
     /// Print the default configuration file, with comments.
     PrintConfig,
+    /// Write a Mosquitto configuration, password file and ACL that hold devices and
+    /// application credentials to their own topics, for `up --mqtt-url`; run again (and send
+    /// Mosquitto SIGHUP) after devices, tokens or credentials change.
+    MosquittoConfig {
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Where to write `mosquitto.conf`, `passwords` and `acl`.
+        #[arg(long)]
+        out: PathBuf,
+        /// The address Mosquitto listens on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        /// The port Mosquitto listens on.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+    },
     /// Put a new token-signing key and a new TOTP sealing key first in their rings, keeping
     /// the two before each, so nobody is signed out; takes effect at the next `up`.
     RotateKeys {
@@ -235,6 +251,25 @@ async fn up(
     Ok(())
 }
 
+async fn mosquitto_config(
+    overrides: &Overrides,
+    out: &std::path::Path,
+    bind: &str,
+    port: u16,
+) -> Result<(), String> {
+    let config = load(overrides)?;
+    let files = iot_local::mosquitto::from_platform(&config, out, (bind, port)).await?;
+    println!(
+        "wrote {}/mosquitto.conf, passwords ({} devices, {} applications, the platform) and acl;
+         start Mosquitto with `mosquitto -c {}/mosquitto.conf` and the platform with          `iot-local up --mqtt-url mqtt://{bind}:{port}`",
+        out.display(),
+        files.devices,
+        files.applications,
+        out.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -243,6 +278,12 @@ async fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::MosquittoConfig {
+            overrides,
+            out,
+            bind,
+            port,
+        } => mosquitto_config(&overrides, &out, &bind, port).await,
         Command::RotateKeys { data_dir } => secrets::rotate_keys(&data_dir).map(|[signing, sealing]| {
             println!(
                 "new keys in {}: {signing} signing and {sealing} sealing keys kept; restart `iot-local up` to sign with the new one",

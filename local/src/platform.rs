@@ -340,6 +340,12 @@ async fn connect_external(
     let url = &config.mqtt.url;
     let (host, port) = parse_mqtt_url(url).ok_or_else(|| StartError::BrokerUrl(url.clone()))?;
     let mut options = MqttOptions::new(&config.mqtt.client_id, host, port);
+    // Signed in as `mosquitto-config` set the broker up, if it did.
+    if let Some(password) =
+        crate::mosquitto::platform_password(&config.data_dir).map_err(StartError::Auth)?
+    {
+        options.set_credentials(crate::mosquitto::PLATFORM_USER, password);
+    }
     options
         .set_clean_session(false)
         .set_manual_acks(true)

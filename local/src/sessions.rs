@@ -2,7 +2,7 @@
 //! user name are the device's uid, the password its device token (`POST
 //! /v1/devices/{uid}/token`, whole or the part after the uid); or, on the TLS listener, the
 //! client id is the uid and the device's registered certificate the credential. And a
-//! tenant's applications: user name `app:{id}` and the password of an application credential
+//! tenant's applications: user name `app@{id}` and the password of an application credential
 //! (`POST /v1/app-credentials`), client id the user name, or it and `:` and a suffix.
 
 use async_trait::async_trait;

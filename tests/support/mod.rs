@@ -450,6 +450,7 @@ impl Mosquitto {
         Err("mosquitto is not installed: run ./scripts/test, which installs it, or apt-get install mosquitto".into())
     }
 
+    /// A broker that lets anyone in, for tests of the platform rather than of the broker.
     pub async fn start() -> Result<Self, Error> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
@@ -460,10 +461,31 @@ impl Mosquitto {
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nmax_queued_messages 100000\n"
             ),
         )?;
+        Self::launch(dir, &config, port).await
+    }
+
+    /// A broker on `config`, which listens on 127.0.0.1:`port`.
+    pub async fn with_config(config: &Path, port: u16) -> Result<Self, Error> {
+        Self::launch(tempfile::tempdir()?, config, port).await
+    }
+
+    /// Sends SIGHUP: Mosquitto reads its password file and ACL again.
+    pub fn reload(&self) -> Result<(), Error> {
+        let pid = self.child.id().ok_or("mosquitto has exited")?;
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            return Err("kill -HUP failed".into());
+        }
+        Ok(())
+    }
+
+    async fn launch(dir: tempfile::TempDir, config: &Path, port: u16) -> Result<Self, Error> {
         let log = std::fs::File::create(dir.path().join("mosquitto.log"))?;
         let child = tokio::process::Command::new(Self::binary()?)
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

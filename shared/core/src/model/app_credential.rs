@@ -9,8 +9,9 @@ use crate::time::Millis;
 
 /// The MQTT user name of an application credential is this prefix and its id; its client ids
 /// are that user name, optionally followed by `:` and a suffix of the application's choosing.
-/// Device uids never contain `:`, so no application takes over a device's session.
-pub const APP_USERNAME_PREFIX: &str = "app:";
+/// Device uids never contain `@` (nor `:`), so no application takes over a device's session;
+/// and `@`, unlike `:`, may stand in a Mosquitto password file's user name.
+pub const APP_USERNAME_PREFIX: &str = "app@";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCredential {
@@ -28,7 +29,7 @@ pub struct AppCredential {
 }
 
 impl AppCredential {
-    /// The MQTT user name (`app:{id}`).
+    /// The MQTT user name (`app@{id}`).
     pub fn username(&self) -> String {
         format!("{APP_USERNAME_PREFIX}{}", self.id)
     }
@@ -51,14 +52,14 @@ mod tests {
 
     #[test]
     fn an_application_connects_under_its_own_client_ids_only() {
-        assert_eq!(app_credential_id("app:k1", "app:k1"), Some("k1"));
-        assert_eq!(app_credential_id("app:k1", "app:k1:worker-2"), Some("k1"));
+        assert_eq!(app_credential_id("app@k1", "app@k1"), Some("k1"));
+        assert_eq!(app_credential_id("app@k1", "app@k1:worker-2"), Some("k1"));
         for (username, client) in [
-            ("app:k1", "app:k10"),
-            ("app:k1", "air-1"),
-            ("app:k1", "app:k2"),
-            ("app:", "app:"),
-            ("app:k1:x", "app:k1:x"),
+            ("app@k1", "app@k10"),
+            ("app@k1", "air-1"),
+            ("app@k1", "app@k2"),
+            ("app@", "app@"),
+            ("app@k1:x", "app@k1:x"),
             ("air-1", "air-1"),
         ] {
             assert_eq!(
