@@ -881,6 +881,18 @@ fn app_code(secret: &str) -> String {
     app.code_at(now)
 }
 
+/// The TOTP seed of an acme user as the database keeps it.
+async fn sealed_seed(running: &Running, user: &str) -> Result<String, Error> {
+    Ok(running
+        .services
+        .catalog
+        .credential("acme", user)
+        .await?
+        .and_then(|c| c.value.totp)
+        .ok_or("no enrollment")?
+        .secret)
+}
+
 /// The `kid` header of a token.
 fn kid(token: &str) -> Result<String, Error> {
     Ok(jsonwebtoken::decode_header(token)?
@@ -903,14 +915,7 @@ async fn rotated_keys_sign_anew_without_signing_anyone_out() -> TestResult {
         )
         .await?;
     assert_eq!(status, 200, "{confirmed}");
-    let sealed_before = running
-        .services
-        .catalog
-        .credential("acme", "bob")
-        .await?
-        .and_then(|c| c.value.totp)
-        .ok_or("no enrollment")?
-        .secret;
+    let sealed_before = sealed_seed(&running, "bob").await?;
     let old_token = admin.token().ok_or("no token")?.to_owned();
     running.shutdown().await;
 
@@ -948,14 +953,7 @@ async fn rotated_keys_sign_anew_without_signing_anyone_out() -> TestResult {
         )
         .await?;
     assert_eq!(status, 200, "{tokens}");
-    let sealed_after = running
-        .services
-        .catalog
-        .credential("acme", "bob")
-        .await?
-        .and_then(|c| c.value.totp)
-        .ok_or("no enrollment")?
-        .secret;
+    let sealed_after = sealed_seed(&running, "bob").await?;
     assert_ne!(
         sealed_after, sealed_before,
         "sealed again under the new key"

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::ApiState;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::input::{Caller, PageParams, decode_cursor, page_limit};
+use crate::input::{Caller, PageParams, decode_cursor, page_limit, store_page};
 use crate::openapi::Page;
 
 pub fn routes() -> ApiRouter<Arc<ApiState>> {
@@ -82,11 +82,10 @@ async fn list(
             page_limit(paging.limit)?,
         )
         .await?;
-    let Json(page) = crate::input::store_page((items, next));
-    Ok(Json(Page {
-        items: page.items.into_iter().map(Into::into).collect(),
-        next: page.next,
-    }))
+    Ok(store_page((
+        items.into_iter().map(Into::into).collect(),
+        next,
+    )))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -116,21 +116,8 @@ impl SealingKey {
         let Some((kid, key)) = self.keys.first() else {
             return String::new();
         };
-        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
-        let mut data = plaintext.as_bytes().to_vec();
-        // Sealing in place only fails for inputs beyond GCM's limit (64 GiB).
-        let sealed = key.seal_in_place_append_tag(
-            aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
-            aws_lc_rs::aead::Aad::from(kid.as_bytes()),
-            &mut data,
-        );
-        if sealed.is_err() {
-            return String::new();
-        }
-        let mut out = nonce.to_vec();
-        out.extend(data);
-        format!("{SEALED_PREFIX}{kid}:{}", URL_SAFE_NO_PAD.encode(out))
+        seal_with(key, kid.as_bytes(), plaintext)
+            .map_or_else(String::new, |body| format!("{SEALED_PREFIX}{kid}:{body}"))
     }
 
     /// The plaintext, if `sealed` was sealed by a key of this ring and is intact.
@@ -160,24 +147,26 @@ impl SealingKey {
 
     /// The legacy (`v1:`) sealing under a token signing key; for tests of the upgrade.
     pub fn seal_legacy(signing_secret: &[u8], plaintext: &str) -> String {
-        let key = aead_key(signing_secret, "totp");
-        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
-        let mut data = plaintext.as_bytes().to_vec();
-        if key
-            .seal_in_place_append_tag(
-                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
-                aws_lc_rs::aead::Aad::empty(),
-                &mut data,
-            )
-            .is_err()
-        {
-            return String::new();
-        }
-        let mut out = nonce.to_vec();
-        out.extend(data);
-        format!("{LEGACY_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+        seal_with(&aead_key(signing_secret, "totp"), b"", plaintext)
+            .map_or_else(String::new, |body| format!("{LEGACY_PREFIX}{body}"))
     }
+}
+
+/// URL-safe base64 of a fresh nonce and the ciphertext; `None` only for inputs beyond GCM's
+/// limit (64 GiB).
+fn seal_with(key: &aws_lc_rs::aead::LessSafeKey, aad: &[u8], plaintext: &str) -> Option<String> {
+    let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    let mut data = plaintext.as_bytes().to_vec();
+    key.seal_in_place_append_tag(
+        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+        aws_lc_rs::aead::Aad::from(aad),
+        &mut data,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend(data);
+    Some(URL_SAFE_NO_PAD.encode(out))
 }
 
 fn open_with(key: &aws_lc_rs::aead::LessSafeKey, aad: &[u8], body: &str) -> Option<String> {
