@@ -2,9 +2,10 @@
 //! operator (the administrator of the platform's own tenant, `acme` here) creates, limits,
 //! suspends and deletes them; a uid deleted and created again is a new device.
 
+use iot_e2e::mqtt::{connect_as, ended_without_puback};
 use iot_e2e::{
-    Api, Error, TestResult, air_product, device_token, eventually, start_platform, tenant_admin,
-    tenant_user,
+    Api, Error, TestResult, air_product, device_token, eventually, start_platform,
+    start_platform_with, tenant_admin, tenant_user,
 };
 use iot_local::platform::Running;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet};
@@ -220,6 +221,14 @@ async fn a_suspended_tenant_is_refused_with_the_reason_until_resumed_and_a_delet
     let token = device_token(&gina, "globex_pump-1").await?;
     assert_eq!(ingest(&running, &token, 20.0).await?.0, 200);
     assert!(broker_accepts(broker, "globex_pump-1", &token).await?);
+    // A session open when the tenant is suspended is ended, not left to run.
+    let (_live, mut live_events) = connect_as(
+        broker,
+        "globex_pump-1",
+        Some(("globex_pump-1", token.as_str())),
+    )
+    .await?
+    .map_err(|code| format!("refused: {code:?}"))?;
 
     let (status, suspended) = operator
         .post(
@@ -231,6 +240,10 @@ async fn a_suspended_tenant_is_refused_with_the_reason_until_resumed_and_a_delet
         (status, &suspended["status"]),
         (200, &json!("suspended")),
         "{suspended}"
+    );
+    assert!(
+        ended_without_puback(&mut live_events).await?,
+        "the live session ends"
     );
     // The signed-in administrator, a new login, the device over HTTP and over MQTT.
     let (status, problem) = gina.get("/v1/devices").await?;
@@ -336,6 +349,54 @@ async fn a_uid_created_again_is_a_new_device_that_sees_nothing_of_the_old_one() 
         Ok(latest.to_string().contains("18.25").then_some(()))
     })
     .await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A tenant's retention quota deletes what is older from the store, not only from answers:
+/// the timer takes globex's points past 7 days and leaves the platform tenant's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_past_a_tenants_retention_is_deleted_from_the_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform_with(dir.path(), None, |config| {
+        config.pipeline.retention_sweep_s = 1;
+    })
+    .await?;
+    let operator = Api::new(running.http_addr).await?;
+    let gina = globex(&running, &operator, json!({ "retention_days": 7 })).await?;
+    gina.create("/v1/devices", &device("globex_pump-1")).await?;
+    let globex_token = device_token(&gina, "globex_pump-1").await?;
+    operator
+        .create("/v1/departments", &json!({ "id": "ops", "name": "Ops" }))
+        .await?;
+    air_product(&operator).await?;
+    operator.create("/v1/devices", &device("pump-1")).await?;
+    let own_token = device_token(&operator, "pump-1").await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let now = now.as_secs() as i64;
+    for ts in [now - 30 * 86_400, now - 8 * 86_400, now - 86_400] {
+        assert_eq!(ingest_at(&running, &globex_token, 20.0, ts).await?.0, 200);
+        assert_eq!(ingest_at(&running, &own_token, 20.0, ts).await?.0, 200);
+    }
+    // Read beside the running platform, as an operator's sqlite3 shell would.
+    let db = rusqlite::Connection::open_with_flags(
+        dir.path().join("iot.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let times = |uid: &str| -> Result<Vec<i64>, rusqlite::Error> {
+        db.prepare("SELECT DISTINCT time / 1000 FROM telemetry WHERE device_uid = ?1 ORDER BY 1")?
+            .query_map([uid], |row| row.get(0))?
+            .collect()
+    };
+    eventually("the sweep", WAIT, || async {
+        Ok((times("globex_pump-1")? == [now - 86_400]).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        times("pump-1")?,
+        [now - 30 * 86_400, now - 8 * 86_400, now - 86_400]
+    );
+    drop(db);
     running.shutdown().await;
     Ok(())
 }

@@ -43,6 +43,8 @@ webhook_timeout_ms = 10000       # IOT_LOCAL_PIPELINE_WEBHOOK_TIMEOUT_MS
 # Webhooks and identity providers must be on public addresses; these comma-separated ranges
 # are allowed besides, for receivers on your own network (e.g. "127.0.0.1, 192.168.1.0/24").
 outbound_allow = ""              # IOT_LOCAL_PIPELINE_OUTBOUND_ALLOW
+# How often telemetry past each tenant's retention quota is deleted, in seconds.
+retention_sweep_s = 3600         # IOT_LOCAL_PIPELINE_RETENTION_SWEEP_S
 
 [auth]
 # The tenant's first administrator, created on the first start.
@@ -96,6 +98,7 @@ pub struct PipelineConfig {
     pub cache_ttl_ms: i64,
     pub webhook_timeout_ms: u64,
     pub outbound_allow: String,
+    pub retention_sweep_s: u64,
 }
 
 impl PipelineConfig {

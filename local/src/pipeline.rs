@@ -319,3 +319,31 @@ pub async fn stats_timer(services: Arc<Services>, mut shutdown: watch::Receiver<
         }
     }
 }
+
+/// Deletes telemetry past each tenant's retention quota: a minute after the start, then every
+/// `every`.
+pub async fn retention_timer(
+    services: Arc<Services>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut wait = every.min(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = services.clock.now_ms();
+        match iot_core::usecase::expire_telemetry(
+            &services.catalog,
+            services.telemetry.as_ref(),
+            now,
+        )
+        .await
+        {
+            Ok(deleted) => tracing::debug!(?deleted, "retention sweep done"),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
+        }
+        wait = every;
+    }
+}

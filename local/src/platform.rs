@@ -260,6 +260,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     tasks.spawn(pipeline::alarm_worker(services.clone(), stop.clone()));
     tasks.spawn(pipeline::notify_worker(services.clone(), stop.clone()));
     tasks.spawn(pipeline::stats_timer(services.clone(), stop.clone()));
+    tasks.spawn(pipeline::retention_timer(
+        services.clone(),
+        Duration::from_secs(config.pipeline.retention_sweep_s.max(1)),
+        stop.clone(),
+    ));
 
     let (auth, generated_admin_password) = build_auth(config, &services).await?;
     let api = Arc::new(ApiState {

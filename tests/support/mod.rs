@@ -24,6 +24,15 @@ pub const ADMIN_PASSWORD: &str = "test admin password";
 
 /// Starts the platform on free ports, on the embedded broker or on `mqtt_url`.
 pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<Running, Error> {
+    start_platform_with(data_dir, mqtt_url, |_| {}).await
+}
+
+/// [`start_platform`] with the test's own changes to the configuration.
+pub async fn start_platform_with(
+    data_dir: &Path,
+    mqtt_url: Option<&str>,
+    change: impl FnOnce(&mut Config),
+) -> Result<Running, Error> {
     // Logs show with a failing test (RUST_LOG=debug for more).
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
@@ -46,6 +55,7 @@ pub async fn start_platform(data_dir: &Path, mqtt_url: Option<&str>) -> Result<R
         config.mqtt.url = url.to_owned();
         config.mqtt.client_id = format!("iot-local-{}", std::process::id());
     }
+    change(&mut config);
     Ok(platform::start(&config).await?)
 }
 

@@ -105,3 +105,69 @@ async fn items_are_native_maps_with_a_ttl_in_seconds() -> TestResult {
     );
     Ok(())
 }
+
+/// A tenant's retention quota shortens the points' TTL below the table's; it never lengthens it.
+#[tokio::test]
+async fn telemetry_points_expire_after_the_shorter_of_table_and_tenant_retention() -> TestResult {
+    use iot_aws::DynamoTelemetry;
+    use iot_core::model::{Datum, Record};
+    use iot_core::ports::TelemetryStore;
+    use std::time::Duration;
+
+    let config = emulator_config().await?;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique_name("telemetry");
+    provision::create_telemetry_table(&client, &table).await?;
+    let store = DynamoTelemetry::new(
+        client.clone(),
+        table.clone(),
+        Some(Duration::from_secs(90 * 86_400)),
+    );
+    // 2026-11-26T00:00:00Z
+    let time = 1_795_651_200_000;
+    let record = |uid: &str| Record {
+        time,
+        device_uid: uid.into(),
+        identification_code: String::new(),
+        data: vec![Datum::new("t", 1.0)],
+        nc: String::new(),
+    };
+    const DAY: i64 = 86_400_000;
+    store
+        .write_retained(&[record("acme_p1")], Some(7 * DAY))
+        .await?;
+    store
+        .write_retained(&[record("big_p1")], Some(400 * DAY))
+        .await?;
+    store.write(&[record("own_p1")]).await?;
+    let ttl = |uid: &'static str| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            let raw = client
+                .get_item()
+                .table_name(table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("P#{uid}#t#2026-11-26")),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("{time:015}")),
+                )
+                .send()
+                .await?;
+            let ttl = raw
+                .item()
+                .and_then(|item| item.get("ttl"))
+                .and_then(|v| v.as_n().ok())
+                .ok_or("the point has a ttl")?
+                .parse::<i64>()?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(ttl)
+        }
+    };
+    let seconds = time / 1000;
+    assert_eq!(ttl("acme_p1").await?, seconds + 7 * 86_400);
+    assert_eq!(ttl("big_p1").await?, seconds + 90 * 86_400);
+    assert_eq!(ttl("own_p1").await?, seconds + 90 * 86_400);
+    Ok(())
+}

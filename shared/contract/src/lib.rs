@@ -44,7 +44,8 @@ macro_rules! suite {
     () => {
         $crate::suite!(@meta conditional_writes_follow_the_version, queries_page_in_both_directions,
             the_index_lists_items_by_their_index_key, transactions_are_all_or_nothing);
-        $crate::suite!(@telemetry range_latest_and_aggregates, rewriting_a_point_replaces_it);
+        $crate::suite!(@telemetry range_latest_and_aggregates, rewriting_a_point_replaces_it,
+            expiry_deletes_old_points_under_one_prefix);
         $crate::suite!(@blobs blobs_round_trip_list_and_delete, keys_that_could_escape_are_refused);
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,3 +189,54 @@ pub async fn rewriting_a_point_replaces_it(store: &dyn TelemetryStore) -> Outcom
         "latest stays on the newest time",
     )
 }
+
+/// A tenant's retention and a deleted tenant's purge: points older than the cut-off of the
+/// uids under one prefix go, up to the limit; newer points and other prefixes stay. Stores
+/// whose own expiry drops points (`None`) pass without deleting anything.
+pub async fn expiry_deletes_old_points_under_one_prefix(store: &dyn TelemetryStore) -> Outcome {
+    const DAY: Millis = 86_400_000;
+    let old = T0 - 2 * DAY;
+    store
+        .write(&[
+            record(
+                "acme_p1",
+                old,
+                vec![Datum::new("t", 1.0), Datum::new("h", 2.0)],
+            ),
+            record("acme_p1", T0, vec![Datum::new("t", 3.0)]),
+            record("acme-2_p1", old, vec![Datum::new("t", 4.0)]),
+        ])
+        .await?;
+    let times = |uid: &'static str| async move {
+        let query = RangeQuery {
+            device_uid: uid.into(),
+            signals: Vec::new(),
+            window: iot_core::stats::Window {
+                start: old - DAY,
+                end: T0 + DAY,
+            },
+            limit: None,
+            descending: false,
+        };
+        let points = store.range(&query).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            points.into_iter().map(|p| p.time).collect::<Vec<_>>(),
+        )
+    };
+    let Some(first) = store.expire("acme_", T0 - DAY, 1).await? else {
+        return same(
+            times("acme_p1").await?,
+            vec![old, old, T0],
+            "nothing deleted",
+        );
+    };
+    same(first, 1, "the limit bounds one call")?;
+    let rest = store.expire("acme_", T0 - DAY, 100).await?;
+    same(rest, Some(1), "the second old point")?;
+    same(times("acme_p1").await?, vec![T0], "the newer point stays")?;
+    same(
+        times("acme-2_p1").await?,
+        vec![old],
+        "another tenant's points stay",
+    )
+}

@@ -8,7 +8,8 @@
 //!   `latest` and "which signals does this device have" are one query.
 //!
 //! Values are `n` (number), `b` (bool) or `s` (text). Points carry `ttl` (epoch seconds) when a
-//! retention is set. Aggregates are computed from the range by the port's default.
+//! retention is set, the table's or the tenant's, whichever is shorter. Aggregates are computed
+//! from the range by the port's default.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -119,7 +120,13 @@ impl DynamoTelemetry {
         }
     }
 
-    fn point_item(&self, record: &Record, signal: &str, value: &Value) -> Option<Attrs> {
+    fn point_item(
+        &self,
+        record: &Record,
+        signal: &str,
+        value: &Value,
+        retention: Option<Duration>,
+    ) -> Option<Attrs> {
         let day = day_of(record.time)?;
         let (name, attr) = value_attr(value);
         let mut attrs = HashMap::from([
@@ -130,7 +137,7 @@ impl DynamoTelemetry {
             ("sk".to_owned(), s(time_sk(record.time))),
             (name.to_owned(), attr),
         ]);
-        if let Some(retention) = self.retention {
+        if let Some(retention) = retention {
             let expires = record.time / 1000 + i64::try_from(retention.as_secs()).unwrap_or(0);
             attrs.insert("ttl".into(), n(expires));
         }
@@ -336,6 +343,22 @@ fn same_key(a: &Attrs, b: &Attrs) -> bool {
 #[async_trait]
 impl TelemetryStore for DynamoTelemetry {
     async fn write(&self, records: &[Record]) -> Result<WriteReport, TelemetryError> {
+        self.write_retained(records, None).await
+    }
+
+    /// Points expire (TTL) after the shorter of the table's and the tenant's retention.
+    async fn write_retained(
+        &self,
+        records: &[Record],
+        tenant_retention: Option<Millis>,
+    ) -> Result<WriteReport, TelemetryError> {
+        let tenant_retention = tenant_retention
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis);
+        let retention = match (self.retention, tenant_retention) {
+            (Some(table), Some(tenant)) => Some(table.min(tenant)),
+            (table, tenant) => table.or(tenant),
+        };
         let mut refused: BTreeMap<usize, String> = BTreeMap::new();
         // One write per key: BatchWriteItem refuses a key twice, and the last value wins anyway.
         let mut pending: BTreeMap<(String, String), Pending> = BTreeMap::new();
@@ -349,7 +372,8 @@ impl TelemetryStore for DynamoTelemetry {
                 continue;
             }
             for datum in &record.data {
-                let Some(attrs) = self.point_item(record, &datum.name, &datum.value) else {
+                let Some(attrs) = self.point_item(record, &datum.name, &datum.value, retention)
+                else {
                     refused.insert(index, format!("time {} is out of range", record.time));
                     continue;
                 };

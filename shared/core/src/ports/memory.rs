@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::*;
 use crate::model::{Device, Record};
 use crate::notify::Delivery;
+use crate::time::Millis;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -237,6 +238,24 @@ impl TelemetryStore for MemoryTelemetry {
         Ok(report)
     }
 
+    async fn expire(
+        &self,
+        uid_prefix: &str,
+        before: Millis,
+        limit: usize,
+    ) -> Result<Option<u64>, TelemetryError> {
+        self.available()?;
+        let mut points = lock(&self.points);
+        let mut deleted = 0;
+        points.retain(|p| {
+            let expired =
+                deleted < limit && p.device_uid.starts_with(uid_prefix) && p.time < before;
+            deleted += usize::from(expired);
+            !expired
+        });
+        Ok(Some(deleted as u64))
+    }
+
     async fn range(&self, query: &RangeQuery) -> Result<Vec<Point>, TelemetryError> {
         self.available()?;
         query.check()?;
@@ -391,9 +410,15 @@ pub struct MemoryGateway {
     commands: Mutex<Vec<(String, serde_json::Value)>>,
     shadows: Mutex<BTreeMap<String, serde_json::Value>>,
     jobs: Mutex<Vec<(OtaJob, String)>>,
+    refused_tenants: Mutex<BTreeSet<String>>,
 }
 
 impl MemoryGateway {
+    /// Whether the tenant's devices are refused at the device side (suspended).
+    pub fn refuses_tenant(&self, tenant: &str) -> bool {
+        lock(&self.refused_tenants).contains(tenant)
+    }
+
     pub fn commands(&self) -> Vec<(String, serde_json::Value)> {
         lock(&self.commands).clone()
     }
@@ -436,6 +461,16 @@ impl DeviceGateway for MemoryGateway {
     async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError> {
         self.known(device_uid)?;
         lock(&self.registered).remove(device_uid);
+        Ok(())
+    }
+
+    async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError> {
+        let mut refused = lock(&self.refused_tenants);
+        if allowed {
+            refused.remove(tenant);
+        } else {
+            refused.insert(tenant.to_owned());
+        }
         Ok(())
     }
 

@@ -126,6 +126,31 @@ pub trait TelemetryStore: Send + Sync {
         }
         aggregate(&points, query.bucket_ms)
     }
+
+    /// Writes records of a tenant that keeps its telemetry for `retention` (when shorter than
+    /// the store's own). Stores that expire points as they write them (DynamoDB's TTL) honour
+    /// it here; the others drop old points when [`TelemetryStore::expire`] runs.
+    async fn write_retained(
+        &self,
+        records: &[Record],
+        retention: Option<Millis>,
+    ) -> Result<WriteReport, TelemetryError> {
+        let _ = retention;
+        self.write(records).await
+    }
+
+    /// Deletes up to `limit` points older than `before` of the devices whose uid begins with
+    /// `uid_prefix` (a tenant's namespace), answering how many. `None`: this store does not
+    /// delete points itself, its own expiry does (DynamoDB's TTL, Timestream's retention).
+    async fn expire(
+        &self,
+        uid_prefix: &str,
+        before: Millis,
+        limit: usize,
+    ) -> Result<Option<u64>, TelemetryError> {
+        let _ = (uid_prefix, before, limit);
+        Ok(None)
+    }
 }
 
 impl RangeQuery {

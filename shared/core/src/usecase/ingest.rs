@@ -169,7 +169,14 @@ impl Ingest {
             refused: unresolved,
             products,
         } = self.resolve_devices(&device, outcome.records).await?;
-        let report = self.telemetry.write(&records).await?;
+        // A tenant's retention quota: stores that expire points as they write them need it now.
+        let retention = self
+            .tenants
+            .tenant(&device.tenant_id)
+            .await?
+            .and_then(|t| t.quotas.retention_days)
+            .map(|days| i64::from(days) * crate::time::DAY);
+        let report = self.telemetry.write_retained(&records, retention).await?;
         let mut refused: Vec<(&Record, String)> =
             unresolved.iter().map(|(r, why)| (r, why.clone())).collect();
         refused.extend(

@@ -7,6 +7,7 @@ mod dry_run;
 mod inbox;
 mod ingest;
 mod notify;
+mod retention;
 mod stats;
 mod tenant_gate;
 mod tenants;
@@ -20,6 +21,9 @@ pub use dry_run::{DryRun, dry_run};
 pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
 pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
+pub use retention::{RetentionError, expire_telemetry};
 pub use stats::{StatsRun, StatsService, StatsServiceError};
 pub use tenant_gate::{GateRefused, TenantGate};
-pub use tenants::{NewTenant, TenantError, TenantService};
+pub use tenants::{
+    EXPIRY_BATCH, NewTenant, Purged, TenantError, TenantPorts, TenantService, expire_all,
+};

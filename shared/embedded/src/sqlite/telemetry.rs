@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use iot_core::model::{Record, Value};
 use iot_core::ports::{Point, RangeQuery, Rejected, TelemetryError, TelemetryStore, WriteReport};
+use iot_core::time::Millis;
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as Sql;
 
@@ -62,6 +63,22 @@ fn read_point(row: &rusqlite::Row<'_>) -> Result<Point, rusqlite::Error> {
     })
 }
 
+/// `text` matching only itself in a GLOB pattern (`*`, `?` and `[` each in brackets).
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 const POINT_COLUMNS: &str = "device_uid, signal, time, num, flag, txt";
 
 /// `signal IN (?, ?, ...)` for a non-empty list, with the values to bind.
@@ -109,6 +126,30 @@ impl TelemetryStore for SqliteTelemetry {
                 Ok(report)
             })
             .await
+            .map_err(unavailable)
+    }
+
+    /// In one statement of at most `limit` rows, so a large expiry never holds the writer
+    /// for long; the caller repeats until fewer come back.
+    async fn expire(
+        &self,
+        uid_prefix: &str,
+        before: Millis,
+        limit: usize,
+    ) -> Result<Option<u64>, TelemetryError> {
+        let pattern = format!("{}*", glob_literal(uid_prefix));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "DELETE FROM telemetry WHERE (device_uid, signal, time) IN (
+                        SELECT device_uid, signal, time FROM telemetry
+                        WHERE device_uid GLOB ?1 AND time < ?2 LIMIT ?3)",
+                    rusqlite::params![pattern, before, limit],
+                )
+            })
+            .await
+            .map(|deleted| Some(deleted as u64))
             .map_err(unavailable)
     }
 
