@@ -64,7 +64,7 @@ impl Identity {
         }
     }
 
-    fn tenant(&self) -> &str {
+    pub fn tenant(&self) -> &str {
         match self {
             Identity::Device { tenant, .. } | Identity::Application { tenant, .. } => tenant,
         }
@@ -438,6 +438,27 @@ pub struct Downlink {
 }
 
 impl Downlink {
+    /// Ends every live session whose identity `whose` selects (a suspended tenant, a deleted
+    /// device); answers how many. Signing in again is refused by the platform from then on.
+    pub fn end_sessions(&self, whose: impl Fn(&Identity) -> bool) -> usize {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ended = 0;
+        for (session, (client, subscriber)) in &registry.sessions {
+            if !whose(&subscriber.identity) {
+                continue;
+            }
+            if let Some((_, kick)) = registry
+                .by_client
+                .get(client)
+                .filter(|(id, _)| id == session)
+            {
+                let _ = kick.send(true);
+                ended += 1;
+            }
+        }
+        ended
+    }
+
     /// Sends a message to a device of `tenant` to the clients subscribed now (QoS 0, as the
     /// broker forwards); answers how many.
     pub fn publish(&self, tenant: &str, topic: &str, payload: Vec<u8>) -> usize {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-use crate::broker::Downlink;
+use crate::broker::{Downlink, Identity};
 
 /// Where devices report their state, as on AWS IoT Core: `{"state": {"reported": {...}}}`.
 pub const SHADOW_UPDATE_FILTER: &str = "$aws/things/+/shadow/update";
@@ -43,6 +43,15 @@ pub enum DeviceLink {
 }
 
 impl DeviceLink {
+    /// Ends the selected live sessions on the embedded broker. An external broker keeps its
+    /// connections until they reconnect against the regenerated password file.
+    fn end_sessions(&self, whose: impl Fn(&Identity) -> bool) -> usize {
+        match self {
+            DeviceLink::Embedded(downlink) => downlink.end_sessions(whose),
+            DeviceLink::External(_) => 0,
+        }
+    }
+
     /// Publishes to a device of `tenant` (whose applications may read it too).
     async fn publish(
         &self,
@@ -215,7 +224,20 @@ impl DeviceGateway for LocalGateway {
             .map_err(|e| match e {
                 StoreError::ConditionFailed(_) => GatewayError::UnknownDevice(device_uid.into()),
                 e => store_error(e),
-            })
+            })?;
+        self.link
+            .end_sessions(|who| matches!(who, Identity::Device { uid, .. } if uid == device_uid));
+        Ok(())
+    }
+
+    /// Sign-ins are refused by the tenant's record (see `sessions.rs`); here the live
+    /// sessions end.
+    async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError> {
+        if !allowed {
+            let ended = self.link.end_sessions(|who| who.tenant() == tenant);
+            tracing::info!(%tenant, ended, "suspended tenant's sessions ended");
+        }
+        Ok(())
     }
 
     async fn send_command(&self, device_uid: &str, command: &Value) -> Result<(), GatewayError> {

@@ -42,6 +42,7 @@ pub struct Stack {
     pub totp_key_secret_arn: String,
     pub admin_password_secret_arn: String,
     pub device_policy_name: String,
+    pub suspended_policy_name: String,
 }
 
 /// The first administrator's password in the emulated stack's secret.
@@ -142,9 +143,22 @@ impl Stack {
             )
             .send()
             .await?;
+        // As in the template: the deny-all policy of a suspended tenant's thing group.
+        let suspended_policy_name = unique_name("tenant-suspended");
+        aws_sdk_iot::Client::new(&sdk)
+            .create_policy()
+            .policy_name(&suspended_policy_name)
+            .policy_document(
+                serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+                    "Action": "iot:*", "Resource": "*"}]})
+                .to_string(),
+            )
+            .send()
+            .await?;
         Ok(Self {
             sdk,
             device_policy_name,
+            suspended_policy_name,
             signing_key_secret_arn,
             totp_key_secret_arn,
             admin_password_secret_arn,
@@ -218,6 +232,7 @@ impl Stack {
             export_bucket: self.export_bucket.clone(),
             device_policy_name: self.device_policy_name.clone(),
             thing_group_prefix: "tenant-".into(),
+            suspended_policy_name: self.suspended_policy_name.clone(),
             channel_targets: iot_core::notify::ChannelTargets {
                 sns_arn_prefix: "arn:aws:sns:us-east-1:123456789012:".into(),
                 name_prefix: "iot-test-".into(),
@@ -590,6 +605,7 @@ fn iot_operation(method: &axum::http::Method, path: &str) -> Option<&'static str
         (Method::POST, ["things", _, "shadow"]) => "UpdateThingShadow",
         (Method::GET, ["things", _, "shadow"]) => "GetThingShadow",
         (Method::POST, ["thing-groups", _]) => "CreateThingGroup",
+        (Method::GET, ["thing-groups", _]) => "DescribeThingGroup",
         (Method::PUT, ["thing-groups", "addThingToThingGroup"]) => "AddThingToThingGroup",
         (Method::POST, ["keys-and-certificate"]) => "CreateKeysAndCertificate",
         (Method::PUT, ["target-policies", _]) => "AttachPolicy",

@@ -50,9 +50,12 @@ pub const IAM_ACTIONS: &[&str] = &[
     "iam:PassRole",
     // HTTP device ingest hands messages to the ingest queue, as the IoT rule does
     "sqs:SendMessage",
-    // telemetry exports: written, then downloaded through presigned URLs this role signs
+    // telemetry exports: written, then downloaded through presigned URLs this role signs;
+    // listed and deleted with their tenant
     "s3:PutObject",
     "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:ListBucket",
     // the access-token signing key and the first administrator's password, read at start
     "secretsmanager:GetSecretValue",
     // devices: provisioning (a thing in its tenant's group, a certificate with the device
@@ -62,8 +65,10 @@ pub const IAM_ACTIONS: &[&str] = &[
     "iot:DescribeThing",
     "iot:DeleteThing",
     "iot:CreateThingGroup",
+    "iot:DescribeThingGroup",
     "iot:AddThingToThingGroup",
     "iot:CreateKeysAndCertificate",
+    // the device policy on certificates; the deny-all policy on a suspended tenant's group
     "iot:AttachPolicy",
     "iot:DetachPolicy",
     "iot:AttachThingPrincipal",
@@ -106,6 +111,8 @@ pub struct ApiConfig {
     pub device_policy_name: String,
     /// Thing groups are `{prefix}{tenant}`.
     pub thing_group_prefix: String,
+    /// The deny-all IoT policy a suspended tenant's thing group gets.
+    pub suspended_policy_name: String,
     /// The SNS topics and push endpoints channels may name (`SNS_ARN_PREFIX`,
     /// `RESOURCE_PREFIX`; see `iot_core::notify::ChannelTargets`).
     pub channel_targets: ChannelTargets,
@@ -131,6 +138,7 @@ impl ApiConfig {
             export_bucket: env::required("EXPORT_BUCKET")?,
             device_policy_name: env::required("DEVICE_POLICY_NAME")?,
             thing_group_prefix: env::required("THING_GROUP_PREFIX")?,
+            suspended_policy_name: env::required("SUSPENDED_POLICY_NAME")?,
             channel_targets: ChannelTargets {
                 sns_arn_prefix: env::required("SNS_ARN_PREFIX")?,
                 name_prefix: env::required("RESOURCE_PREFIX")?,
@@ -188,6 +196,7 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Strin
             IotSettings {
                 policy_name: config.device_policy_name.clone(),
                 thing_group_prefix: config.thing_group_prefix.clone(),
+                suspended_policy_name: config.suspended_policy_name.clone(),
             },
         )),
         default_tenant: config.default_tenant.clone(),

@@ -43,6 +43,10 @@ impl DeviceGateway for LazyIotGateway {
         self.get().await?.deregister(device_uid).await
     }
 
+    async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError> {
+        self.get().await?.set_tenant_access(tenant, allowed).await
+    }
+
     async fn send_command(&self, device_uid: &str, command: &Value) -> Result<(), GatewayError> {
         self.get().await?.send_command(device_uid, command).await
     }

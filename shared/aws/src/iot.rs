@@ -23,6 +23,9 @@ pub struct IotSettings {
     pub policy_name: String,
     /// Thing groups are `{prefix}{tenant}`, so fleet jobs and policies can target a tenant.
     pub thing_group_prefix: String,
+    /// A deny-all policy (declared in the SAM template) attached to a suspended tenant's thing
+    /// group: an explicit deny outweighs the device policy for every thing in it.
+    pub suspended_policy_name: String,
 }
 
 #[derive(Clone)]
@@ -246,6 +249,48 @@ impl DeviceGateway for IotGateway {
             .send()
             .await
             .map_err(|e| data_error(device_uid, &e))?;
+        Ok(())
+    }
+
+    /// A thing group's policies apply to its things when they connect with their thing name
+    /// as client id, as the device policy requires; IoT Core re-evaluates them on the next
+    /// publish or subscribe of a live connection.
+    async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError> {
+        let group = self.ensure_group(tenant).await?;
+        let arn = self
+            .iot
+            .describe_thing_group()
+            .thing_group_name(&group)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .thing_group_arn()
+            .unwrap_or_default()
+            .to_owned();
+        let policy = &self.settings.suspended_policy_name;
+        if allowed {
+            match self
+                .iot
+                .detach_policy()
+                .policy_name(policy)
+                .target(&arn)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => {}
+                Err(e) => return Err(unavailable(&e)),
+            }
+        } else {
+            self.iot
+                .attach_policy()
+                .policy_name(policy)
+                .target(&arn)
+                .send()
+                .await
+                .map_err(|e| unavailable(&e))?;
+        }
+        tracing::info!(%tenant, allowed, "tenant's device access changed");
         Ok(())
     }
 

@@ -36,6 +36,7 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         IotSettings {
             policy_name: policy.clone(),
             thing_group_prefix: prefix.clone(),
+            suspended_policy_name: unique_name("iot-dev-tenant-suspended"),
         },
     )
     .await?;
@@ -169,5 +170,65 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         gateway.deregister(&uid).await,
         Err(GatewayError::UnknownDevice(_))
     ));
+    Ok(())
+}
+
+/// Suspending a tenant attaches the deny-all policy to its thing group (every device of the
+/// tenant at once); resuming detaches it, and resuming twice is no error.
+#[tokio::test]
+async fn a_suspended_tenants_thing_group_carries_the_deny_policy_until_resumed() -> TestResult {
+    let config = emulator_config().await?;
+    let iot = aws_sdk_iot::Client::new(&config);
+    let suspended = unique_name("iot-dev-tenant-suspended");
+    iot.create_policy()
+        .policy_name(&suspended)
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]})
+                .to_string(),
+        )
+        .send()
+        .await?;
+    let prefix = unique_name("iot-dev-");
+    let gateway = IotGateway::connect(
+        &config,
+        IotSettings {
+            policy_name: unique_name("iot-dev-device"),
+            thing_group_prefix: prefix.clone(),
+            suspended_policy_name: suspended.clone(),
+        },
+    )
+    .await?;
+    let attached = || {
+        let (iot, group) = (iot.clone(), format!("{prefix}acme"));
+        async move {
+            let arn = iot
+                .describe_thing_group()
+                .thing_group_name(group)
+                .send()
+                .await?
+                .thing_group_arn()
+                .unwrap_or_default()
+                .to_owned();
+            let policies = iot.list_attached_policies().target(arn).send().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                policies
+                    .policies()
+                    .iter()
+                    .filter_map(|p| p.policy_name().map(str::to_owned))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    gateway.set_tenant_access("acme", false).await?;
+    assert_eq!(attached().await?, std::slice::from_ref(&suspended));
+    gateway.set_tenant_access("acme", false).await?;
+    assert_eq!(
+        attached().await?,
+        std::slice::from_ref(&suspended),
+        "attached once"
+    );
+    gateway.set_tenant_access("acme", true).await?;
+    assert!(attached().await?.is_empty());
+    gateway.set_tenant_access("acme", true).await?;
     Ok(())
 }

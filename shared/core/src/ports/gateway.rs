@@ -40,7 +40,13 @@ pub enum GatewayError {
 #[async_trait]
 pub trait DeviceGateway: Send + Sync {
     async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError>;
+    /// Deletes the device's identity; its live connections end.
     async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError>;
+    /// Refuses (`false`) or again accepts the connections of every device of a tenant, and
+    /// ends those that are live: a suspended tenant. On IoT Core, a deny-all policy on the
+    /// tenant's thing group; on the embedded broker, its sessions are closed and CONNECTs are
+    /// refused while the tenant's record says suspended.
+    async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError>;
     /// Publishes a command to `things/{uid}/down/command`.
     async fn send_command(
         &self,
