@@ -446,6 +446,63 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
             .is_err()
     );
 
+    // Tenants on AWS: the platform operator (the stack's first administrator) creates one;
+    // suspending it attaches the stack's deny-all policy to its thing group, so its devices'
+    // certificates stop working at IoT Core; resuming detaches it; deleting purges it.
+    let tenant = format!("globex{}", std::process::id());
+    let (status, created) = api(
+        &router,
+        "POST",
+        "/v1/platform/tenants",
+        Some(
+            &json!({ "id": tenant, "name": "Globex", "admin_user": "gina",
+                      "admin_password": "globex admin password" }),
+        ),
+    )
+    .await?;
+    assert_eq!(status, 201, "{created}");
+    let group_policies = || async {
+        let arn = iot
+            .describe_thing_group()
+            .thing_group_name(format!("tenant-{tenant}"))
+            .send()
+            .await?
+            .thing_group_arn()
+            .unwrap_or_default()
+            .to_owned();
+        let attached = iot.list_attached_policies().target(arn).send().await?;
+        Ok::<_, Error>(
+            attached
+                .policies()
+                .iter()
+                .filter_map(|p| p.policy_name().map(str::to_owned))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let path = format!("/v1/platform/tenants/{tenant}");
+    let (status, suspended) = api(
+        &router,
+        "POST",
+        &format!("{path}/suspend"),
+        Some(&json!({ "reason": "unpaid invoice" })),
+    )
+    .await?;
+    assert_eq!(status, 200, "{suspended}");
+    assert_eq!(suspended["status"], "suspended", "{suspended}");
+    assert_eq!(
+        group_policies().await?,
+        [stack.suspended_policy_name.clone()]
+    );
+    let (status, resumed) =
+        api(&router, "POST", &format!("{path}/resume"), Some(&json!({}))).await?;
+    assert_eq!(status, 200, "{resumed}");
+    assert!(group_policies().await?.is_empty());
+    let (status, purged) = api(&router, "DELETE", &path, None).await?;
+    assert_eq!(status, 200, "{purged}");
+    assert!(purged["items_deleted"].as_u64() > Some(0), "{purged}");
+    // DynamoDB telemetry of a deleted tenant leaves by its TTL, so no count is claimed.
+    assert!(purged.get("points_deleted").is_none(), "{purged}");
+
     // Backup: an export of the metadata table is started into the export bucket.
     let backup = BackupFunction::new(&sdk("backup")?, stack.backup_config());
     let exported = backup.handle(sample("backup/schedule.json")?).await?;

@@ -413,3 +413,69 @@ async fn no_route_lets_a_department_scoped_operator_reach_other_departments_devi
     running.shutdown().await;
     Ok(())
 }
+
+/// Deleting a tenant leaves nothing of it in the database but its record (its id is never
+/// given out again), the retirement marks of its uids and its audit log: no configuration,
+/// user, session, alarm, message, result, credential, telemetry point, schedule or export of
+/// globex's remains, while another tenant's stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenant_leaves_nothing_behind_but_its_record_and_audit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let operator = Api::new(running.http_addr).await?;
+    let globex = tenant(&running, &operator, "globex", "gina").await?;
+    let initech = tenant(&running, &operator, "initech", "ivan").await?;
+    initech
+        .create(
+            "/v1/departments",
+            &json!({ "id": "in-ops", "name": "initech ops" }),
+        )
+        .await?;
+    let mut ids = furnish(&globex).await?;
+    device_side(&running, &globex, &mut ids).await?;
+
+    let (status, deleted) = operator.delete("/v1/platform/tenants/globex").await?;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["devices_deleted"], 1, "{deleted}");
+    assert_eq!(deleted["points_deleted"], 3, "three signals: {deleted}");
+    assert_eq!(deleted["exports_deleted"], 1, "{deleted}");
+    assert!(
+        deleted["items_deleted"].as_u64().unwrap_or_default() > 10,
+        "{deleted}"
+    );
+    running.shutdown().await;
+
+    let db = rusqlite::Connection::open(dir.path().join("iot.db"))?;
+    let mut left = db.prepare(
+        "SELECT pk || ' ' || sk FROM items
+         WHERE (pk GLOB 'TENANT#globex*' OR ipk GLOB 'TENANT#globex*' OR data LIKE ?1)
+           AND pk <> 'TENANT#globex#AUDIT' AND NOT (pk = 'TENANT#globex' AND sk = 'TENANT')",
+    )?;
+    let left: Vec<String> = left
+        .query_map([format!("%{SECRET}%")], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let count = |sql: &str| db.query_row(sql, [], |row| row.get::<_, i64>(0));
+    assert_eq!(
+        count("SELECT count(*) FROM telemetry WHERE device_uid GLOB 'globex_*'")?,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM schedules WHERE tenant_id = 'globex'")?,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM items WHERE pk = 'TENANT#globex' AND sk = 'TENANT'")?,
+        1,
+        "the record stays, so the id is never reused"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM items WHERE pk = 'DEVICE#globex_r-1' AND sk = 'RETIRED'")?,
+        1
+    );
+    assert!(count("SELECT count(*) FROM items WHERE pk = 'TENANT#initech'")? > 1);
+    let exports = dir.path().join("blobs").join("exports").join("globex");
+    let files = std::fs::read_dir(&exports).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 0, "{exports:?}");
+    Ok(())
+}

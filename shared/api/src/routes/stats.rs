@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use iot_core::auth::Principal;
-use iot_core::ports::{ScheduleTarget, StoreError};
+use iot_core::ports::{ScheduleTarget, StoreError, schedule_name};
 use iot_core::stats::{StatJob, StatResult, Window};
 use iot_core::time::DAY;
 use serde::{Deserialize, Serialize};
@@ -30,11 +30,6 @@ pub fn routes() -> ApiRouter<Arc<ApiState>> {
         .routes(routes!(read, update, remove))
         .routes(routes!(run_now))
         .routes(routes!(results))
-}
-
-/// The schedule's name: one per job, unique across tenants.
-fn schedule_name(tenant: &str, id: &str) -> String {
-    format!("stats.{tenant}.{id}")
 }
 
 async fn job_of(state: &ApiState, tenant: &str, id: &str) -> ApiResult<StatJob> {

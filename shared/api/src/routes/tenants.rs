@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use iot_core::auth::AuthError;
 use iot_core::model::{Quotas, Tenant};
-use iot_core::usecase::{NewTenant, TenantError, TenantService};
+use iot_core::usecase::{NewTenant, TenantError, TenantPorts, TenantService};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -31,6 +31,12 @@ fn service(state: &ApiState) -> TenantService {
     TenantService::new(
         state.catalog.clone(),
         state.clock.clone(),
+        TenantPorts {
+            gateway: state.gateway.clone(),
+            telemetry: state.telemetry.clone(),
+            scheduler: state.scheduler.clone(),
+            exports: state.exports.clone(),
+        },
         state.default_tenant.clone(),
     )
 }
@@ -54,6 +60,9 @@ impl From<TenantError> for ApiError {
             TenantError::Admin(AuthError::Store(e)) => e.into(),
             TenantError::Admin(_) => ApiError::internal(e),
             TenantError::Gateway(e) => ApiError::unavailable(e),
+            TenantError::Telemetry(e) => ApiError::unavailable(e),
+            TenantError::Scheduler(e) => ApiError::unavailable(e),
+            TenantError::Exports(e) => ApiError::unavailable(e),
             TenantError::Store(e) => e.into(),
         }
     }
@@ -206,6 +215,15 @@ async fn resume(
 struct Deleted {
     /// The devices removed with the tenant.
     devices_deleted: usize,
+    /// Catalog items removed: users, roles, products, rules, notification settings, alarms,
+    /// statistics jobs and results, application credentials.
+    items_deleted: usize,
+    /// Telemetry points deleted; absent where the store's retention expires them instead
+    /// (DynamoDB's TTL, Timestream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    points_deleted: Option<u64>,
+    /// Telemetry export files removed.
+    exports_deleted: usize,
 }
 
 #[utoipa::path(
@@ -216,6 +234,11 @@ async fn remove(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Deleted>> {
-    let devices_deleted = service(&state).delete(&id, state.gateway.as_ref()).await?;
-    Ok(Json(Deleted { devices_deleted }))
+    let purged = service(&state).delete(&id).await?;
+    Ok(Json(Deleted {
+        devices_deleted: purged.devices,
+        items_deleted: purged.items,
+        points_deleted: purged.points,
+        exports_deleted: purged.exports,
+    }))
 }

@@ -21,7 +21,7 @@ pub use meta::{
     Write, check_transaction,
 };
 pub use notifier::{DeliveryError, Notifier};
-pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError};
+pub use scheduler::{ScheduleTarget, Scheduler, SchedulerError, schedule_name};
 pub use telemetry::{
     AggregateQuery, Bucket, Point, RangeQuery, Rejected, TelemetryError, TelemetryStore,
     WriteReport, aggregate, order_points, points_of,

@@ -9,6 +9,11 @@ pub struct ScheduleTarget {
     pub job_id: String,
 }
 
+/// The schedule of a statistics job: one per job, unique across tenants.
+pub fn schedule_name(tenant: &str, job: &str) -> String {
+    format!("stats.{tenant}.{job}")
+}
+
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum SchedulerError {
     #[error("invalid schedule: {0}")]

@@ -33,7 +33,7 @@ fn session_key(id: &str) -> Key {
     Key::new(format!("SESSION#{id}"), "SESSION")
 }
 
-fn sessions_pk(tenant: &str, user: &str) -> String {
+pub(super) fn sessions_pk(tenant: &str, user: &str) -> String {
     format!("{}#USER#{user}#SESSIONS", tenant_pk(tenant))
 }
 

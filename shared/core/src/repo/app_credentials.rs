@@ -12,7 +12,7 @@ fn app_credential_key(id: &str) -> Key {
     Key::new(format!("APPCRED#{id}"), "APPCRED")
 }
 
-fn app_credentials_index(tenant: &str) -> String {
+pub(super) fn app_credentials_index(tenant: &str) -> String {
     format!("{}#APPCREDS", tenant_pk(tenant))
 }
 

@@ -18,10 +18,12 @@
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
 //!
-//! Tenants are in `tenants.rs`, application credentials in `app_credentials.rs`.
+//! Tenants are in `tenants.rs`, application credentials in `app_credentials.rs`, and what a
+//! deleted tenant leaves behind in `purge.rs`.
 
 mod access;
 mod app_credentials;
+mod purge;
 mod tenants;
 
 pub use access::{AuditFilter, Versioned};

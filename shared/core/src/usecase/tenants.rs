@@ -6,8 +6,12 @@ use thiserror::Error;
 
 use crate::auth::{AuthError, AuthService};
 use crate::model::{Quotas, Tenant, TenantStatus, check_tenant_id, uid_prefix};
-use crate::ports::{Clock, DeviceGateway, GatewayError, StoreError};
+use crate::ports::{
+    BlobError, BlobStore, Clock, DeviceGateway, GatewayError, Scheduler, SchedulerError,
+    StoreError, TelemetryError, TelemetryStore, schedule_name,
+};
 use crate::repo::Catalog;
+use crate::time::Millis;
 
 #[derive(Debug, Error)]
 pub enum TenantError {
@@ -25,8 +29,14 @@ pub enum TenantError {
     Contended(String),
     #[error("the first administrator: {0}")]
     Admin(AuthError),
-    #[error("deleting the tenant's devices: {0}")]
+    #[error("the tenant's devices: {0}")]
     Gateway(#[from] GatewayError),
+    #[error("deleting the tenant's telemetry: {0}")]
+    Telemetry(#[from] TelemetryError),
+    #[error("deleting the tenant's statistics schedules: {0}")]
+    Scheduler(#[from] SchedulerError),
+    #[error("deleting the tenant's exports: {0}")]
+    Exports(#[from] BlobError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -40,18 +50,70 @@ pub struct NewTenant {
     pub admin_password: String,
 }
 
+/// Where a tenant's devices, telemetry and schedules live, besides the catalog.
+#[derive(Clone)]
+pub struct TenantPorts {
+    pub gateway: Arc<dyn DeviceGateway>,
+    pub telemetry: Arc<dyn TelemetryStore>,
+    pub scheduler: Arc<dyn Scheduler>,
+    /// Telemetry exports, under `exports/{tenant}/`.
+    pub exports: Arc<dyn BlobStore>,
+}
+
+/// What deleting a tenant removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub devices: usize,
+    /// Catalog items: users, configuration, alarms, results, credentials.
+    pub items: usize,
+    /// Telemetry points; `None` where the store's own expiry removes them.
+    pub points: Option<u64>,
+    /// Telemetry export files.
+    pub exports: usize,
+}
+
+/// Telemetry points deleted per call while purging or expiring.
+pub const EXPIRY_BATCH: usize = 10_000;
+
+/// Deletes the points before `before` under `uid_prefix`, batch by batch.
+pub async fn expire_all(
+    telemetry: &dyn TelemetryStore,
+    uid_prefix: &str,
+    before: Millis,
+) -> Result<Option<u64>, TelemetryError> {
+    let mut total = 0;
+    loop {
+        match telemetry.expire(uid_prefix, before, EXPIRY_BATCH).await? {
+            None => return Ok(None),
+            Some(n) => {
+                total += n;
+                if n < EXPIRY_BATCH as u64 {
+                    return Ok(Some(total));
+                }
+            }
+        }
+    }
+}
+
 pub struct TenantService {
     catalog: Catalog,
     clock: Arc<dyn Clock>,
+    ports: TenantPorts,
     /// The platform's own tenant, whose administrators operate the platform.
     platform: String,
 }
 
 impl TenantService {
-    pub fn new(catalog: Catalog, clock: Arc<dyn Clock>, platform: impl Into<String>) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        clock: Arc<dyn Clock>,
+        ports: TenantPorts,
+        platform: impl Into<String>,
+    ) -> Self {
         Self {
             catalog,
             clock,
+            ports,
             platform: platform.into(),
         }
     }
@@ -135,17 +197,25 @@ impl TenantService {
         .await
     }
 
-    /// Its users are refused at their next request and its devices' messages dead-lettered,
-    /// with `reason`.
+    /// Its users are refused at their next request, its devices' connections are ended and
+    /// refused at the device side, and messages that still arrive are dead-lettered, with
+    /// `reason`. The record changes first, so a failure at the device side leaves the tenant
+    /// refused everywhere else; suspending again retries it.
     pub async fn suspend(&self, id: &str, reason: String) -> Result<Tenant, TenantError> {
-        self.change(id, |t| {
-            t.status = TenantStatus::Suspended;
-            t.reason = Some(reason);
-        })
-        .await
+        let tenant = self
+            .change(id, |t| {
+                t.status = TenantStatus::Suspended;
+                t.reason = Some(reason);
+            })
+            .await?;
+        self.ports.gateway.set_tenant_access(id, false).await?;
+        Ok(tenant)
     }
 
+    /// Lets the device side accept the tenant's devices again, then the tenant's record.
     pub async fn resume(&self, id: &str) -> Result<Tenant, TenantError> {
+        self.get(id).await?;
+        self.ports.gateway.set_tenant_access(id, true).await?;
         self.change(id, |t| {
             t.status = TenantStatus::Active;
             t.reason = None;
@@ -154,26 +224,40 @@ impl TenantService {
     }
 
     /// Marks the tenant deleted (everything it had is refused from then on), then removes its
-    /// devices from the device side and the catalog, so their credentials die with it. Safe to
-    /// call again if it stopped halfway.
-    pub async fn delete(
-        &self,
-        id: &str,
-        gateway: &dyn DeviceGateway,
-    ) -> Result<usize, TenantError> {
-        match self
+    /// statistics schedules, its catalog items (see [`Catalog::purge_tenant`]), its exports,
+    /// its telemetry where the store deletes points, and its devices from the device side and the catalog,
+    /// so their credentials die with it. Safe to call again if it stopped halfway.
+    pub async fn delete(&self, id: &str) -> Result<Purged, TenantError> {
+        let tenant = match self
             .change(id, |t| {
                 t.status = TenantStatus::Deleted;
                 t.reason = None;
             })
             .await
         {
-            Ok(_) | Err(TenantError::Deleted(_)) => {}
+            Ok(tenant) => tenant,
+            Err(TenantError::Deleted(_)) => self.get(id).await?,
             Err(e) => return Err(e),
-        }
+        };
         let devices = self.catalog.devices(id, None).await?;
+        for job in self.catalog.stat_jobs(id).await? {
+            self.ports
+                .scheduler
+                .delete(&schedule_name(id, &job.id))
+                .await?;
+        }
+        let uids: Vec<String> = devices.iter().map(|d| d.uid.clone()).collect();
+        let items = self.catalog.purge_tenant(id, &uids).await?;
+        let export_files = self.ports.exports.list(&format!("exports/{id}/")).await?;
+        for key in &export_files {
+            self.ports.exports.delete(key).await?;
+        }
+        let points = match &tenant.uid_prefix {
+            Some(prefix) => expire_all(self.ports.telemetry.as_ref(), prefix, Millis::MAX).await?,
+            None => None,
+        };
         for device in &devices {
-            match gateway.deregister(&device.uid).await {
+            match self.ports.gateway.deregister(&device.uid).await {
                 Ok(()) | Err(GatewayError::UnknownDevice(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -181,6 +265,11 @@ impl TenantService {
                 .delete_device(device, self.clock.now_ms())
                 .await?;
         }
-        Ok(devices.len())
+        Ok(Purged {
+            devices: devices.len(),
+            items,
+            points,
+            exports: export_files.len(),
+        })
     }
 }
