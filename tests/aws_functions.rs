@@ -491,7 +491,7 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     assert_eq!(suspended["status"], "suspended", "{suspended}");
     assert_eq!(
         group_policies().await?,
-        [stack.suspended_policy_name.clone()]
+        std::slice::from_ref(&stack.suspended_policy_name)
     );
     let (status, resumed) =
         api(&router, "POST", &format!("{path}/resume"), Some(&json!({}))).await?;

@@ -1,10 +1,11 @@
 //! Who reads what from the brokers: application credentials on the embedded broker, and the
 //! password file and ACL `iot-local mosquitto-config` writes for Mosquitto.
 
-use iot_e2e::mqtt::{connect_as, ended_without_puback, next_suback, received_topics};
+use iot_e2e::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
 use iot_e2e::{
     Api, Device, Error, TestResult, air_product, start_platform, tenant_admin, tenant_user,
 };
+use iot_local::mosquitto::Listen;
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -242,6 +243,14 @@ async fn latest_has(api: &Api, uid: &str, value: &str) -> Result<bool, Error> {
     Ok(latest.to_string().contains(value))
 }
 
+fn plain(port: u16) -> Listen {
+    Listen {
+        bind: "127.0.0.1".into(),
+        port,
+        tls_port: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -269,7 +278,8 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
         tenant: "acme".into(),
         ..iot_local::config::Config::default()
     };
-    let files = iot_local::mosquitto::from_platform(&config, &out, ("127.0.0.1", port)).await?;
+    let listen = plain(port);
+    let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     assert_eq!((files.devices, files.applications), (3, 1));
     let mosquitto = iot_e2e::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
     let broker = mosquitto.addr();
@@ -386,7 +396,7 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
         connect_as(broker, "a-3", Some(("a-3", &a3))).await?.err(),
         Some(ConnectReturnCode::NotAuthorized)
     );
-    iot_local::mosquitto::from_platform(&config, &out, ("127.0.0.1", port)).await?;
+    iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     mosquitto.reload()?;
     iot_e2e::eventually("a-3 to sign in", Duration::from_secs(10), || async {
         Ok(connect_as(broker, "a-3", Some(("a-3", &a3)))
@@ -395,6 +405,152 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
             .map(|_| ()))
     })
     .await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A device certificate issued by the platform: (certificate, key).
+async fn certificate(api: &Api, uid: &str) -> Result<(String, String), Error> {
+    let issued = api
+        .create(&format!("/v1/devices/{uid}/certificate"), &json!({}))
+        .await?;
+    Ok((
+        issued["certificate_pem"]
+            .as_str()
+            .ok_or("no certificate")?
+            .to_owned(),
+        issued["private_key_pem"]
+            .as_str()
+            .ok_or("no key")?
+            .to_owned(),
+    ))
+}
+
+/// Whether Mosquitto's TLS listener lets `cert` in and takes a reading on the device's own
+/// topic (the client id is the certificate's, whatever the client names).
+async fn tls_reading(
+    tls: SocketAddr,
+    ca: &str,
+    (cert, key): &(String, String),
+    uid: &str,
+    temp: &str,
+) -> Result<Result<(), String>, Error> {
+    let mut session =
+        match TlsSession::connect(tls, ca, Some((cert.as_str(), key.as_str())), "any-id").await? {
+            Ok(session) => session,
+            Err(why) => return Ok(Err(why)),
+        };
+    let reading = READING.replace("21.5", temp);
+    if !session
+        .publish(&format!("things/{uid}/up/telemetry"), &reading)
+        .await?
+    {
+        return Ok(Err("no PUBACK".into()));
+    }
+    Ok(Ok(()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_only() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    fleet(&acme, "a-1").await?;
+    let globex = managed_tenant(&running, &acme, "globex").await?;
+    fleet(&globex, "globex_g-1").await?;
+    let first = certificate(&acme, "a-1").await?;
+    let g1 = certificate(&globex, "globex_g-1").await?;
+    running.shutdown().await;
+
+    let (port, tls_port) = (iot_e2e::free_port()?, iot_e2e::free_port()?);
+    let out = dir.path().join("mosquitto");
+    let config = iot_local::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        tenant: "acme".into(),
+        ..iot_local::config::Config::default()
+    };
+    let listen = Listen {
+        tls_port: Some(tls_port),
+        ..plain(port)
+    };
+    let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
+    assert_eq!(files.devices, 2, "each device by its certificate alone");
+    let mosquitto = iot_e2e::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
+    let tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
+    let acme = Api::new(running.http_addr).await?;
+    let ca = std::fs::read_to_string(dir.path().join("device-ca.pem"))?;
+
+    // The certificate signs a-1 in, and what it sends on its own topic is stored; what it
+    // sends for another tenant's device is dropped.
+    let globex = Api::login(running.http_addr, "globex", "boss", iot_e2e::USER_PASSWORD).await?;
+    assert!(
+        tls_reading(tls, &ca, &first, "globex_g-1", "66.5")
+            .await?
+            .is_ok()
+    );
+    assert_eq!(tls_reading(tls, &ca, &first, "a-1", "31.5").await?, Ok(()));
+    iot_e2e::eventually(
+        "a-1's reading over TLS",
+        Duration::from_secs(15),
+        || async { Ok(latest_has(&acme, "a-1", "31.5").await?.then_some(())) },
+    )
+    .await?;
+    assert!(!latest_has(&globex, "globex_g-1", "66.5").await?);
+    // No certificate, or one of another CA naming a-1, is refused.
+    assert!(TlsSession::connect(tls, &ca, None, "a-1").await?.is_err());
+    let rogue_key = rcgen::KeyPair::generate()?;
+    let mut rogue_ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    rogue_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let rogue = rcgen::Issuer::new(rogue_ca, rogue_key);
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let mut leaf = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "a-1");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let forged = (
+        leaf.signed_by(&leaf_key, &rogue)?.pem(),
+        leaf_key.serialize_pem(),
+    );
+    let answer = tls_reading(tls, &ca, &forged, "a-1", "77.5").await?;
+    assert!(answer.is_err(), "a certificate of another CA: {answer:?}");
+
+    // Replaced, the first certificate is refused once the files are written again and
+    // Mosquitto reloads; the new one is admitted; a suspended tenant's is held.
+    assert_eq!(acme.delete("/v1/devices/a-1/certificate").await?.0, 204);
+    let second = certificate(&acme, "a-1").await?;
+    let reason = json!({ "reason": "unpaid invoice" });
+    let (status, _) = acme
+        .post("/v1/platform/tenants/globex/suspend", &reason)
+        .await?;
+    assert_eq!(status, 200);
+    let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
+    assert_eq!(files.held.len(), 1, "g-1's certificate is held");
+    mosquitto.reload()?;
+    iot_e2e::eventually(
+        "the first certificate to be refused",
+        Duration::from_secs(10),
+        || async {
+            Ok(tls_reading(tls, &ca, &first, "a-1", "41.5")
+                .await?
+                .is_err()
+                .then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(tls_reading(tls, &ca, &second, "a-1", "32.5").await?, Ok(()));
+    iot_e2e::eventually(
+        "a-1's reading by its new certificate",
+        Duration::from_secs(15),
+        || async { Ok(latest_has(&acme, "a-1", "32.5").await?.then_some(())) },
+    )
+    .await?;
+    assert!(!latest_has(&acme, "a-1", "41.5").await?);
+    assert!(
+        tls_reading(tls, &ca, &g1, "globex_g-1", "51.5")
+            .await?
+            .is_err()
+    );
     running.shutdown().await;
     Ok(())
 }

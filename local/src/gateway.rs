@@ -3,17 +3,22 @@
 //! the topics AWS IoT Core uses, and the shadow kept in the metadata store (devices report
 //! their state on `$aws/things/{uid}/shadow/update`, see [`SHADOW_UPDATE_FILTER`]).
 //!
-//! The embedded broker listens on 127.0.0.1 without TLS, so it does not check the
-//! certificates yet; they are real (signed by `device-ca.pem`) so that a TLS broker such as
-//! Mosquitto with `require_certificate` can.
+//! The embedded broker's TLS listener signs devices in by these certificates; Mosquitto's does
+//! with the files `iot-local mosquitto-config --tls-port` writes, the revocation list among
+//! them.
 
 use async_trait::async_trait;
 use iot_core::model::{Device, ShadowSection, shadow_delta};
-use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob, StoreError};
+use iot_core::ports::{
+    Clock, DeviceCredentials, DeviceGateway, GatewayError, OtaJob, StoreError, SystemClock,
+};
 use iot_core::repo::Catalog;
+use iot_core::repo::{IssuedCertificate, RevokedCertificate};
+use iot_core::time::Millis;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use rumqttc::{AsyncClient, QoS};
 use serde_json::{Value, json};
@@ -137,11 +142,16 @@ impl DeviceCa {
         Ok((certificate.pem(), key.serialize_pem()))
     }
 
-    /// A new key pair and a client certificate for the device (CN = its uid), and the
-    /// certificate's id: the SHA-256 of its DER, in hex, as AWS IoT names certificates.
-    fn issue(&self, uid: &str) -> Result<(String, String, String), rcgen::Error> {
+    /// A new key pair and a client certificate for the device (CN = its uid): the record of
+    /// it (its id, the SHA-256 of its DER in hex as AWS IoT names certificates, and its
+    /// serial), the certificate and the key.
+    fn issue(&self, uid: &str) -> Result<(IssuedCertificate, String, String), rcgen::Error> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        // Unique because the key is: 20 bytes of its hash, positive (RFC 5280, 4.1.2.2).
+        let mut serial = Sha256::digest(rcgen::PublicKeyData::der_bytes(&key))[..20].to_vec();
+        serial[0] &= 0x7f;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
         let mut name = DistinguishedName::new();
         name.push(DnType::CommonName, uid);
         params.distinguished_name = name;
@@ -150,10 +160,72 @@ impl DeviceCa {
         // As AWS IoT's certificates (rcgen's default would be the year 4096).
         params.not_after = rcgen::date_time_ymd(2049, 12, 31);
         let certificate = params.signed_by(&key, &self.issuer)?;
-        let id = hex::encode(Sha256::digest(certificate.der()));
-        Ok((id, certificate.pem(), key.serialize_pem()))
+        let issued = IssuedCertificate {
+            certificate_id: hex::encode(Sha256::digest(certificate.der())),
+            serial: Some(hex::encode(&serial)),
+        };
+        Ok((issued, certificate.pem(), key.serialize_pem()))
+    }
+
+    /// A revocation list (PEM) signed by the CA, valid from `now` for [`CRL_VALIDITY_DAYS`]:
+    /// `revoked` for good, `held` (a suspended tenant's) until a later list leaves them out.
+    pub fn revocation_list(
+        &self,
+        revoked: &[RevokedCertificate],
+        held: &[String],
+        now: Millis,
+    ) -> Result<String, CrlError> {
+        let at = |ms: Millis| {
+            time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        };
+        let serial = |hex_serial: &str| {
+            hex::decode(hex_serial)
+                .map(|bytes| SerialNumber::from_slice(&bytes))
+                .map_err(|_| CrlError::Serial(hex_serial.to_owned()))
+        };
+        let mut revoked_certs = Vec::with_capacity(revoked.len() + held.len());
+        for certificate in revoked {
+            revoked_certs.push(RevokedCertParams {
+                serial_number: serial(&certificate.serial)?,
+                revocation_time: at(certificate.revoked_at),
+                reason_code: Some(RevocationReason::Superseded),
+                invalidity_date: None,
+            });
+        }
+        for hex_serial in held {
+            revoked_certs.push(RevokedCertParams {
+                serial_number: serial(hex_serial)?,
+                revocation_time: at(now),
+                reason_code: Some(RevocationReason::CertificateHold),
+                invalidity_date: None,
+            });
+        }
+        let this_update = at(now);
+        let list = CertificateRevocationListParams {
+            this_update,
+            next_update: this_update + time::Duration::days(CRL_VALIDITY_DAYS),
+            // Increasing with time, as RFC 5280 asks of the CRL number.
+            crl_number: SerialNumber::from(u64::try_from(now).unwrap_or_default()),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(list.signed_by(&self.issuer)?.pem()?)
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum CrlError {
+    #[error("a stored certificate serial is not hex: {0:?}")]
+    Serial(String),
+    #[error("signing the revocation list: {0}")]
+    Sign(#[from] rcgen::Error),
+}
+
+/// How long a revocation list written by `mosquitto-config` is valid: a broker refuses every
+/// certificate once its list has expired, so the files must be written again before then.
+pub const CRL_VALIDITY_DAYS: i64 = 365;
 
 pub struct LocalGateway {
     catalog: Catalog,
@@ -195,12 +267,13 @@ impl LocalGateway {
 #[async_trait]
 impl DeviceGateway for LocalGateway {
     async fn register(&self, device: &Device) -> Result<DeviceCredentials, GatewayError> {
-        let (certificate_id, certificate_pem, private_key_pem) = self
+        let (issued, certificate_pem, private_key_pem) = self
             .ca
             .issue(&device.uid)
             .map_err(|e| GatewayError::Unavailable(format!("issuing a certificate: {e}")))?;
+        let certificate_id = issued.certificate_id.clone();
         self.catalog
-            .create_device_certificate(&device.uid, &certificate_id)
+            .create_device_certificate(&device.uid, &issued)
             .await
             .map_err(|e| match e {
                 StoreError::ConditionFailed(_) => {
@@ -219,7 +292,7 @@ impl DeviceGateway for LocalGateway {
 
     async fn deregister(&self, device_uid: &str) -> Result<(), GatewayError> {
         self.catalog
-            .delete_device_certificate(device_uid)
+            .revoke_device_certificate(device_uid, SystemClock.now_ms())
             .await
             .map_err(|e| match e {
                 StoreError::ConditionFailed(_) => GatewayError::UnknownDevice(device_uid.into()),
@@ -299,8 +372,27 @@ mod tests {
         let ca = DeviceCa::load_or_create(dir.path())?;
         let ca_pem =
             std::fs::read_to_string(dir.path().join("device-ca.pem")).map_err(|e| e.to_string())?;
-        let (id, certificate, key) = ca.issue("dev-1").map_err(|e| e.to_string())?;
-        assert_eq!(id.len(), 64);
+        let (issued, certificate, key) = ca.issue("dev-1").map_err(|e| e.to_string())?;
+        assert_eq!(issued.certificate_id.len(), 64);
+        let serial = issued.serial.clone().unwrap_or_default();
+        assert_eq!(serial.len(), 40, "20 bytes: {serial}");
+        let (other, _, _) = ca.issue("dev-1").map_err(|e| e.to_string())?;
+        assert_ne!(other.serial, issued.serial, "a serial per certificate");
+        let list = ca
+            .revocation_list(
+                &[RevokedCertificate {
+                    uid: "dev-1".into(),
+                    certificate_id: issued.certificate_id.clone(),
+                    serial,
+                    revoked_at: 1_795_435_200_000,
+                }],
+                &[other.serial.unwrap_or_default()],
+                1_795_435_200_000,
+            )
+            .map_err(|e| e.to_string())?;
+        assert!(list.starts_with("-----BEGIN X509 CRL-----"), "{list}");
+        let bad = ca.revocation_list(&[], &["not hex".into()], 0);
+        assert!(matches!(bad, Err(CrlError::Serial(_))));
         assert!(certificate.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
         // A second start reuses the CA; the key stays private.

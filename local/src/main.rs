@@ -104,6 +104,10 @@ enum Command {
         /// The port Mosquitto listens on.
         #[arg(long, default_value_t = 1883)]
         port: u16,
+        /// Also a TLS listener on this port, for devices with a certificate of the device CA
+        /// (writes the CA certificate, a server certificate and key, and the revocation list).
+        #[arg(long)]
+        tls_port: Option<u16>,
     },
     /// Put a new token-signing key and a new TOTP sealing key first in their rings, keeping
     /// the two before each, so nobody is signed out; takes effect at the next `up`.
@@ -254,18 +258,25 @@ async fn up(
 async fn mosquitto_config(
     overrides: &Overrides,
     out: &std::path::Path,
-    bind: &str,
-    port: u16,
+    listen: &iot_local::mosquitto::Listen,
 ) -> Result<(), String> {
     let config = load(overrides)?;
-    let files = iot_local::mosquitto::from_platform(&config, out, (bind, port)).await?;
+    let files = iot_local::mosquitto::from_platform(&config, out, listen).await?;
+    let (bind, port) = (&listen.bind, listen.port);
+    let tls = listen.tls_port.map_or_else(String::new, |tls_port| {
+        format!(
+            ", and for TLS on port {tls_port} device-ca.pem, server.pem, server.key and crl.pem \
+             ({} certificates held)",
+            files.held.len()
+        )
+    });
     println!(
-        "wrote {}/mosquitto.conf, passwords ({} devices, {} applications, the platform) and acl;
-         start Mosquitto with `mosquitto -c {}/mosquitto.conf` and the platform with          `iot-local up --mqtt-url mqtt://{bind}:{port}`",
-        out.display(),
+        "wrote {dir}/mosquitto.conf, passwords ({} devices, {} applications, the platform) and \
+         acl{tls};\nstart Mosquitto with `mosquitto -c {dir}/mosquitto.conf` and the platform \
+         with `iot-local up --mqtt-url mqtt://{bind}:{port}`",
         files.devices,
         files.applications,
-        out.display()
+        dir = out.display(),
     );
     Ok(())
 }
@@ -283,7 +294,15 @@ async fn main() -> ExitCode {
             out,
             bind,
             port,
-        } => mosquitto_config(&overrides, &out, &bind, port).await,
+            tls_port,
+        } => {
+            let listen = iot_local::mosquitto::Listen {
+                bind,
+                port,
+                tls_port,
+            };
+            mosquitto_config(&overrides, &out, &listen).await
+        }
         Command::RotateKeys { data_dir } => secrets::rotate_keys(&data_dir).map(|[signing, sealing]| {
             println!(
                 "new keys in {}: {signing} signing and {sealing} sealing keys kept; restart `iot-local up` to sign with the new one",

@@ -18,15 +18,17 @@
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
 //!
-//! Tenants are in `tenants.rs`, application credentials in `app_credentials.rs`, and what a
-//! deleted tenant leaves behind in `purge.rs`.
+//! Tenants are in `tenants.rs`, application credentials in `app_credentials.rs`, device
+//! certificates in `certificates.rs`, and what a deleted tenant leaves behind in `purge.rs`.
 
 mod access;
 mod app_credentials;
+mod certificates;
 mod purge;
 mod tenants;
 
 pub use access::{AuditFilter, Versioned};
+pub use certificates::{IssuedCertificate, RevokedCertificate};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,6 +40,7 @@ use crate::notify::{Channel, InboxMessage, NotificationRoute, NotificationTempla
 use crate::ports::{Condition, Item, Key, MetaStore, Query, SortKey, StoreError, Write};
 use crate::stats::{StatJob, StatResult};
 use crate::time::Millis;
+use certificates::certificate_key;
 
 /// Typed repository over a [`MetaStore`].
 #[derive(Clone)]
@@ -80,10 +83,6 @@ fn token_key(uid: &str) -> Key {
 
 fn retired_key(uid: &str) -> Key {
     Key::new(format!("DEVICE#{uid}"), "RETIRED")
-}
-
-fn certificate_key(uid: &str) -> Key {
-    Key::new(format!("DEVICE#{uid}"), "CERTIFICATE")
 }
 
 fn shadow_key(uid: &str) -> Key {
@@ -258,34 +257,6 @@ impl Catalog {
 
     pub async fn delete_device_token(&self, uid: &str) -> Result<(), StoreError> {
         self.store.delete(&token_key(uid), Condition::Always).await
-    }
-
-    /// The id of the device's certificate, where the platform itself issues them (one machine;
-    /// on AWS, IoT Core keeps the registry).
-    pub async fn device_certificate(&self, uid: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .store
-            .get(&certificate_key(uid))
-            .await?
-            .and_then(|item| item.data.get("certificate_id")?.as_str().map(str::to_owned)))
-    }
-
-    /// Records the device's certificate; fails if it has one.
-    pub async fn create_device_certificate(
-        &self,
-        uid: &str,
-        certificate_id: &str,
-    ) -> Result<(), StoreError> {
-        let data = serde_json::json!({ "certificate_id": certificate_id });
-        self.store
-            .put(Item::new(certificate_key(uid), data), Condition::NotExists)
-            .await
-    }
-
-    pub async fn delete_device_certificate(&self, uid: &str) -> Result<(), StoreError> {
-        self.store
-            .delete(&certificate_key(uid), Condition::Exists)
-            .await
     }
 
     /// The device's shadow document, where the platform keeps it (one machine).
