@@ -1,7 +1,7 @@
 //! Trust boundaries held over HTTP against the running platform: what one tenant, department
 //! or role can reach of what is not its own.
 
-use iot_e2e::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback};
+use iot_e2e::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
 use iot_e2e::{
     Api, Device, Error, TestResult, air_product, device_token, eventually, start_platform,
     tenant_admin, tenant_user,
@@ -374,6 +374,20 @@ async fn the_embedded_broker_signs_devices_in_and_keeps_them_to_their_own_topics
         still_up.is_err() || still_up.is_ok_and(|e| e.is_ok()),
         "the device's session survived the attempt"
     );
+
+    // A token issued again ends the session of the one it replaces, which signs in no more.
+    let renewed = device_token(&admin, "s-1").await?;
+    let (_, ended) = received_topics(&mut first_events, Duration::from_secs(3)).await;
+    assert!(ended, "the replaced token's session ended");
+    let old = connect_as(broker, "s-1", Some(("s-1", &south))).await?;
+    assert_eq!(old.err(), Some(ConnectReturnCode::BadUserNamePassword));
+    let (_, mut renewed_events) = connect_as(broker, "s-1", Some(("s-1", &renewed)))
+        .await?
+        .map_err(|code| format!("refused: {code:?}"))?;
+    // Deleting the token ends that session too.
+    assert_eq!(admin.delete("/v1/devices/s-1/token").await?.0, 204);
+    let (_, ended) = received_topics(&mut renewed_events, Duration::from_secs(3)).await;
+    assert!(ended, "the deleted token's session ended");
     running.shutdown().await;
     Ok(())
 }

@@ -146,7 +146,9 @@ async fn an_application_reads_its_own_tenants_devices_only_and_publishes_nothing
     let (_, latest) = acme.get("/v1/devices/a-1/latest").await?;
     assert!(!latest.to_string().contains("99.5"), "{latest}");
 
-    // Another tenant cannot delete it; its own administrator can, and it signs in no more.
+    // Another tenant cannot delete it; its own administrator can: its live session ends, and
+    // it signs in no more.
+    let (_live, mut live_events) = subscribed(broker, &user, (&user, &password), "#").await?;
     let id = listed["items"][0]["id"]
         .as_str()
         .unwrap_or_default()
@@ -159,6 +161,8 @@ async fn an_application_reads_its_own_tenants_devices_only_and_publishes_nothing
         acme.delete(&format!("/v1/app-credentials/{id}")).await?.0,
         204
     );
+    let (_, ended) = received_topics(&mut live_events, Duration::from_secs(3)).await;
+    assert!(ended, "the deleted credential's session ended");
     let gone = connect_as(broker, &user, Some((&user, &password))).await?;
     assert_eq!(gone.err(), Some(ConnectReturnCode::BadUserNamePassword));
     running.shutdown().await;

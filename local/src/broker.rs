@@ -35,7 +35,12 @@ use crate::gateway::SHADOW_UPDATE_FILTER;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
     /// A device: its own topics only.
-    Device { uid: String, tenant: String },
+    Device {
+        uid: String,
+        tenant: String,
+        /// Signed in by its certificate rather than its token.
+        by_certificate: bool,
+    },
     /// An application credential: reads its tenant's devices' messages, publishes nothing.
     Application { id: String, tenant: String },
 }

@@ -10,7 +10,8 @@
 use async_trait::async_trait;
 use iot_core::model::{Device, ShadowSection, shadow_delta};
 use iot_core::ports::{
-    Clock, DeviceCredentials, DeviceGateway, GatewayError, OtaJob, StoreError, SystemClock,
+    Clock, DeviceCredentials, DeviceGateway, GatewayError, OtaJob, SessionCredential, StoreError,
+    SystemClock,
 };
 use iot_core::repo::Catalog;
 use iot_core::repo::{IssuedCertificate, RevokedCertificate};
@@ -310,6 +311,29 @@ impl DeviceGateway for LocalGateway {
             let ended = self.link.end_sessions(|who| who.tenant() == tenant);
             tracing::info!(%tenant, ended, "suspended tenant's sessions ended");
         }
+        Ok(())
+    }
+
+    async fn end_sessions(&self, credential: &SessionCredential) -> Result<(), GatewayError> {
+        let ended = self.link.end_sessions(|who| match (credential, who) {
+            (
+                SessionCredential::DeviceToken(device),
+                Identity::Device {
+                    uid,
+                    by_certificate: false,
+                    ..
+                },
+            ) => uid == device,
+            (SessionCredential::Application(credential), Identity::Application { id, .. }) => {
+                id == credential
+            }
+            _ => false,
+        });
+        tracing::info!(
+            ?credential,
+            ended,
+            "sessions of a withdrawn credential ended"
+        );
         Ok(())
     }
 

@@ -27,16 +27,19 @@ impl DeviceSessions for Services {
         if client_id.is_empty() {
             return Err(ConnectReturnCode::BadClientId);
         }
-        let device = |tenant| Identity::Device {
-            uid: client_id.to_owned(),
-            tenant,
+        let device = |by_certificate| {
+            move |tenant| Identity::Device {
+                uid: client_id.to_owned(),
+                tenant,
+                by_certificate,
+            }
         };
         let verified = match (certificate, login) {
             // The certificate is the credential: the client id must be its device's uid.
             (Some(certificate), _) => {
                 verify_device_certificate(&self.catalog, client_id, certificate)
                     .await
-                    .map(device)
+                    .map(device(true))
             }
             (None, None) => return Err(ConnectReturnCode::NotAuthorized),
             (None, Some(login)) if login.username.starts_with(APP_USERNAME_PREFIX) => {
@@ -63,7 +66,7 @@ impl DeviceSessions for Services {
                 };
                 verify_device(&self.catalog, client_id, secret)
                     .await
-                    .map(device)
+                    .map(device(false))
             }
         };
         match verified {

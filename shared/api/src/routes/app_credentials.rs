@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use iot_core::auth::DataScope;
 use iot_core::auth::secret::{broker_password_hash, digest, random_id, random_token};
 use iot_core::model::AppCredential;
+use iot_core::ports::SessionCredential;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -169,6 +170,10 @@ async fn remove(
         .delete_app_credential(&caller.tenant, &id)
         .await?
     {
+        let credential = SessionCredential::Application(id.clone());
+        if let Err(e) = state.gateway.end_sessions(&credential).await {
+            tracing::warn!(credential = %id, error = %e, "live sessions of a deleted credential not ended");
+        }
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

@@ -8,7 +8,8 @@ use iot_core::auth::Principal;
 use iot_core::model::Device;
 use iot_core::model::Value as SignalValue;
 use iot_core::ports::{
-    AggregateQuery, Bucket, DeviceCredentials, GatewayError, RangeQuery, StoreError,
+    AggregateQuery, Bucket, DeviceCredentials, GatewayError, RangeQuery, SessionCredential,
+    StoreError,
 };
 use iot_core::stats::Window;
 use iot_core::time::{HOUR, MINUTE, Millis};
@@ -627,6 +628,7 @@ async fn issue_token(
             &iot_core::auth::secret::broker_password_hash(&token),
         )
         .await?;
+    end_token_sessions(&state, &uid).await;
     Ok((
         StatusCode::CREATED,
         Json(DeviceToken {
@@ -653,7 +655,17 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     device_of(&state, &caller, &uid).await?;
     state.catalog.delete_device_token(&uid).await?;
+    end_token_sessions(&state, &uid).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sessions opened with the device's earlier token end with it (the embedded broker).
+async fn end_token_sessions(state: &ApiState, uid: &str) {
+    let credential = SessionCredential::DeviceToken(uid.to_owned());
+    if let Err(e) = state.gateway.end_sessions(&credential).await {
+        // The token is gone already: the broker refuses it at the next sign-in.
+        tracing::warn!(device = uid, error = %e, "live sessions of a withdrawn token not ended");
+    }
 }
 
 // ---- telemetry

@@ -35,6 +35,15 @@ pub enum GatewayError {
     Unavailable(String),
 }
 
+/// A credential whose live broker sessions end when it is replaced or deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCredential {
+    /// The device's token (its MQTT password), by uid.
+    DeviceToken(String),
+    /// An application credential, by id.
+    Application(String),
+}
+
 /// The device side of the platform: registry and credentials, commands and desired state, jobs
 /// (AWS IoT Core, or the embedded broker).
 #[async_trait]
@@ -47,6 +56,12 @@ pub trait DeviceGateway: Send + Sync {
     /// tenant's thing group; on the embedded broker, its sessions are closed and CONNECTs are
     /// refused while the tenant's record says suspended.
     async fn set_tenant_access(&self, tenant: &str, allowed: bool) -> Result<(), GatewayError>;
+    /// Ends the live sessions opened with a credential that was just replaced or deleted,
+    /// where the platform runs the broker. Other brokers check it at the next sign-in only
+    /// (IoT Core has no such credentials; Mosquitto reads its files again on SIGHUP).
+    async fn end_sessions(&self, _credential: &SessionCredential) -> Result<(), GatewayError> {
+        Ok(())
+    }
     /// Publishes a command to `things/{uid}/down/command`.
     async fn send_command(
         &self,
