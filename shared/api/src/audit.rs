@@ -17,14 +17,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 use crate::ApiState;
-use crate::guard::AuthMemo;
-
-/// Who made a request, put in the response by the guard (or by login).
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub tenant: String,
-    pub user: String,
-}
+use crate::request_context::{Actor, AuthMemo};
 
 /// The client's address as the server saw it, set by the binary that serves the router (the
 /// peer address in `iot-local`, the API Gateway request context on Lambda).

@@ -9,9 +9,9 @@ use iot_core::auth::{AuthError, Principal, TokenError};
 use std::sync::Arc;
 
 use crate::ApiState;
-use crate::audit::Actor;
 use crate::error::ApiError;
 use crate::input::Caller;
+use crate::request_context::{Actor, AuthMemo};
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -74,27 +74,6 @@ pub fn auth_error(e: AuthError) -> Response {
         }
         AuthError::Store(e) => ApiError::from(e).into_response(),
         AuthError::Hashing(_) => ApiError::internal(e).into_response(),
-    }
-}
-
-/// Who a token was found to be, shared by the requests of one audited change (the read of
-/// "before" and the change itself), so the token is checked against the store once.
-#[derive(Clone, Default)]
-pub struct AuthMemo(Arc<std::sync::Mutex<Option<Authenticated>>>);
-
-/// A token and who it was found to be.
-type Authenticated = (String, Arc<Principal>);
-
-impl AuthMemo {
-    fn get(&self, token: &str) -> Option<Arc<Principal>> {
-        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref()
-            .filter(|(t, _)| t == token)
-            .map(|(_, p)| p.clone())
-    }
-
-    fn set(&self, token: &str, principal: Arc<Principal>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.to_owned(), principal));
     }
 }
 

@@ -10,6 +10,7 @@ mod guard;
 mod input;
 pub mod jwks;
 pub mod openapi;
+mod request_context;
 mod routes;
 
 use axum::Router;

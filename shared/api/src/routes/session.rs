@@ -11,12 +11,13 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::ApiState;
-use crate::audit::{Actor, ClientAddr};
+use crate::audit::ClientAddr;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::auth_error;
 use crate::input::{Caller, check_id};
 use crate::openapi::Problem;
+use crate::request_context::Actor;
 use utoipa::ToSchema;
 
 /// Routes anyone may call.
