@@ -14,7 +14,9 @@
 //! and a publish closes the connection.
 
 use bytes::BytesMut;
-use iot_core::topics::{device_may_publish, device_may_subscribe};
+use iot_core::topics::{
+    SHADOW_UPDATE_FILTER, TELEMETRY_FILTER, device_may_publish, device_may_subscribe,
+};
 use rumqttc::{
     ConnAck, ConnectReturnCode, Login, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode,
     UnsubAck, matches, valid_filter, valid_topic,
@@ -28,8 +30,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-
-use crate::gateway::SHADOW_UPDATE_FILTER;
 
 /// Who a session acts as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,9 +93,6 @@ pub trait DeviceSessions: Send + Sync {
     /// connection without PUBACK, so the device sends it again.
     async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), String>;
 }
-
-/// Topics whose messages go through the handler.
-pub const TELEMETRY_FILTER: &str = "things/+/up/#";
 
 struct Subscriber {
     identity: Identity,

@@ -1,7 +1,7 @@
 //! [`DeviceGateway`] on one machine: X.509 device certificates issued by a device CA kept in
 //! the data directory, commands and shadow deltas published on the platform's MQTT broker on
 //! the topics AWS IoT Core uses, and the shadow kept in the metadata store (devices report
-//! their state on `$aws/things/{uid}/shadow/update`, see [`SHADOW_UPDATE_FILTER`]).
+//! their state on `$aws/things/{uid}/shadow/update`, see [`iot_core::topics`]).
 //!
 //! The embedded broker's TLS listener signs devices in by these certificates; Mosquitto's does
 //! with the files `iot-local mosquitto-config --tls-port` writes, the revocation list among
@@ -16,6 +16,7 @@ use iot_core::ports::{
 use iot_core::repo::Catalog;
 use iot_core::repo::{IssuedCertificate, RevokedCertificate};
 use iot_core::time::Millis;
+use iot_core::topics::{command_topic, shadow_delta_topic};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -27,17 +28,6 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 use crate::broker::{Downlink, Identity};
-
-/// Where devices report their state, as on AWS IoT Core: `{"state": {"reported": {...}}}`.
-pub const SHADOW_UPDATE_FILTER: &str = "$aws/things/+/shadow/update";
-
-/// The device of a shadow update topic.
-pub fn shadow_update_device(topic: &str) -> Option<&str> {
-    topic
-        .strip_prefix("$aws/things/")?
-        .strip_suffix("/shadow/update")
-        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
-}
 
 /// Where the platform's own messages to devices go.
 #[derive(Clone)]
@@ -342,7 +332,7 @@ impl DeviceGateway for LocalGateway {
         self.link
             .publish(
                 &tenant,
-                format!("things/{device_uid}/down/command"),
+                command_topic(device_uid),
                 command.to_string().into_bytes(),
             )
             .await
@@ -362,7 +352,7 @@ impl DeviceGateway for LocalGateway {
             self.link
                 .publish(
                     &tenant,
-                    format!("$aws/things/{device_uid}/shadow/update/delta"),
+                    shadow_delta_topic(device_uid),
                     message.to_string().into_bytes(),
                 )
                 .await?;

@@ -10,8 +10,8 @@ use iot_core::ports::{BusEvent, Clock, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::stats::{Schedule, StatsEngine};
 use iot_core::usecase::{
-    ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService, InboundMessage, InboxNotifier, Ingest,
-    IngestOutcome, NotifyService, StatsService,
+    ALARM_EVENTS_TOPIC, ALARM_REQUESTS_QUEUE, AlarmRequest, AlarmService, InboundMessage,
+    InboxNotifier, Ingest, IngestOutcome, NotifyService, StatsService,
 };
 use iot_embedded::blobs::FsBlobStore;
 use iot_embedded::sqlite::{
@@ -53,8 +53,8 @@ impl Services {
         let ttl = config.pipeline.cache_ttl_ms.max(0);
         let catalog = Catalog::new(Arc::new(SqliteMetaStore::new(db.clone())));
         let telemetry = Arc::new(SqliteTelemetry::new(db.clone()));
-        let alarm_queue = SqliteQueue::new(db.clone(), "alarm-requests", clock.clone());
-        let event_queue = SqliteQueue::new(db.clone(), "alarm-events", clock.clone());
+        let alarm_queue = SqliteQueue::new(db.clone(), ALARM_REQUESTS_QUEUE, clock.clone());
+        let event_queue = SqliteQueue::new(db.clone(), ALARM_EVENTS_TOPIC, clock.clone());
         let bus = QueueBus::default().subscribe(ALARM_EVENTS_TOPIC, event_queue.clone());
         let dead_letters =
             Arc::new(FsBlobStore::new(data_dir.join("blobs")).map_err(|e| e.to_string())?);
@@ -115,7 +115,7 @@ impl Services {
     /// Ingests one MQTT message. `Ok` once it is committed (stored, or kept as a dead letter);
     /// `Err` when the platform could not commit it and the message must be delivered again.
     pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
-        if let Some(uid) = crate::gateway::shadow_update_device(&topic) {
+        if let Some(uid) = iot_core::topics::shadow_update_device(&topic) {
             return self.record_reported(uid, &payload).await;
         }
         metrics::counter!("mqtt_messages_received_total").increment(1);

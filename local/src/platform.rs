@@ -12,7 +12,7 @@ use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
 use iot_core::time::{DAY, SECOND};
-use iot_core::usecase::device_uid_from_topic;
+use iot_core::topics::{SHADOW_UPDATE_FILTER, TELEMETRY_FILTER, uplink_device};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
@@ -25,9 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::broker::{Broker, TELEMETRY_FILTER};
+use crate::broker::Broker;
 use crate::config::Config;
-use crate::gateway::{DeviceCa, DeviceLink, LocalGateway, SHADOW_UPDATE_FILTER};
+use crate::gateway::{DeviceCa, DeviceLink, LocalGateway};
 use crate::pipeline::{self, Services};
 use crate::secrets;
 
@@ -416,9 +416,7 @@ impl ExternalSubscriber {
             .map(|publish| {
                 let (services, lanes) = (services.clone(), lanes.clone());
                 async move {
-                    let device = device_uid_from_topic(&publish.topic)
-                        .unwrap_or_default()
-                        .to_owned();
+                    let device = uplink_device(&publish.topic).unwrap_or_default().to_owned();
                     let lane = lanes
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

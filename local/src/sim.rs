@@ -144,7 +144,7 @@ async fn device(
             crate::secrets::simulated_device_secret(&options.key, &uid),
         );
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-    let topic = format!("things/{uid}/up/telemetry");
+    let topic = iot_core::topics::uplink_topic(&uid, "telemetry");
     let mut model = DeviceModel::new(n);
     // Spread the devices over one period so they do not publish in lockstep.
     let offset = period.mul_f64(n as f64 / options.devices.max(1) as f64);

@@ -114,7 +114,7 @@ async fn ingest(
     }
     let message = InboundMessage {
         message_id: random_id(),
-        topic: format!("things/{uid}/up/{channel}"),
+        topic: iot_core::topics::uplink_topic(uid, &channel),
         payload: body.to_vec(),
         received_at: state.clock.now_ms(),
     };

@@ -302,7 +302,7 @@ impl DeviceGateway for IotGateway {
         self.thing_arn(device_uid).await?;
         self.data
             .publish()
-            .topic(format!("things/{device_uid}/down/command"))
+            .topic(iot_core::topics::command_topic(device_uid))
             .qos(1)
             .payload(Blob::new(command.to_string()))
             .send()

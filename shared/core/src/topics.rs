@@ -1,7 +1,52 @@
-//! The MQTT topics of a device, and which of them a device may use: as the AWS IoT device
-//! policy grants, a device publishes and subscribes only under its own `things/{uid}/...` and
-//! `$aws/things/{uid}/...` (its shadow and its jobs). The embedded broker and the generated
-//! Mosquitto ACL apply the same rule.
+//! The MQTT topics of a device, named once for every broker and adapter, and which of them a
+//! device may use: as the AWS IoT device policy grants, a device publishes and subscribes only
+//! under its own `things/{uid}/...` and `$aws/things/{uid}/...` (its shadow and its jobs). The
+//! embedded broker and the generated Mosquitto ACL apply the same rule.
+//!
+//! | topic | who publishes | what |
+//! |---|---|---|
+//! | `things/{uid}/up/{channel}` | the device | telemetry (`channel` is usually `telemetry`) |
+//! | `things/{uid}/down/command` | the platform | a command |
+//! | `$aws/things/{uid}/shadow/update` | the device | its reported state |
+//! | `$aws/things/{uid}/shadow/update/delta` | the platform (IoT Core) | desired state not yet reported |
+
+/// Every device's uplink: what ingest takes (the IoT Core rule selects the same).
+pub const TELEMETRY_FILTER: &str = "things/+/up/#";
+
+/// Where devices report their state, as on AWS IoT Core: `{"state": {"reported": {...}}}`.
+pub const SHADOW_UPDATE_FILTER: &str = "$aws/things/+/shadow/update";
+
+/// A device's uplink on `channel`.
+pub fn uplink_topic(uid: &str, channel: &str) -> String {
+    format!("things/{uid}/up/{channel}")
+}
+
+/// Where the platform sends a device its commands.
+pub fn command_topic(uid: &str) -> String {
+    format!("things/{uid}/down/command")
+}
+
+/// Where a device hears the desired state it has not reported yet.
+pub fn shadow_delta_topic(uid: &str) -> String {
+    format!("$aws/things/{uid}/shadow/update/delta")
+}
+
+/// The device uid in `things/{uid}/up/...`.
+pub fn uplink_device(topic: &str) -> Option<&str> {
+    let mut parts = topic.split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("things"), Some(uid), Some("up")) if !uid.is_empty() => Some(uid),
+        _ => None,
+    }
+}
+
+/// The device of a shadow update topic.
+pub fn shadow_update_device(topic: &str) -> Option<&str> {
+    topic
+        .strip_prefix("$aws/things/")?
+        .strip_suffix("/shadow/update")
+        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+}
 
 /// Whether `uid` may publish to `topic`.
 pub fn device_may_publish(uid: &str, topic: &str) -> bool {
@@ -35,6 +80,30 @@ pub fn split_device_token(token: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_uid_comes_from_the_topic() {
+        assert_eq!(uplink_device("things/dev-1/up/telemetry"), Some("dev-1"));
+        assert_eq!(uplink_device("things/dev-1/up"), Some("dev-1"));
+        assert_eq!(uplink_device("things//up/x"), None);
+        assert_eq!(uplink_device("things/dev-1/down/cmd"), None);
+        assert_eq!(uplink_device("other"), None);
+    }
+
+    #[test]
+    fn topics_are_made_as_they_are_read() {
+        assert_eq!(
+            uplink_device(&uplink_topic("dev-1", "telemetry")),
+            Some("dev-1")
+        );
+        assert_eq!(uplink_device(&command_topic("dev-1")), None);
+        assert_eq!(
+            shadow_update_device("$aws/things/dev-1/shadow/update"),
+            Some("dev-1")
+        );
+        assert_eq!(shadow_update_device(&shadow_delta_topic("dev-1")), None);
+        assert_eq!(shadow_update_device("$aws/things/a/b/shadow/update"), None);
+    }
 
     #[test]
     fn a_device_uses_its_own_topics_only() {

@@ -602,7 +602,7 @@ async fn send_command(
         StatusCode::ACCEPTED,
         Json(SentCommand {
             command_id,
-            topic: format!("things/{uid}/down/command"),
+            topic: iot_core::topics::command_topic(&uid),
         }),
     ))
 }

@@ -252,10 +252,8 @@ async fn try_payload(
         None => None,
     };
     let topic = body.topic.unwrap_or_else(|| {
-        format!(
-            "things/{}/up/telemetry",
-            device.as_ref().map_or("dry-run", |d| d.uid.as_str())
-        )
+        let uid = device.as_ref().map_or("dry-run", |d| d.uid.as_str());
+        iot_core::topics::uplink_topic(uid, "telemetry")
     });
     match dry_run(
         &state.parser,

@@ -19,6 +19,9 @@ use crate::time::MINUTE;
 /// The topic alarm transitions are published on (the SNS topic on AWS).
 pub const ALARM_EVENTS_TOPIC: &str = "alarm-events";
 
+/// The queue of records to evaluate, ingest to the alarm service (the SQS alarm queue on AWS).
+pub const ALARM_REQUESTS_QUEUE: &str = "alarm-requests";
+
 /// How often a conflicting concurrent write is retried before giving up (and retrying the message).
 const MAX_ATTEMPTS: usize = 5;
 

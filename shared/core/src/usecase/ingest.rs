@@ -19,6 +19,7 @@ use crate::ports::{
 };
 use crate::repo::Catalog;
 use crate::time::{MINUTE, Millis, to_rfc3339};
+use crate::topics::uplink_device;
 
 /// One message as the broker delivered it.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,15 +54,6 @@ pub enum IngestError {
     Queue(#[from] QueueError),
     #[error("dead-letter archive: {0}")]
     Blob(#[from] BlobError),
-}
-
-/// The device uid in `things/{uid}/up/...`.
-pub fn device_uid_from_topic(topic: &str) -> Option<&str> {
-    let mut parts = topic.split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("things"), Some(uid), Some("up")) if !uid.is_empty() => Some(uid),
-        _ => None,
-    }
 }
 
 /// Records whose devices are known, the refused ones with the reason, and the product of each
@@ -125,7 +117,7 @@ impl Ingest {
     }
 
     pub async fn ingest(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
-        let Some(uid) = device_uid_from_topic(&message.topic) else {
+        let Some(uid) = uplink_device(&message.topic) else {
             let reason = format!("topic {:?} is not things/{{device}}/up/...", message.topic);
             return self.dead_letter(message, "topic", &reason).await;
         };
@@ -407,22 +399,5 @@ impl Ingest {
             .put(&key, body, "application/json")
             .await?;
         Ok(key)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_uid_comes_from_the_topic() {
-        assert_eq!(
-            device_uid_from_topic("things/dev-1/up/telemetry"),
-            Some("dev-1")
-        );
-        assert_eq!(device_uid_from_topic("things/dev-1/up"), Some("dev-1"));
-        assert_eq!(device_uid_from_topic("things//up/x"), None);
-        assert_eq!(device_uid_from_topic("things/dev-1/down/cmd"), None);
-        assert_eq!(device_uid_from_topic("other"), None);
     }
 }

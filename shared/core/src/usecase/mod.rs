@@ -12,14 +12,17 @@ mod stats;
 mod tenant_gate;
 mod tenants;
 
-pub use alarm::{ALARM_EVENTS_TOPIC, AlarmOutcome, AlarmRequest, AlarmService, AlarmServiceError};
+pub use alarm::{
+    ALARM_EVENTS_TOPIC, ALARM_REQUESTS_QUEUE, AlarmOutcome, AlarmRequest, AlarmService,
+    AlarmServiceError,
+};
 pub use cache::TtlCache;
 pub use device_auth::{
     DeviceAuthError, verify_application, verify_device, verify_device_certificate,
 };
 pub use dry_run::{DryRun, dry_run};
 pub use inbox::InboxNotifier;
-pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome, device_uid_from_topic};
+pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome};
 pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
 pub use retention::{RetentionError, expire_telemetry};
 pub use stats::{StatsRun, StatsService, StatsServiceError};
