@@ -2,7 +2,7 @@
 //! holds one they do not (setting their roles, password or second factor).
 
 use super::policy::{Permission, Policy, action_match, key_match2};
-use super::service::{Principal, data_scope};
+use super::principal::{Principal, data_scope};
 
 /// The methods a `*` action stands for when a data scope is compared.
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];

@@ -7,8 +7,12 @@ pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod policy;
+mod principal;
+mod second_factor;
 pub mod secret;
 mod service;
+mod sessions;
+mod sign_in;
 mod sso;
 mod throttle;
 pub mod token;
@@ -16,10 +20,9 @@ mod user;
 
 pub use department::DepartmentTree;
 pub use policy::{Grouping, Permission, Policy, PolicyError};
-pub use service::{
-    AuthError, AuthService, AuthSettings, DataScope, LoginOutcome, MfaEnrollment, Principal,
-    Tokens, data_scope,
-};
+pub use principal::{DataScope, Principal, data_scope};
+pub use second_factor::MfaEnrollment;
+pub use service::{AuthError, AuthService, AuthSettings, LoginOutcome, Tokens};
 pub use token::{TokenError, TokenKeys};
 pub use user::{
     AuditEntry, Credential, Session, TenantSettings, User, default_policy, is_secret_field, redact,
