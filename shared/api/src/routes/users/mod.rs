@@ -1,19 +1,18 @@
-//! Users, roles and the tenant's policy (Casbin policy CSV in and out).
+//! Users, and the policy helpers every change of rights goes through; the tenant's settings,
+//! roles and the policy as Casbin CSV in the modules below.
+
+mod policy_csv;
+mod roles;
+mod settings;
 
 use super::user_rights::{
-    check_department_in_scope, check_grants, check_holds_role, check_may_act_on,
-    check_policy_change, keeps_policy_right,
+    check_department_in_scope, check_grants, check_may_act_on, keeps_policy_right,
 };
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use iot_core::auth::delegation::holds;
-use iot_core::auth::{
-    AuthError, Credential, Grouping, Permission, Policy, Principal, TenantSettings, User, password,
-};
+use axum::http::StatusCode;
+use iot_core::auth::{AuthError, Credential, Grouping, Policy, Principal, User, password};
 use iot_core::ports::StoreError;
 use iot_core::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -33,10 +32,9 @@ pub fn routes() -> ApiRouter<Arc<ApiState>> {
         .routes(routes!(read_user, update_user, delete_user))
         .routes(routes!(reset_password))
         .routes(routes!(reset_mfa))
-        .routes(routes!(read_settings, put_settings))
-        .routes(routes!(list_roles))
-        .routes(routes!(read_role, put_role, delete_role))
-        .routes(routes!(export_policy, import_policy))
+        .merge(settings::routes())
+        .merge(roles::routes())
+        .merge(policy_csv::routes())
 }
 
 // ---- the policy, read and changed as one versioned item
@@ -114,8 +112,6 @@ async fn save_user_and_roles(
 fn roles_in(policy: &Policy) -> BTreeSet<String> {
     policy.permissions.iter().map(|p| p.sub.clone()).collect()
 }
-
-// ---- users
 
 /// A user as the API shows them: never a credential.
 #[derive(Serialize, ToSchema)]
@@ -500,314 +496,9 @@ async fn reset_mfa(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(
-    get, path = "/v1/settings", tag = "settings",
-    responses((status = 200, description = "The tenant's sign-in settings", body = TenantSettings))
-)]
-async fn read_settings(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-) -> ApiResult<Json<TenantSettings>> {
-    Ok(Json(state.catalog.settings(&caller.tenant).await?))
-}
-
-#[utoipa::path(
-    put, path = "/v1/settings", tag = "settings", request_body = TenantSettings,
-    responses((status = 200, description = "Saved", body = TenantSettings))
-)]
-async fn put_settings(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    body: Result<Json<TenantSettings>, JsonRejection>,
-) -> ApiResult<Json<TenantSettings>> {
-    let settings = body?.0;
-    if settings.require_mfa && !caller.second_factor {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/require_mfa",
-            "log in with a second factor yourself first (POST /v1/auth/mfa/enroll), \
-             or you would lock yourself out",
-        ));
-    }
-    if let Some(provider) = &settings.oidc {
-        provider
-            .check()
-            .map_err(|why| ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/oidc", why))?;
-        let (policy, _) = policy_of(&state, &caller.tenant).await?;
-        let known = roles_in(&policy);
-        if let Some(role) = provider.default_roles.iter().find(|r| !known.contains(*r)) {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "/oidc/default_roles",
-                format!("role {role:?} does not exist"),
-            ));
-        }
-    }
-    state
-        .catalog
-        .put_settings(&caller.tenant, &settings)
-        .await?;
-    Ok(Json(settings))
-}
-
 fn auth_api_error(e: AuthError) -> ApiError {
     match e {
         AuthError::Store(e) => e.into(),
         e => ApiError::internal(e),
     }
-}
-
-// ---- roles
-
-#[derive(Serialize, ToSchema)]
-struct RoleView {
-    name: String,
-    permissions: Vec<RulePermission>,
-    /// Users (and roles) that have this role.
-    members: Vec<String>,
-}
-
-fn role_view(policy: &Policy, tenant: &str, name: &str) -> RoleView {
-    let permissions = policy
-        .permissions
-        .iter()
-        .filter(|p| p.sub == name && p.dom == tenant)
-        .map(|p| RulePermission {
-            object: p.obj.clone(),
-            action: p.act.clone(),
-        })
-        .collect();
-    let members = policy
-        .groupings
-        .iter()
-        .filter(|g| g.role == name && g.dom == tenant)
-        .map(|g| g.user.clone())
-        .collect();
-    RoleView {
-        name: name.to_owned(),
-        permissions,
-        members,
-    }
-}
-
-#[utoipa::path(
-    get, path = "/v1/roles", tag = "roles",
-    params(PageParams),
-    responses((status = 200, description = "The tenant's roles", body = Page<RoleView>))
-)]
-async fn list_roles(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    paging: Result<Query<PageParams>, QueryRejection>,
-) -> ApiResult<Json<Page<RoleView>>> {
-    let (policy, _) = policy_of(&state, &caller.tenant).await?;
-    let items: Vec<RoleView> = roles_in(&policy)
-        .iter()
-        .map(|r| role_view(&policy, &caller.tenant, r))
-        .collect();
-    page(items, &paging?.0, |r| r.name.clone())
-}
-
-#[utoipa::path(
-    get, path = "/v1/roles/{name}", tag = "roles",
-    responses((status = 200, description = "The role's permissions and members", body = RoleView))
-)]
-async fn read_role(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    Path(name): Path<String>,
-) -> ApiResult<Json<RoleView>> {
-    let (policy, _) = policy_of(&state, &caller.tenant).await?;
-    if !roles_in(&policy).contains(&name) {
-        return Err(ApiError::not_found(format!("role {name:?}")));
-    }
-    Ok(Json(role_view(&policy, &caller.tenant, &name)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RoleBody {
-    permissions: Vec<RulePermission>,
-}
-
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RulePermission {
-    /// An API path pattern (`/v1/devices/*`, `/v1/devices/:uid`) or a data scope
-    /// (`department:*`, `department:{id}`).
-    object: String,
-    /// An HTTP method, `*`, or alternatives `(GET)|(POST)`.
-    action: String,
-}
-
-/// Creates or replaces a role's permissions.
-#[utoipa::path(
-    put, path = "/v1/roles/{name}", tag = "roles",
-    request_body = RoleBody,
-    responses((status = 200, description = "Created or replaced", body = RoleView))
-)]
-async fn put_role(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    Path(name): Path<String>,
-    body: Result<Json<RoleBody>, JsonRejection>,
-) -> ApiResult<Json<RoleView>> {
-    let body = body?.0;
-    check_id("name", &name)?;
-    if body.permissions.is_empty() {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/permissions",
-            "a role needs at least one permission; DELETE the role to remove it",
-        ));
-    }
-    for (i, p) in body.permissions.iter().enumerate() {
-        if !(p.object.starts_with('/') || p.object.starts_with("department:")) {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("/permissions/{i}/object"),
-                "must be an API path pattern such as /v1/devices/* or department:{id}",
-            ));
-        }
-        if p.action.trim().is_empty() {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("/permissions/{i}/action"),
-                "must be an HTTP method, * or (GET)|(POST)",
-            ));
-        }
-    }
-    let wanted: Vec<Permission> = body
-        .permissions
-        .iter()
-        .map(|p| Permission {
-            sub: name.clone(),
-            dom: caller.tenant.clone(),
-            obj: p.object.clone(),
-            act: p.action.clone(),
-        })
-        .collect();
-    if let Some(i) = wanted.iter().position(|p| !holds(&caller, p)) {
-        return Err(ApiError::field(
-            StatusCode::FORBIDDEN,
-            &format!("/permissions/{i}"),
-            "you do not hold this right yourself, so you cannot grant it",
-        ));
-    }
-    check_holds_role(&state, &caller, &name).await?;
-    let (current, _) = policy_of(&state, &caller.tenant).await?;
-    if !roles_in(&current).contains(&name)
-        && state.catalog.user(&caller.tenant, &name).await?.is_some()
-    {
-        return Err(ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "/name",
-            format!("{name:?} is a user's login; name the role otherwise"),
-        ));
-    }
-    let policy = change_policy(&state, &caller, |policy| {
-        policy
-            .permissions
-            .retain(|p| !(p.sub == name && p.dom == caller.tenant));
-        policy.permissions.extend(wanted.iter().cloned());
-        Ok(())
-    })
-    .await?;
-    Ok(Json(role_view(&policy, &caller.tenant, &name)))
-}
-
-#[utoipa::path(
-    delete, path = "/v1/roles/{name}", tag = "roles",
-    responses((status = 204, description = "Deleted, and taken from its members"))
-)]
-async fn delete_role(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    let (policy, _) = policy_of(&state, &caller.tenant).await?;
-    if !roles_in(&policy).contains(&name) {
-        return Err(ApiError::not_found(format!("role {name:?}")));
-    }
-    check_holds_role(&state, &caller, &name).await?;
-    change_policy(&state, &caller, |policy| {
-        policy.permissions.retain(|p| p.sub != name);
-        policy.groupings.retain(|g| g.role != name);
-        Ok(())
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- the policy as Casbin CSV
-
-#[utoipa::path(
-    get, path = "/v1/policy", tag = "roles",
-    responses((status = 200, description = "The tenant's policy as Casbin CSV: `p, role, tenant, object, action` and `g, user, role, tenant` lines", body = String, content_type = "text/csv"))
-)]
-async fn export_policy(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-) -> ApiResult<Response> {
-    let (policy, _) = policy_of(&state, &caller.tenant).await?;
-    let mut response = policy.to_csv().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    Ok(response)
-}
-
-/// Replaces the tenant's whole policy with a Casbin policy CSV. Every line must be in the
-/// caller's tenant: a tenant cannot grant anything elsewhere.
-#[utoipa::path(
-    put, path = "/v1/policy", tag = "roles",
-    request_body(content = String, content_type = "text/csv", description = "A Casbin policy CSV, every line in the caller's tenant"),
-    responses((status = 200, description = "Replaced", body = PolicyCounts))
-)]
-async fn import_policy(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-    body: Bytes,
-) -> ApiResult<Json<PolicyCounts>> {
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the body must be UTF-8 text (a Casbin policy CSV)"))?;
-    let imported = Policy::from_csv_for(text, &caller.tenant)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let users: BTreeSet<String> = state
-        .catalog
-        .users(&caller.tenant)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect();
-    let roles = roles_in(&imported);
-    if let Some(g) = imported
-        .groupings
-        .iter()
-        .find(|g| !users.contains(&g.user) && !roles.contains(&g.user))
-    {
-        return Err(ApiError::unprocessable(format!(
-            "g line for {:?}: no such user or role in the tenant",
-            g.user
-        )));
-    }
-    let (current, _) = policy_of(&state, &caller.tenant).await?;
-    check_policy_change(&caller, &current, &imported)?;
-    let policy = change_policy(&state, &caller, |p| {
-        *p = imported.clone();
-        Ok(())
-    })
-    .await?;
-    Ok(Json(PolicyCounts {
-        permissions: policy.permissions.len(),
-        groupings: policy.groupings.len(),
-    }))
-}
-
-/// How many lines the imported policy has, of each kind.
-#[derive(Serialize, ToSchema)]
-struct PolicyCounts {
-    permissions: usize,
-    groupings: usize,
 }
