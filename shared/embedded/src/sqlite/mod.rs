@@ -6,12 +6,16 @@
 //! SQL shell, a backup) work while the platform writes; `synchronous = FULL` makes a commit
 //! durable before the message that caused it is acknowledged.
 
+mod bus;
 mod database;
 mod meta;
 mod queue;
+mod scheduler;
 mod telemetry;
 
+pub use bus::QueueBus;
 pub use database::{Database, DatabaseError};
 pub use meta::SqliteMetaStore;
-pub use queue::{Consumer, QueueBus, Received, SqliteQueue, SqliteScheduler, StoredSchedule};
+pub use queue::{Consumer, Received, SqliteQueue};
+pub use scheduler::{SqliteScheduler, StoredSchedule};
 pub use telemetry::SqliteTelemetry;

@@ -4,14 +4,10 @@
 //! not bound to a poll interval.
 
 use async_trait::async_trait;
-use iot_core::ports::{
-    BusEvent, Clock, EventBus, MessageQueue, QueueError, QueueMessage, ScheduleTarget, Scheduler,
-    SchedulerError,
-};
-use iot_core::stats::Schedule;
+use iot_core::ports::{Clock, MessageQueue, QueueError, QueueMessage};
 use iot_core::time::Millis;
 use rusqlite::params;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -34,7 +30,7 @@ pub struct Received {
 pub struct SqliteQueue {
     db: Database,
     name: Arc<str>,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     max_receives: u32,
 }
@@ -374,126 +370,6 @@ impl MessageQueue for SqliteQueue {
     }
 }
 
-/// Topics fanned out to subscribed queues, as SNS fans out to SQS: each subscriber gets the
-/// whole [`BusEvent`] as JSON.
-#[derive(Clone, Default)]
-pub struct QueueBus {
-    subscriptions: BTreeMap<String, Vec<SqliteQueue>>,
-}
-
-impl QueueBus {
-    pub fn subscribe(mut self, topic: &str, queue: SqliteQueue) -> Self {
-        self.subscriptions
-            .entry(topic.to_owned())
-            .or_default()
-            .push(queue);
-        self
-    }
-}
-
-#[async_trait]
-impl EventBus for QueueBus {
-    async fn publish(&self, event: BusEvent) -> Result<(), QueueError> {
-        let Some(queues) = self.subscriptions.get(&event.topic) else {
-            tracing::debug!(topic = %event.topic, "no subscriber; event dropped");
-            return Ok(());
-        };
-        let body = serde_json::to_string(&event)
-            .map_err(|e| QueueError::Unavailable(format!("encoding the event: {e}")))?;
-        for queue in queues {
-            let id = format!("{}-{}", event.topic, queue.clock.now_ms());
-            queue
-                .send(vec![QueueMessage {
-                    id,
-                    body: body.clone(),
-                }])
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Statistics schedules kept in SQLite; the local runner reads them (the EventBridge Scheduler
-/// of one machine).
-#[derive(Clone)]
-pub struct SqliteScheduler {
-    db: Database,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredSchedule {
-    pub name: String,
-    pub cron: String,
-    pub target: ScheduleTarget,
-}
-
-impl SqliteScheduler {
-    pub fn new(db: Database) -> Self {
-        Self { db }
-    }
-
-    pub async fn schedules(&self) -> Result<Vec<StoredSchedule>, SchedulerError> {
-        self.db
-            .run(|c| {
-                let mut select =
-                    c.prepare("SELECT name, cron, tenant_id, job_id FROM schedules ORDER BY name")?;
-                let rows = select.query_map([], |r| {
-                    Ok(StoredSchedule {
-                        name: r.get(0)?,
-                        cron: r.get(1)?,
-                        target: ScheduleTarget {
-                            tenant_id: r.get(2)?,
-                            job_id: r.get(3)?,
-                        },
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
-            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
-    }
-}
-
-#[async_trait]
-impl Scheduler for SqliteScheduler {
-    async fn upsert(
-        &self,
-        name: &str,
-        cron: &str,
-        target: &ScheduleTarget,
-    ) -> Result<(), SchedulerError> {
-        Schedule::parse(cron).map_err(|e| SchedulerError::Invalid(e.to_string()))?;
-        let row = (
-            name.to_owned(),
-            cron.to_owned(),
-            target.tenant_id.clone(),
-            target.job_id.clone(),
-        );
-        self.db
-            .run(move |c| {
-                c.execute(
-                    "INSERT INTO schedules (name, cron, tenant_id, job_id) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET cron = ?2, tenant_id = ?3, job_id = ?4",
-                    params![row.0, row.1, row.2, row.3],
-                )
-                .map(|_| ())
-            })
-            .await
-            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
-    }
-
-    async fn delete(&self, name: &str) -> Result<(), SchedulerError> {
-        let name = name.to_owned();
-        self.db
-            .run(move |c| {
-                c.execute("DELETE FROM schedules WHERE name = ?1", [name])
-                    .map(|_| ())
-            })
-            .await
-            .map_err(|e| SchedulerError::Unavailable(e.to_string()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,52 +513,6 @@ mod tests {
             .await?;
         let reopened = SqliteQueue::new(Database::open(&path)?, "work", clock);
         assert_eq!(reopened.receive(10, HIDE).await?[0].message_id, "kept");
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn the_bus_fans_out_to_every_subscribed_queue() -> TestResult {
-        let (a, clock) = queue()?;
-        let b = SqliteQueue::new(a.db.clone(), "other", clock);
-        let bus = QueueBus::default()
-            .subscribe("alarm-events", a.clone())
-            .subscribe("alarm-events", b.clone());
-        let mut attributes = BTreeMap::new();
-        attributes.insert("level".to_owned(), "major".to_owned());
-        let event = BusEvent {
-            topic: "alarm-events".into(),
-            body: "{}".into(),
-            attributes,
-        };
-        bus.publish(event.clone()).await?;
-        bus.publish(BusEvent {
-            topic: "nobody-listens".into(),
-            ..event.clone()
-        })
-        .await?;
-        for queue in [a, b] {
-            let got = queue.receive(10, HIDE).await?;
-            assert_eq!(got.len(), 1);
-            assert_eq!(serde_json::from_str::<BusEvent>(&got[0].body)?, event);
-        }
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn schedules_are_upserted_validated_and_deleted() -> TestResult {
-        let scheduler = SqliteScheduler::new(Database::in_memory()?);
-        let target = ScheduleTarget {
-            tenant_id: "t".into(),
-            job_id: "daily".into(),
-        };
-        scheduler.upsert("t-daily", "0 0 * * *", &target).await?;
-        scheduler.upsert("t-daily", "*/5 * * * *", &target).await?;
-        assert!(scheduler.upsert("bad", "every day", &target).await.is_err());
-        let stored = scheduler.schedules().await?;
-        assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].cron, "*/5 * * * *");
-        scheduler.delete("t-daily").await?;
-        assert!(scheduler.schedules().await?.is_empty());
         Ok(())
     }
 }
