@@ -91,8 +91,13 @@ pub trait DeviceSessions: Send + Sync {
 
     /// Commits a device message. `Err` means "not committed": the broker closes the
     /// connection without PUBACK, so the device sends it again.
-    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), String>;
+    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), CommitError>;
 }
+
+/// Why a device message was not committed (a store or queue that failed); the device resends.
+#[derive(Debug, thiserror::Error)]
+#[error("not committed: {0}")]
+pub struct CommitError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 struct Subscriber {
     identity: Identity,

@@ -1,17 +1,17 @@
 //! The pipeline on one machine: adapters built once, the message handler the broker (or the
 //! external-broker subscriber) calls, and the workers behind the durable queues.
 
-use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
+use iot_api::device_ingest::{DeviceIngest, IngestReceipt, SubmitError};
 use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
 use iot_core::model::ShadowSection;
 use iot_core::outbound::OutboundPolicy;
 use iot_core::parse::Parser;
-use iot_core::ports::{BusEvent, Clock, SystemClock};
+use iot_core::ports::{BusEvent, Clock, StoreError, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::stats::{Schedule, StatsEngine};
 use iot_core::usecase::{
     ALARM_EVENTS_TOPIC, ALARM_REQUESTS_QUEUE, AlarmRequest, AlarmService, InboundMessage,
-    InboxNotifier, Ingest, IngestOutcome, NotifyService, StatsService,
+    InboxNotifier, Ingest, IngestError, IngestOutcome, NotifyService, StatsService,
 };
 use iot_embedded::blobs::FsBlobStore;
 use iot_embedded::sqlite::{
@@ -114,7 +114,7 @@ impl Services {
 
     /// Ingests one MQTT message. `Ok` once it is committed (stored, or kept as a dead letter);
     /// `Err` when the platform could not commit it and the message must be delivered again.
-    pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
+    pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), HandleError> {
         if let Some(uid) = iot_core::topics::shadow_update_device(&topic) {
             return self.record_reported(uid, &payload).await;
         }
@@ -127,14 +127,14 @@ impl Services {
             payload: payload.to_vec(),
             received_at,
         };
-        self.ingest_message(message).await.map(|_| ())
+        Ok(self.ingest_message(message).await.map(|_| ())?)
     }
 
     /// A device's report of its state, merged into its shadow's `reported`. A report that is
     /// not `{"state": {"reported": {...}}}`, or from an unknown device, is dropped, logged and
     /// counted (as IoT Core answers it on `.../update/rejected`); storage failures are errors,
     /// so the broker does not acknowledge and the device resends.
-    async fn record_reported(&self, uid: &str, payload: &[u8]) -> Result<(), String> {
+    async fn record_reported(&self, uid: &str, payload: &[u8]) -> Result<(), HandleError> {
         let rejected = |reason: &str| {
             metrics::counter!("shadow_updates_rejected_total").increment(1);
             tracing::warn!(device = %uid, %reason, "shadow update rejected");
@@ -150,22 +150,24 @@ impl Services {
         match self.catalog.device(uid).await {
             Ok(Some(_)) => {}
             Ok(None) => return rejected("unknown device"),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(HandleError::Shadow(e)),
         }
         self.catalog
             .update_device_shadow(uid, ShadowSection::Reported, reported)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(HandleError::Shadow)?;
         metrics::counter!("shadow_updates_total").increment(1);
         Ok(())
     }
 
     /// Parses and stores one message, counting the outcome.
-    pub async fn ingest_message(&self, message: InboundMessage) -> Result<IngestOutcome, String> {
+    pub async fn ingest_message(
+        &self,
+        message: InboundMessage,
+    ) -> Result<IngestOutcome, IngestError> {
         let started = Instant::now();
-        let outcome = self.ingest.ingest(&message).await.map_err(|e| {
+        let outcome = self.ingest.ingest(&message).await.inspect_err(|_| {
             metrics::counter!("ingest_errors_total").increment(1);
-            e.to_string()
         })?;
         match &outcome {
             IngestOutcome::Stored { .. } => {
@@ -181,13 +183,22 @@ impl Services {
     }
 }
 
+/// Why a device message was not committed: the device sends it again.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("storing a shadow report: {0}")]
+    Shadow(StoreError),
+}
+
 /// `POST /v1/ingest` on one machine: the message goes through the pipeline at once, and the
 /// answer says what became of it.
 pub struct LocalDeviceIngest(pub Arc<Services>);
 
 #[async_trait::async_trait]
 impl DeviceIngest for LocalDeviceIngest {
-    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String> {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, SubmitError> {
         metrics::counter!("http_messages_received_total").increment(1);
         Ok(match self.0.ingest_message(message).await? {
             IngestOutcome::Stored { records, .. } => IngestReceipt::Stored { records },

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use rumqttc::{ConnectReturnCode, Login};
 
-use crate::broker::{DeviceSessions, Identity};
+use crate::broker::{CommitError, DeviceSessions, Identity};
 use crate::pipeline::Services;
 use iot_core::model::{APP_USERNAME_PREFIX, app_credential_id};
 use iot_core::topics::split_device_token;
@@ -83,7 +83,9 @@ impl DeviceSessions for Services {
         }
     }
 
-    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), String> {
-        self.handle(topic, payload).await
+    async fn commit(&self, topic: String, payload: bytes::Bytes) -> Result<(), CommitError> {
+        self.handle(topic, payload)
+            .await
+            .map_err(|e| CommitError(Box::new(e)))
     }
 }

@@ -5,10 +5,10 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use iot_aws::{LazyClient, SnsBus};
 use iot_core::alarm::AlarmEvaluator;
-use iot_core::idempotency::Idempotency;
+use iot_core::idempotency::{Idempotency, IdempotencyError};
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
-use iot_core::usecase::{ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService};
+use iot_core::usecase::{ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService, AlarmServiceError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -76,16 +76,32 @@ impl AlarmFunction {
         Ok(iot_aws::batch::process(event, |m| self.evaluate(m)).await?)
     }
 
-    async fn evaluate(&self, message: SqsMessage) -> Result<(), String> {
+    async fn evaluate(&self, message: SqsMessage) -> Result<(), AlarmMessageError> {
         let id = iot_aws::batch::logical_id(&message)
             .unwrap_or_default()
             .to_owned();
         let request: AlarmRequest = serde_json::from_str(message.body.as_deref().unwrap_or(""))
-            .map_err(|e| format!("unreadable alarm request {id}: {e}"))?;
+            .map_err(|source| AlarmMessageError::Unreadable {
+                id: id.clone(),
+                source,
+            })?;
         self.idempotency
             .run(&format!("alarm:{id}"), || self.service.evaluate(&request))
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .await?;
+        Ok(())
     }
+}
+
+/// Why an alarm request is delivered again (and, failing every time, ends in the DLQ).
+#[derive(Debug, thiserror::Error)]
+enum AlarmMessageError {
+    /// Permanent: the same body fails on every delivery.
+    #[error("unreadable alarm request {id}: {source}")]
+    Unreadable {
+        id: String,
+        source: serde_json::Error,
+    },
+    /// The evaluation or its store failed, or another delivery holds it: worth a retry.
+    #[error(transparent)]
+    Evaluate(#[from] IdempotencyError<AlarmServiceError>),
 }

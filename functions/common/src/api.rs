@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use axum::Router;
 use iot_api::ApiState;
 use iot_api::audit::ClientAddr;
-use iot_api::device_ingest::{DeviceIngest, IngestReceipt};
+use iot_api::device_ingest::{DeviceIngest, IngestReceipt, SubmitError};
 use iot_api::jwks::HttpJwks;
 use iot_aws::error::describe;
 use iot_aws::{EventBridgeScheduler, IotSettings, LazyClient, S3BlobStore};
@@ -216,7 +216,7 @@ struct QueueDeviceIngest {
 
 #[async_trait::async_trait]
 impl DeviceIngest for QueueDeviceIngest {
-    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String> {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, SubmitError> {
         use base64::Engine;
         let body = RuleMessage {
             payload: base64::engine::general_purpose::STANDARD.encode(&message.payload),
@@ -229,7 +229,7 @@ impl DeviceIngest for QueueDeviceIngest {
             received_at: Some(message.received_at),
             message_id: Some(message.message_id.clone()),
         };
-        let body = serde_json::to_string(&body).map_err(|e| e.to_string())?;
+        let body = serde_json::to_string(&body)?;
         self.sqs
             .get()
             .send_message()
@@ -237,7 +237,7 @@ impl DeviceIngest for QueueDeviceIngest {
             .message_body(body)
             .send()
             .await
-            .map_err(|e| format!("queueing an HTTP message: {}", describe(&e)))?;
+            .map_err(|e| SubmitError::Queue(describe(&e)))?;
         Ok(IngestReceipt::Queued {
             message_id: message.message_id,
         })

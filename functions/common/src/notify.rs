@@ -9,7 +9,7 @@ use iot_core::alarm::AlarmTransition;
 use iot_core::outbound::OutboundPolicy;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
-use iot_core::usecase::{InboxNotifier, NotifyService};
+use iot_core::usecase::{InboxNotifier, NotifyService, NotifyServiceError};
 use iot_notify::{ChannelRouter, WebhookNotifier};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -121,23 +121,29 @@ impl NotifyFunction {
         Ok(iot_aws::batch::process(event, |m| self.notify(m)).await?)
     }
 
-    async fn notify(&self, message: SqsMessage) -> Result<(), String> {
+    async fn notify(&self, message: SqsMessage) -> Result<(), NotifyMessageError> {
         let transition = transition_of(
             message.body.as_deref().unwrap_or(""),
             &self.alarm_events_topic_arn,
         )
-        .map_err(|e| {
+        .inspect_err(|_| {
             metrics::counter!("notify_refused_total").increment(1);
-            e.to_string()
         })?;
-        let outcome = self
-            .service
-            .notify(&transition)
-            .await
-            .map_err(|e| e.to_string())?;
+        let outcome = self.service.notify(&transition).await?;
         tracing::info!(alarm = %transition.alarm_id, delivered = outcome.delivered, failed = outcome.failed.len(), "notified");
         Ok(())
     }
+}
+
+/// Why an alarm event is delivered again (and, failing every time, ends in the DLQ).
+#[derive(Debug, thiserror::Error)]
+enum NotifyMessageError {
+    /// Permanent: not an alarm event of the platform's topic.
+    #[error(transparent)]
+    Refused(#[from] NotAnAlarmEvent),
+    /// The store or a delivery that may succeed later failed: worth a retry.
+    #[error(transparent)]
+    Notify(#[from] NotifyServiceError),
 }
 
 #[cfg(test)]

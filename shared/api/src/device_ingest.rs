@@ -37,7 +37,22 @@ pub enum IngestReceipt {
 /// Where HTTP-ingested messages go.
 #[async_trait]
 pub trait DeviceIngest: Send + Sync {
-    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, String>;
+    /// `Err` when the message was not committed: the request answers 503 and the device
+    /// sends it again.
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, SubmitError>;
+}
+
+/// Why an HTTP message was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Parsing and storing it failed on the platform's side (one machine).
+    #[error(transparent)]
+    Ingest(#[from] iot_core::usecase::IngestError),
+    /// The ingest queue did not take it (AWS); the SDK's error, described.
+    #[error("queueing the message: {0}")]
+    Queue(String),
+    #[error("encoding the message: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 pub fn routes() -> ApiRouter<Arc<ApiState>> {
