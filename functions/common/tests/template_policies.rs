@@ -234,3 +234,16 @@ fn the_device_policy_scopes_every_topic_to_the_thing() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The topic rules select what the core names: telemetry and shadow reports of every device.
+#[test]
+fn the_telemetry_rule_selects_the_cores_telemetry_filter() -> Result<(), Error> {
+    let template = template()?;
+    let sql = template["Resources"]["TelemetryRule"]["Properties"]["TopicRulePayload"]["Sql"]
+        .as_str()
+        .ok_or("TelemetryRule has no SQL")?
+        .to_owned();
+    let from = format!("FROM '{}'", iot_core::topics::TELEMETRY_FILTER);
+    assert!(sql.contains(&from), "{sql} does not select {from}");
+    Ok(())
+}
