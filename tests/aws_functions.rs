@@ -220,6 +220,13 @@ async fn every_event_sample_runs_through_its_real_handler() -> TestResult {
     );
     assert_eq!(document["function"], "ingest", "{emf}");
     assert_eq!(document["ingest_records_total"], 1, "{emf}");
+    // The parse counters and the latency are the core's, so Lambda reports them as well.
+    assert_eq!(document["ingest_messages_parsed_total"], 1, "{emf}");
+    assert!(
+        document["ingest_latency_seconds"].is_array()
+            || document["ingest_latency_seconds"].is_number(),
+        "{emf}"
+    );
 
     // Ingest from the rule's queue: the good message is stored, the poison one archived raw
     // with its reason, and neither is retried.

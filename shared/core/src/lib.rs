@@ -14,6 +14,7 @@
 
 pub mod alarm;
 pub mod auth;
+pub mod counters;
 pub mod idempotency;
 pub mod model;
 pub mod notify;

@@ -11,6 +11,7 @@ use crate::alarm::{
     AlarmError, AlarmEvaluator, AlarmRecord, AlarmRule, AlarmTransition, CompiledRules,
     DeviceAlarmState, RuleError, RuleFailure, TransitionKind,
 };
+use crate::counters;
 use crate::model::Record;
 use crate::ports::{BusEvent, Clock, EventBus, QueueError, StoreError};
 use crate::repo::Catalog;
@@ -112,6 +113,16 @@ impl AlarmService {
         &self,
         request: &AlarmRequest,
     ) -> Result<AlarmOutcome, AlarmServiceError> {
+        let started = std::time::Instant::now();
+        let outcome = self.evaluate_uncounted(request).await;
+        counters::record_latency(counters::ALARM_LATENCY, started.elapsed());
+        outcome
+    }
+
+    async fn evaluate_uncounted(
+        &self,
+        request: &AlarmRequest,
+    ) -> Result<AlarmOutcome, AlarmServiceError> {
         let rules = self
             .compiled_rules(&request.tenant_id, &request.product_id)
             .await?;
@@ -135,7 +146,7 @@ impl AlarmService {
             })
             .await?;
         for failure in &failures {
-            metrics::counter!("alarm_rule_failures_total").increment(1);
+            metrics::counter!(counters::ALARM_RULE_FAILURES).increment(1);
             tracing::warn!(device = %request.device_uid, rule = %failure.rule_id, error = %failure.error, "rule failed");
         }
         Ok(AlarmOutcome {
@@ -271,7 +282,7 @@ impl AlarmService {
 
     async fn publish(&self, transitions: &[AlarmTransition]) -> Result<(), QueueError> {
         for t in transitions {
-            metrics::counter!("alarm_transitions_total", "kind" => t.kind.as_str()).increment(1);
+            metrics::counter!(counters::ALARM_TRANSITIONS, "kind" => t.kind.as_str()).increment(1);
             let mut attributes = BTreeMap::new();
             attributes.insert("tenant_id".to_owned(), t.tenant_id.clone());
             attributes.insert("event".to_owned(), t.kind.as_str().to_owned());

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::{AlarmRequest, TenantGate, TtlCache};
+use crate::counters;
 use crate::model::{Device, Record};
 use crate::parse::{ParseWarning, Parser, PreparedProduct, RhaiExecutor, RhaiScript};
 use crate::ports::{
@@ -116,7 +117,23 @@ impl Ingest {
         self
     }
 
+    /// Parses and stores one message, or keeps it as a dead letter; counts the outcome.
+    /// `Err` is an infrastructure failure: nothing is committed and the message must be
+    /// delivered again.
     pub async fn ingest(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
+        let started = std::time::Instant::now();
+        let outcome = self.process(message).await;
+        metrics::counter!(match &outcome {
+            Ok(IngestOutcome::Stored { .. }) => counters::INGEST_MESSAGES_PARSED,
+            Ok(IngestOutcome::DeadLettered { .. }) => counters::INGEST_MESSAGES_FAILED,
+            Err(_) => counters::INGEST_ERRORS,
+        })
+        .increment(1);
+        counters::record_latency(counters::INGEST_LATENCY, started.elapsed());
+        outcome
+    }
+
+    async fn process(&self, message: &InboundMessage) -> Result<IngestOutcome, IngestError> {
         let Some(uid) = uplink_device(&message.topic) else {
             let reason = format!("topic {:?} is not things/{{device}}/up/...", message.topic);
             return self.dead_letter(message, "topic", &reason).await;
@@ -151,7 +168,7 @@ impl Ingest {
             Err(e) => return self.dead_letter(message, e.kind(), &e.to_string()).await,
         };
         if !outcome.warnings.is_empty() {
-            metrics::counter!("ingest_dropped_values_total")
+            metrics::counter!(counters::INGEST_DROPPED_VALUES)
                 .increment(outcome.warnings.len() as u64);
             tracing::warn!(message_id = %message.message_id, warnings = ?outcome.warnings, "values dropped");
         }
@@ -180,7 +197,7 @@ impl Ingest {
         let partial_dead_letter = if refused.is_empty() {
             None
         } else {
-            metrics::counter!("ingest_rejected_records_total").increment(refused.len() as u64);
+            metrics::counter!(counters::INGEST_REJECTED_RECORDS).increment(refused.len() as u64);
             let reason = refused
                 .iter()
                 .map(|(r, why)| format!("{}@{}: {why}", r.device_uid, r.time))
@@ -206,7 +223,7 @@ impl Ingest {
         let stored_count = stored.len();
         self.request_alarm_evaluation(message, &device, &products, stored)
             .await?;
-        metrics::counter!("ingest_records_total").increment(stored_count as u64);
+        metrics::counter!(counters::INGEST_RECORDS).increment(stored_count as u64);
         Ok(IngestOutcome::Stored {
             records: stored_count,
             warnings: outcome.warnings,
@@ -367,7 +384,7 @@ impl Ingest {
         reason: &str,
         records: Vec<&Record>,
     ) -> Result<String, IngestError> {
-        metrics::counter!("ingest_dead_letters_total", "kind" => kind.to_owned()).increment(1);
+        metrics::counter!(counters::INGEST_DEAD_LETTERS, "kind" => kind.to_owned()).increment(1);
         tracing::warn!(message_id = %message.message_id, topic = %message.topic, kind, reason, "message dead-lettered");
         let day = to_rfc3339(message.received_at)
             .get(..10)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::alarm::AlarmTransition;
+use crate::counters;
 use crate::notify::render;
 use crate::ports::{Clock, DeliveryError, Notifier, StoreError};
 use crate::repo::Catalog;
@@ -57,6 +58,16 @@ impl NotifyService {
         &self,
         transition: &AlarmTransition,
     ) -> Result<NotifyOutcome, NotifyServiceError> {
+        let started = std::time::Instant::now();
+        let outcome = self.notify_uncounted(transition).await;
+        counters::record_latency(counters::NOTIFY_LATENCY, started.elapsed());
+        outcome
+    }
+
+    async fn notify_uncounted(
+        &self,
+        transition: &AlarmTransition,
+    ) -> Result<NotifyOutcome, NotifyServiceError> {
         let tenant = &transition.tenant_id;
         // The tenant in an event is a claim: routes run only for an alarm the store holds for
         // that tenant, on a device of that tenant.
@@ -70,7 +81,7 @@ impl NotifyService {
                 a.device_uid == transition.device_uid && a.rule_id == transition.rule_id
             });
         if !genuine {
-            metrics::counter!("notify_unverified_total").increment(1);
+            metrics::counter!(counters::NOTIFY_UNVERIFIED).increment(1);
             return Err(NotifyServiceError::Unverified {
                 tenant: tenant.clone(),
                 alarm_id: transition.alarm_id.clone(),
@@ -110,7 +121,7 @@ impl NotifyService {
                     self.catalog
                         .mark_done(&delivery.key, self.clock.now_ms() + DONE_FOR)
                         .await?;
-                    metrics::counter!("notifications_sent_total").increment(1);
+                    metrics::counter!(counters::NOTIFICATIONS_SENT).increment(1);
                     outcome.delivered += 1;
                 }
                 Err(DeliveryError::Retryable(why)) => {
@@ -120,7 +131,7 @@ impl NotifyService {
             }
         }
         for (route, why) in &outcome.failed {
-            metrics::counter!("notifications_failed_total").increment(1);
+            metrics::counter!(counters::NOTIFICATIONS_FAILED).increment(1);
             tracing::error!(alarm = %transition.alarm_id, route, why, "notification failed");
         }
         if retry.is_empty() {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use thiserror::Error;
 
+use crate::counters;
 use crate::model::Device;
 use crate::ports::{Clock, RangeQuery, StoreError, TelemetryError, TelemetryStore};
 use crate::repo::Catalog;
@@ -173,7 +174,7 @@ impl StatsService {
                     run.results.push(result);
                 }
                 Err(e) => {
-                    metrics::counter!("stats_failures_total").increment(1);
+                    metrics::counter!(counters::STATS_FAILURES).increment(1);
                     tracing::warn!(job = %job.id, device = %uid, error = %e, "statistics failed for a device");
                     run.failures.push((uid, e.to_string()));
                 }
