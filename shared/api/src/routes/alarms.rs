@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use iot_core::alarm::{AlarmRecord, AlarmStatus, AlarmTransition, parse_alarm_id};
 use iot_core::auth::{DataScope, Principal};
 use iot_core::repo::AlarmFilter;
+use iot_core::usecase::OperatorAction;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -178,14 +179,7 @@ async fn acknowledge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<AlarmTransition>> {
-    let by = actor(&caller, &body)?;
-    let (device, rule) = open_alarm(&state, &caller, &id).await?;
-    Ok(Json(
-        state
-            .alarms
-            .acknowledge(&caller.tenant, &device, &rule, &by)
-            .await?,
-    ))
+    act(&state, &caller, &id, &body, OperatorAction::Acknowledge).await
 }
 
 #[utoipa::path(
@@ -199,12 +193,24 @@ async fn clear(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<AlarmTransition>> {
-    let by = actor(&caller, &body)?;
-    let (device, rule) = open_alarm(&state, &caller, &id).await?;
+    act(&state, &caller, &id, &body, OperatorAction::Clear).await
+}
+
+/// Both routes: the caller's open alarm, the action, and the caller (with the body's note) as
+/// who did it.
+async fn act(
+    state: &ApiState,
+    caller: &Principal,
+    id: &str,
+    body: &Bytes,
+    action: OperatorAction,
+) -> ApiResult<Json<AlarmTransition>> {
+    let by = actor(caller, body)?;
+    let (device, rule) = open_alarm(state, caller, id).await?;
     Ok(Json(
         state
             .alarms
-            .clear(&caller.tenant, &device, &rule, &by)
+            .act(action, &caller.tenant, &device, &rule, &by)
             .await?,
     ))
 }

@@ -17,6 +17,13 @@ use crate::ports::{BusEvent, Clock, EventBus, QueueError, StoreError};
 use crate::repo::Catalog;
 use crate::time::MINUTE;
 
+/// What a person may do to an open alarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorAction {
+    Acknowledge,
+    Clear,
+}
+
 /// The topic alarm transitions are published on (the SNS topic on AWS).
 pub const ALARM_EVENTS_TOPIC: &str = "alarm-events";
 
@@ -155,7 +162,8 @@ impl AlarmService {
         })
     }
 
-    /// Acknowledges the active alarm of `rule_id` on a device.
+    /// Acknowledges the active alarm of `rule_id` on a device: notifications stop, and it
+    /// stays open until cleared.
     pub async fn acknowledge(
         &self,
         tenant: &str,
@@ -163,14 +171,8 @@ impl AlarmService {
         rule_id: &str,
         by: &str,
     ) -> Result<AlarmTransition, AlarmServiceError> {
-        let rule = self.rule_of_device(tenant, device_uid, rule_id).await?;
-        let now = self.clock.now_ms();
-        let mut transitions = self
-            .update_state(device_uid, |state| {
-                Ok(vec![state.acknowledge(tenant, &rule, by, now)?])
-            })
-            .await?;
-        Ok(transitions.remove(0))
+        self.act(OperatorAction::Acknowledge, tenant, device_uid, rule_id, by)
+            .await
     }
 
     /// Clears the active alarm of `rule_id` on a device by hand.
@@ -181,11 +183,27 @@ impl AlarmService {
         rule_id: &str,
         by: &str,
     ) -> Result<AlarmTransition, AlarmServiceError> {
+        self.act(OperatorAction::Clear, tenant, device_uid, rule_id, by)
+            .await
+    }
+
+    /// What a person does to an open alarm, as one transition of the device's state.
+    pub async fn act(
+        &self,
+        action: OperatorAction,
+        tenant: &str,
+        device_uid: &str,
+        rule_id: &str,
+        by: &str,
+    ) -> Result<AlarmTransition, AlarmServiceError> {
         let rule = self.rule_of_device(tenant, device_uid, rule_id).await?;
         let now = self.clock.now_ms();
         let mut transitions = self
             .update_state(device_uid, |state| {
-                Ok(vec![state.clear(tenant, &rule, by, now)?])
+                Ok(vec![match action {
+                    OperatorAction::Acknowledge => state.acknowledge(tenant, &rule, by, now)?,
+                    OperatorAction::Clear => state.clear(tenant, &rule, by, now)?,
+                }])
             })
             .await?;
         Ok(transitions.remove(0))

@@ -14,7 +14,7 @@ mod tenants;
 
 pub use alarm::{
     ALARM_EVENTS_TOPIC, ALARM_REQUESTS_QUEUE, AlarmOutcome, AlarmRequest, AlarmService,
-    AlarmServiceError,
+    AlarmServiceError, OperatorAction,
 };
 pub use cache::TtlCache;
 pub use device_auth::{

@@ -1,0 +1,277 @@
+//! The API router on its own: driven with tower's `oneshot` over the core's in-memory ports,
+//! with no server, broker or database. A small in-memory pipeline stands behind
+//! `POST /v1/ingest` (the core's ingest, then its alarm service on what ingest queued), so a
+//! device's reading reaches the alarm routes. `tests/` at the workspace root keeps the true
+//! end-to-end runs.
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use iot_api::device_ingest::{DeviceIngest, IngestReceipt, SubmitError};
+use iot_api::{ApiState, app};
+use iot_core::alarm::AlarmEvaluator;
+use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
+use iot_core::notify::ChannelTargets;
+use iot_core::parse::Parser;
+use iot_core::ports::ManualClock;
+use iot_core::ports::memory::{
+    MemoryBlobs, MemoryEventBus, MemoryGateway, MemoryMetaStore, MemoryQueue, MemoryScheduler,
+    MemoryTelemetry,
+};
+use iot_core::repo::Catalog;
+use iot_core::stats::StatsEngine;
+use iot_core::usecase::{
+    AlarmRequest, AlarmService, InboundMessage, Ingest, IngestOutcome, StatsService,
+};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const NOW: i64 = 1_795_435_200_000;
+const PASSWORD: &str = "admin password 1";
+const SCRIPT: &str = include_str!("../../../examples/products/json-sensor.rhai");
+
+/// Ingest as the platform does it, then the alarm service on what it queued, at once.
+struct InMemoryPipeline {
+    ingest: Ingest,
+    queue: Arc<MemoryQueue>,
+    alarms: Arc<AlarmService>,
+}
+
+#[async_trait]
+impl DeviceIngest for InMemoryPipeline {
+    async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, SubmitError> {
+        let receipt = match self.ingest.ingest(&message).await? {
+            IngestOutcome::Stored { records, .. } => IngestReceipt::Stored { records },
+            IngestOutcome::DeadLettered { reason, .. } => IngestReceipt::Rejected { reason },
+        };
+        for queued in self.queue.drain() {
+            let request: AlarmRequest = serde_json::from_str(&queued.body)?;
+            self.alarms
+                .evaluate(&request)
+                .await
+                .map_err(|e| SubmitError::Queue(e.to_string()))?;
+        }
+        Ok(receipt)
+    }
+}
+
+/// The router over memory ports, and an access token of `acme`'s first administrator.
+async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let catalog = Catalog::new(Arc::new(MemoryMetaStore::with_clock(clock.clone())));
+    let telemetry = Arc::new(MemoryTelemetry::default());
+    let alarms = Arc::new(AlarmService::new(
+        catalog.clone(),
+        Arc::new(MemoryEventBus::default()),
+        clock.clone(),
+        AlarmEvaluator::default(),
+    ));
+    let queue = Arc::new(MemoryQueue::default());
+    let ingest = Ingest::new(
+        catalog.clone(),
+        telemetry.clone(),
+        queue.clone(),
+        Arc::new(MemoryBlobs::default()),
+        clock.clone(),
+        Parser::default(),
+    );
+    let auth = Arc::new(AuthService::new(
+        catalog.clone(),
+        clock.clone(),
+        TokenKeys::from_secret(&[7u8; 32])?,
+        AuthSettings::default(),
+    ));
+    auth.bootstrap_tenant("acme", "admin", PASSWORD).await?;
+    let state = ApiState {
+        catalog: catalog.clone(),
+        telemetry: telemetry.clone(),
+        alarms: alarms.clone(),
+        stats: Arc::new(StatsService::new(
+            catalog.clone(),
+            telemetry,
+            clock.clone(),
+            StatsEngine::default(),
+        )),
+        scheduler: Arc::new(MemoryScheduler::default()),
+        parser: Parser::default(),
+        clock,
+        auth,
+        exports: Arc::new(MemoryBlobs::default()),
+        gateway: Arc::new(MemoryGateway::default()),
+        device_ingest: Arc::new(InMemoryPipeline {
+            ingest,
+            queue,
+            alarms,
+        }),
+        default_tenant: "acme".into(),
+        audit_retention_ms: 365 * iot_core::time::DAY,
+        channel_targets: ChannelTargets {
+            sns_arn_prefix: "arn:aws:sns:local:000000000000:".into(),
+            name_prefix: "iot-test-".into(),
+        },
+        outbound: Default::default(),
+    };
+    let router = app(Arc::new(state));
+    let (status, tokens) = call(
+        &router,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "username": "admin", "password": PASSWORD })),
+    )
+    .await?;
+    assert_eq!(status, 200, "{tokens}");
+    let token = tokens["access_token"]
+        .as_str()
+        .ok_or("no token")?
+        .to_owned();
+    Ok((router, token))
+}
+
+/// One request through the router: the status and the JSON answer (`null` if none).
+async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+    let response = router.clone().oneshot(request.body(body)?).await?;
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// An administrator's request.
+async fn admin(
+    router: &Router,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    call(router, method, path, Some(&format!("Bearer {token}")), body).await
+}
+
+/// Department `hq`, product `air` with the rule `hot` (above 40), device `air-1`, and its
+/// HTTP token.
+async fn fleet(router: &Router, token: &str) -> Result<String, Box<dyn std::error::Error>> {
+    for (path, body) in [
+        ("/v1/departments", json!({ "id": "hq", "name": "HQ" })),
+        (
+            "/v1/products",
+            json!({ "id": "air", "name": "Air", "script": { "source": SCRIPT } }),
+        ),
+        (
+            "/v1/products/air/rules",
+            json!({ "id": "hot", "name": "Too hot", "enabled": true, "condition": {
+                "type": "threshold", "signal": "temperature", "direction": "above",
+                "bands": [{ "level": "critical", "threshold": 40 }], "deadband": 1 } }),
+        ),
+        (
+            "/v1/devices",
+            json!({ "uid": "air-1", "identification_code": "SN-1", "product_id": "air",
+                    "department_id": "hq" }),
+        ),
+    ] {
+        let (status, answer) = admin(router, token, "POST", path, Some(body)).await?;
+        assert!(status == 201 || status == 200, "{path}: {status} {answer}");
+    }
+    let (status, issued) = admin(router, token, "POST", "/v1/devices/air-1/token", None).await?;
+    assert_eq!(status, 201, "{issued}");
+    Ok(issued["device_token"]
+        .as_str()
+        .ok_or("no token")?
+        .to_owned())
+}
+
+#[tokio::test]
+async fn every_v1_route_but_sign_in_wants_a_token() -> TestResult {
+    let (router, _) = api().await?;
+    for (method, path) in [
+        ("GET", "/v1/devices"),
+        ("POST", "/v1/devices"),
+        ("GET", "/v1/alarms"),
+        ("GET", "/v1/platform/tenants"),
+    ] {
+        let (status, problem) = call(&router, method, path, None, None).await?;
+        assert_eq!(status, 401, "{method} {path}: {problem}");
+        let (status, _) = call(&router, method, path, Some("Bearer forged"), None).await?;
+        assert_eq!(status, 401, "{method} {path} with a forged token");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_devices_reading_raises_an_alarm_that_is_acknowledged_then_cleared() -> TestResult {
+    let (router, token) = api().await?;
+    let device = fleet(&router, &token).await?;
+    let (status, receipt) = call(
+        &router,
+        "POST",
+        "/v1/ingest",
+        Some(&format!("Device {device}")),
+        Some(json!({ "ts": NOW / 1000, "temp": 45.0, "hum": 40, "co2": 600 })),
+    )
+    .await?;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["records"], 1, "{receipt}");
+
+    let (status, open) = admin(&router, &token, "GET", "/v1/alarms?status=open", None).await?;
+    assert_eq!(status, 200, "{open}");
+    let id = open["items"][0]["alarm_id"]
+        .as_str()
+        .ok_or("no open alarm")?
+        .to_owned();
+    assert_eq!(open["items"][0]["level"], "critical", "{open}");
+
+    let path = |action: &str| format!("/v1/alarms/{id}/{action}");
+    let note = json!({ "note": "on it" });
+    let (status, acked) = admin(&router, &token, "POST", &path("acknowledge"), Some(note)).await?;
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["kind"], "acknowledged", "{acked}");
+    assert_eq!(acked["by"], "admin (on it)", "{acked}");
+    let (status, cleared) = admin(&router, &token, "POST", &path("clear"), None).await?;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["kind"], "cleared", "{cleared}");
+    // A cleared alarm takes neither action again.
+    for action in ["acknowledge", "clear"] {
+        let (status, problem) = admin(&router, &token, "POST", &path(action), None).await?;
+        assert_eq!(status, 409, "{action}: {problem}");
+    }
+    let (status, _) = admin(&router, &token, "POST", "/v1/alarms/nope/clear", None).await?;
+    assert_eq!(status, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_device_request_gets_a_4xx_that_names_the_field() -> TestResult {
+    let (router, token) = api().await?;
+    fleet(&router, &token).await?;
+    let body = json!({ "uid": "air-2", "identification_code": "SN-2", "product_id": "nope",
+                       "department_id": "hq" });
+    let (status, problem) = admin(&router, &token, "POST", "/v1/devices", Some(body)).await?;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/product_id", "{problem}");
+    let (status, _) = admin(&router, &token, "GET", "/v1/devices/air-2", None).await?;
+    assert_eq!(status, 404, "nothing was created");
+    let (status, device) = admin(&router, &token, "GET", "/v1/devices/air-1", None).await?;
+    assert_eq!(status, 200, "{device}");
+    assert_eq!(device["product_id"], "air");
+    Ok(())
+}
