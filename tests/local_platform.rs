@@ -316,6 +316,7 @@ async fn the_platform_works_end_to_end_on_the_embedded_broker() -> TestResult {
     let other = tenant_admin(&running, "other").await?;
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
     full_flow(&api, &other, broker, dir.path()).await?;
+    dashboards_name_what_the_platform_exports(&api).await?;
 
     // A restart loses nothing that was acknowledged.
     running.shutdown().await;
@@ -539,4 +540,60 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
         .ok_or("no broker, yet started")?;
     assert!(matches!(err, StartError::Broker { .. }), "{err}");
     Ok(())
+}
+
+/// Every metric the Grafana dashboards in `infra/grafana` name is one the core or iot-local
+/// defines, or one this platform exported during the flow above; and what the core counts on every message is
+/// among them.
+async fn dashboards_name_what_the_platform_exports(api: &Api) -> TestResult {
+    let exported = api.metrics().await?;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana");
+    let mut named = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        for panel in dashboard["panels"].as_array().ok_or("no panels")? {
+            for target in panel["targets"]
+                .as_array()
+                .ok_or("a panel without targets")?
+            {
+                let expr = target["expr"].as_str().ok_or("a target without expr")?;
+                named.extend(metric_names(expr));
+            }
+        }
+    }
+    assert!(!named.is_empty(), "no dashboard names a metric");
+    for name in &named {
+        let base = name.strip_suffix("_bucket").unwrap_or(name);
+        assert!(
+            iot_core::counters::ALL.contains(&base)
+                || iot_local::counters::ALL.contains(&base)
+                || exported.lines().any(|l| l.starts_with(name.as_str())),
+            "a dashboard names {name}, which nothing exports"
+        );
+    }
+    for name in [
+        "ingest_messages_parsed_total",
+        "ingest_latency_seconds_bucket",
+    ] {
+        assert!(named.contains(name), "the dashboards show no {name}");
+        assert!(
+            exported.contains(name),
+            "{name} is not exported: {exported}"
+        );
+    }
+    Ok(())
+}
+
+/// The metric names in a PromQL expression: the words ending in `_total`, `_bucket`,
+/// `_seconds`, `_sum` or `_count`.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            ["_total", "_bucket", "_seconds", "_sum", "_count"]
+                .iter()
+                .any(|s| w.ends_with(s))
+        })
+        .map(str::to_owned)
+        .collect()
 }

@@ -164,7 +164,7 @@ impl Broker {
                                     broker.connection(stream, peer, certificate, stop).await;
                                 }
                                 Ok(Err(e)) => {
-                                    metrics::counter!("mqtt_connects_refused_total").increment(1);
+                                    metrics::counter!(crate::counters::MQTT_CONNECTS_REFUSED).increment(1);
                                     tracing::info!(%peer, error = %e, "TLS handshake refused");
                                 }
                                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -219,7 +219,7 @@ impl Broker {
         {
             Ok(identity) => identity,
             Err(code) => {
-                metrics::counter!("mqtt_connects_refused_total").increment(1);
+                metrics::counter!(crate::counters::MQTT_CONNECTS_REFUSED).increment(1);
                 tracing::info!(%peer, client = %connect.client_id, ?code, "MQTT connection refused");
                 let refusal = Packet::ConnAck(ConnAck::new(code, false));
                 let _ = write_packet(&mut stream, &mut out, &refusal).await;
@@ -370,7 +370,7 @@ impl Broker {
         }
         // As AWS IoT Core does with a publish its policy denies: the connection closes.
         if !identity.may_publish(&publish.topic) {
-            metrics::counter!("mqtt_publishes_refused_total").increment(1);
+            metrics::counter!(crate::counters::MQTT_PUBLISHES_REFUSED).increment(1);
             tracing::warn!(client = %client_id, topic = %publish.topic, "publish outside the client's own topics; closing");
             return Err(());
         }
@@ -415,7 +415,7 @@ fn forward(registry: &Mutex<Registry>, tenant: &str, publish: &Publish) -> usize
             if sub.outbox.try_send(copy).is_ok() {
                 reached += 1;
             } else {
-                metrics::counter!("mqtt_forward_dropped_total").increment(1);
+                metrics::counter!(crate::counters::MQTT_FORWARD_DROPPED).increment(1);
                 tracing::debug!(%client, "subscriber is slow; message dropped");
             }
         }

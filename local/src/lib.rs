@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod broker;
 pub mod config;
+pub mod counters;
 pub mod demo;
 pub mod drain;
 pub mod gateway;

@@ -118,7 +118,7 @@ impl Services {
         if let Some(uid) = iot_core::topics::shadow_update_device(&topic) {
             return self.record_reported(uid, &payload).await;
         }
-        metrics::counter!("mqtt_messages_received_total").increment(1);
+        metrics::counter!(crate::counters::MQTT_MESSAGES_RECEIVED).increment(1);
         let received_at = self.clock.now_ms();
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
         let message = InboundMessage {
@@ -136,7 +136,7 @@ impl Services {
     /// so the broker does not acknowledge and the device resends.
     async fn record_reported(&self, uid: &str, payload: &[u8]) -> Result<(), HandleError> {
         let rejected = |reason: &str| {
-            metrics::counter!("shadow_updates_rejected_total").increment(1);
+            metrics::counter!(crate::counters::SHADOW_UPDATES_REJECTED).increment(1);
             tracing::warn!(device = %uid, %reason, "shadow update rejected");
             Ok(())
         };
@@ -156,7 +156,7 @@ impl Services {
             .update_device_shadow(uid, ShadowSection::Reported, reported)
             .await
             .map_err(HandleError::Shadow)?;
-        metrics::counter!("shadow_updates_total").increment(1);
+        metrics::counter!(crate::counters::SHADOW_UPDATES).increment(1);
         Ok(())
     }
 
@@ -190,7 +190,7 @@ pub struct LocalDeviceIngest(pub Arc<Services>);
 #[async_trait::async_trait]
 impl DeviceIngest for LocalDeviceIngest {
     async fn submit(&self, message: InboundMessage) -> Result<IngestReceipt, SubmitError> {
-        metrics::counter!("http_messages_received_total").increment(1);
+        metrics::counter!(crate::counters::HTTP_MESSAGES_RECEIVED).increment(1);
         Ok(match self.0.ingest_message(message).await? {
             IngestOutcome::Stored { records, .. } => IngestReceipt::Stored { records },
             IngestOutcome::DeadLettered { reason, .. } => IngestReceipt::Rejected { reason },

@@ -35,6 +35,26 @@ pub const NOTIFY_UNVERIFIED: &str = "notify_unverified_total";
 pub const NOTIFY_LATENCY: &str = "notify_latency_seconds";
 pub const STATS_FAILURES: &str = "stats_failures_total";
 
+/// Every name above, for checks of what dashboards may name.
+pub const ALL: &[&str] = &[
+    INGEST_MESSAGES_PARSED,
+    INGEST_MESSAGES_FAILED,
+    INGEST_ERRORS,
+    INGEST_LATENCY,
+    INGEST_RECORDS,
+    INGEST_REJECTED_RECORDS,
+    INGEST_DROPPED_VALUES,
+    INGEST_DEAD_LETTERS,
+    ALARM_TRANSITIONS,
+    ALARM_RULE_FAILURES,
+    ALARM_LATENCY,
+    NOTIFICATIONS_SENT,
+    NOTIFICATIONS_FAILED,
+    NOTIFY_UNVERIFIED,
+    NOTIFY_LATENCY,
+    STATS_FAILURES,
+];
+
 /// Records how long one unit of work took.
 pub fn record_latency(name: &'static str, took: Duration) {
     metrics::histogram!(name).record(took.as_secs_f64());
