@@ -66,6 +66,9 @@ pub async fn run(options: BenchOptions) -> Result<(), String> {
     config.http.port = 0;
     config.mqtt.port = 0;
     config.mqtt.tls_port = 0;
+    // The bench's webhook receiver listens on loopback, which webhooks may not reach unless
+    // allowed.
+    config.pipeline.outbound_allow = "127.0.0.1".into();
     if let Some(url) = &options.mqtt_url {
         config.mqtt.url = url.clone();
         config.mqtt.client_id = format!("iot-local-bench-{}", std::process::id());
