@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use iot_core::auth::AuthError;
 use iot_core::ports::{SchedulerError, StoreError, TelemetryError};
 use iot_core::usecase::{AlarmServiceError, StatsServiceError};
 use serde::Serialize;
@@ -103,7 +104,47 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // RFC 9110: a 401 names the scheme that would be accepted.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"iot-platform\""),
+            );
+        }
         response
+    }
+}
+
+/// Sign-in and session errors, the one mapping every route uses (the guard included).
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = match e {
+            AuthError::Store(store) => return store.into(),
+            AuthError::Hashing(_) => return ApiError::internal(e),
+            AuthError::WeakPassword(_) => {
+                return ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "/password",
+                    e.to_string(),
+                );
+            }
+            AuthError::InvalidCode => {
+                return ApiError::field(StatusCode::UNAUTHORIZED, "/code", e.to_string());
+            }
+            AuthError::Token(_)
+            | AuthError::SessionEnded
+            | AuthError::InvalidRefresh
+            | AuthError::InvalidCredentials
+            | AuthError::Sso(_) => StatusCode::UNAUTHORIZED,
+            AuthError::SsoUnknownUser(_)
+            | AuthError::SsoNotLinked(_)
+            | AuthError::Disabled
+            | AuthError::Tenant(_) => StatusCode::FORBIDDEN,
+            AuthError::SsoNotConfigured => StatusCode::BAD_REQUEST,
+            AuthError::Locked(_) => StatusCode::LOCKED,
+            AuthError::Contended | AuthError::MfaState(_) => StatusCode::CONFLICT,
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 

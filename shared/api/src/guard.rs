@@ -2,10 +2,10 @@
 //! live session, and a policy that allows the method on the path.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use iot_core::auth::{AuthError, Principal, TokenError};
+use iot_core::auth::Principal;
 use std::sync::Arc;
 
 use crate::ApiState;
@@ -38,54 +38,17 @@ fn is_platform_route(path: &str) -> bool {
     path == "/v1/platform" || path.starts_with("/v1/platform/")
 }
 
-fn unauthorized(detail: impl Into<String>) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, detail).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"iot-platform\""),
-    );
-    response
-}
-
-pub fn auth_error(e: AuthError) -> Response {
-    match e {
-        AuthError::Token(TokenError::Expired) => unauthorized(e.to_string()),
-        AuthError::Token(_) | AuthError::SessionEnded | AuthError::InvalidRefresh => {
-            unauthorized(e.to_string())
-        }
-        AuthError::InvalidCredentials | AuthError::Sso(_) => unauthorized(e.to_string()),
-        AuthError::SsoUnknownUser(_) | AuthError::SsoNotLinked(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
-        }
-        AuthError::SsoNotConfigured => ApiError::bad_request(e.to_string()).into_response(),
-        AuthError::Disabled | AuthError::Tenant(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, e.to_string()).into_response()
-        }
-        AuthError::Locked(_) => ApiError::new(StatusCode::LOCKED, e.to_string()).into_response(),
-        AuthError::WeakPassword(_) => {
-            ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/password", e.to_string())
-                .into_response()
-        }
-        AuthError::Contended | AuthError::MfaState(_) => {
-            ApiError::conflict(e.to_string()).into_response()
-        }
-        AuthError::InvalidCode => {
-            ApiError::field(StatusCode::UNAUTHORIZED, "/code", e.to_string()).into_response()
-        }
-        AuthError::Store(e) => ApiError::from(e).into_response(),
-        AuthError::Hashing(_) => ApiError::internal(e).into_response(),
-    }
-}
-
 pub async fn require_auth(
     State(state): State<Arc<ApiState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let Some(token) = bearer(request.headers()) else {
-        return unauthorized(
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
             "this route needs an access token: log in at /v1/auth/login and send `Authorization: Bearer <access_token>`",
-        );
+        )
+        .into_response();
     };
     let memo = request.extensions().get::<AuthMemo>().cloned();
     let principal = match memo.as_ref().and_then(|m| m.get(token)) {
@@ -98,7 +61,7 @@ pub async fn require_auth(
                 }
                 principal
             }
-            Err(e) => return auth_error(e),
+            Err(e) => return ApiError::from(e).into_response(),
         },
     };
     let actor = Actor {

@@ -14,7 +14,6 @@ use crate::ApiState;
 use crate::audit::ClientAddr;
 use crate::described::{ApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
-use crate::guard::auth_error;
 use crate::input::{Caller, check_id};
 use crate::openapi::Problem;
 use crate::request_context::Actor;
@@ -64,12 +63,10 @@ async fn login(
     addr: Option<Extension<ClientAddr>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<LoginBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
-    check_id("tenant", &tenant)
-        .and_then(|()| check_id("username", &body.username))
-        .map_err(IntoResponse::into_response)?;
+    check_id("tenant", &tenant).and_then(|()| check_id("username", &body.username))?;
     let client = user_agent(&headers);
     let result = state
         .auth
@@ -83,7 +80,7 @@ async fn login(
         .await;
     let mut response = match result {
         Ok(outcome) => Json(outcome).into_response(),
-        Err(e) => auth_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     };
     // Every attempt is audited under the name it gave.
     response.extensions_mut().insert(Actor {
@@ -108,13 +105,9 @@ struct RefreshBody {
 async fn refresh(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<RefreshBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
-    let tokens = state
-        .auth
-        .refresh(&body.refresh_token)
-        .await
-        .map_err(auth_error)?;
+) -> ApiResult<Response> {
+    let body = body?.0;
+    let tokens = state.auth.refresh(&body.refresh_token).await?;
     Ok(Json(tokens).into_response())
 }
 
@@ -122,15 +115,8 @@ async fn refresh(
     post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "The session has ended"))
 )]
-async fn logout(
-    State(state): State<Arc<ApiState>>,
-    Caller(caller): Caller,
-) -> Result<Response, Response> {
-    state
-        .auth
-        .logout(&caller.session)
-        .await
-        .map_err(auth_error)?;
+async fn logout(State(state): State<Arc<ApiState>>, Caller(caller): Caller) -> ApiResult<Response> {
+    state.auth.logout(&caller.session).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -189,8 +175,8 @@ async fn change_password(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<PasswordChange>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     require_password(&state, &caller, &body.current_password).await?;
     match state
         .auth
@@ -203,27 +189,17 @@ async fn change_password(
         .await
     {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Err(iot_core::auth::AuthError::WeakPassword(why)) => {
-            Err(
-                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "/new_password", why)
-                    .into_response(),
-            )
-        }
-        Err(e) => Err(auth_error(e)),
+        Err(iot_core::auth::AuthError::WeakPassword(why)) => Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/new_password",
+            why,
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// A body that is not the expected JSON, as a problem response.
-fn rejected(e: JsonRejection) -> Response {
-    ApiError::from(e).into_response()
-}
-
 /// Changes to one's own sign-in need the current password again.
-async fn require_password(
-    state: &ApiState,
-    caller: &Principal,
-    password: &str,
-) -> Result<(), Response> {
+async fn require_password(state: &ApiState, caller: &Principal, password: &str) -> ApiResult<()> {
     match state
         .auth
         // Counted per session: whoever holds it gets five guesses.
@@ -240,9 +216,8 @@ async fn require_password(
             StatusCode::FORBIDDEN,
             "/current_password",
             "is not your current password",
-        )
-        .into_response()),
-        Err(e) => Err(auth_error(e)),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -273,8 +248,8 @@ async fn verify_mfa(
     addr: Option<Extension<ClientAddr>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<MfaVerifyBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     let answer = state
         .auth
         .verify_mfa(
@@ -283,8 +258,7 @@ async fn verify_mfa(
             user_agent(&headers).as_deref(),
             addr.as_ref().map(|Extension(ClientAddr(a))| a.as_str()),
         )
-        .await
-        .map_err(auth_error)?;
+        .await?;
     Ok(Json(answer).into_response())
 }
 
@@ -296,12 +270,8 @@ async fn verify_mfa(
 async fn enroll_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
-) -> Result<Response, Response> {
-    let answer = state
-        .auth
-        .enroll_mfa(&caller.tenant, &caller.user)
-        .await
-        .map_err(auth_error)?;
+) -> ApiResult<Response> {
+    let answer = state.auth.enroll_mfa(&caller.tenant, &caller.user).await?;
     Ok(Json(answer).into_response())
 }
 
@@ -321,13 +291,12 @@ async fn confirm_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<CodeBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     let codes = state
         .auth
         .confirm_mfa(&caller.tenant, &caller.user, &body.code)
-        .await
-        .map_err(auth_error)?;
+        .await?;
     Ok(Json(RecoveryCodes {
         recovery_codes: codes,
         detail: "keep these codes somewhere safe: each one replaces a code from your app once",
@@ -357,14 +326,10 @@ async fn disable_mfa(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     body: Result<Json<PasswordBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     require_password(&state, &caller, &body.current_password).await?;
-    state
-        .auth
-        .disable_mfa(&caller.tenant, &caller.user)
-        .await
-        .map_err(auth_error)?;
+    state.auth.disable_mfa(&caller.tenant, &caller.user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -388,19 +353,17 @@ async fn sso_login(
     State(state): State<Arc<ApiState>>,
     headers: axum::http::HeaderMap,
     body: Result<Json<SsoBody>, JsonRejection>,
-) -> Result<Response, Response> {
-    let body = body.map_err(rejected)?.0;
+) -> ApiResult<Response> {
+    let body = body?.0;
     let tenant = body.tenant.unwrap_or_else(|| state.default_tenant.clone());
-    if let Err(e) = check_id("tenant", &tenant) {
-        return Err(e.into_response());
-    }
+    check_id("tenant", &tenant)?;
     let result = state
         .auth
         .sso_login(&tenant, &body.id_token, user_agent(&headers).as_deref())
         .await;
     let mut response = match result {
         Ok(tokens) => Json(tokens).into_response(),
-        Err(e) => auth_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     };
     response.extensions_mut().insert(Actor {
         tenant,

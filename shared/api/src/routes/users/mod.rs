@@ -389,11 +389,7 @@ async fn update_user(
     };
     let policy = save_user_and_roles(&state, &caller, &user, None, &body.roles).await?;
     if user.disabled {
-        state
-            .auth
-            .end_sessions(&caller.tenant, &id, None)
-            .await
-            .map_err(auth_api_error)?;
+        state.auth.end_sessions(&caller.tenant, &id, None).await?;
     }
     Ok(Json(view(&user, &policy)))
 }
@@ -419,11 +415,7 @@ async fn delete_user(
     })
     .await?;
     state.catalog.delete_user(&caller.tenant, &id).await?;
-    state
-        .auth
-        .end_sessions(&caller.tenant, &id, None)
-        .await
-        .map_err(auth_api_error)?;
+    state.auth.end_sessions(&caller.tenant, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -461,7 +453,7 @@ async fn reset_password(
             "/password",
             why,
         )),
-        Err(e) => Err(auth_api_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -483,22 +475,7 @@ async fn reset_mfa(
     }
     let (policy, _) = policy_of(&state, &caller.tenant).await?;
     check_may_act_on(&caller, &policy, &user)?;
-    state
-        .auth
-        .disable_mfa(&caller.tenant, &id)
-        .await
-        .map_err(auth_api_error)?;
-    state
-        .auth
-        .end_sessions(&caller.tenant, &id, None)
-        .await
-        .map_err(auth_api_error)?;
+    state.auth.disable_mfa(&caller.tenant, &id).await?;
+    state.auth.end_sessions(&caller.tenant, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn auth_api_error(e: AuthError) -> ApiError {
-    match e {
-        AuthError::Store(e) => e.into(),
-        e => ApiError::internal(e),
-    }
 }
