@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Catalog, from_item, to_json};
+use super::{Catalog, to_json};
 use crate::ports::{Condition, Item, Key, Query, StoreError, Write};
 use crate::time::Millis;
 
@@ -104,19 +104,7 @@ impl Catalog {
     /// Every certificate revoked so far (they stay listed: a revoked certificate never expires
     /// before the list would).
     pub async fn revoked_certificates(&self) -> Result<Vec<RevokedCertificate>, StoreError> {
-        let mut query = Query::partition(REVOKED_PK);
-        let mut out = Vec::new();
-        loop {
-            query.limit = Some(1_000);
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                out.push(from_item(item)?);
-            }
-            match page.next {
-                Some(next) => query.cursor = Some(next),
-                None => return Ok(out),
-            }
-        }
+        self.list(Query::partition(REVOKED_PK)).await
     }
 }
 
