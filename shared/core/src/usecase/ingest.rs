@@ -148,11 +148,14 @@ impl Ingest {
                 .await;
         };
         // A suspended tenant's or an over-rate message is kept, to replay once allowed.
-        if let Err(refused) = self.tenants.admit(&device.tenant_id).await? {
-            return self
-                .dead_letter(message, refused.kind(), &refused.to_string())
-                .await;
-        }
+        let tenant = match self.tenants.admit(&device.tenant_id).await? {
+            Ok(tenant) => tenant,
+            Err(refused) => {
+                return self
+                    .dead_letter(message, refused.kind(), &refused.to_string())
+                    .await;
+            }
+        };
         let product = match self.product(&device).await? {
             Ok(product) => product,
             Err(reason) => return self.dead_letter(message, "product", &reason).await,
@@ -179,10 +182,7 @@ impl Ingest {
             products,
         } = self.resolve_devices(&device, outcome.records).await?;
         // A tenant's retention quota: stores that expire points as they write them need it now.
-        let retention = self
-            .tenants
-            .tenant(&device.tenant_id)
-            .await?
+        let retention = tenant
             .and_then(|t| t.quotas.retention_days)
             .map(|days| i64::from(days) * crate::time::DAY);
         let report = self.telemetry.write_retained(&records, retention).await?;

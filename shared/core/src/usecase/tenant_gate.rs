@@ -66,16 +66,20 @@ impl TenantGate {
         })
     }
 
-    /// Admits one message of the tenant's devices, or says why not.
-    pub async fn admit(&self, id: &str) -> Result<Result<(), GateRefused>, StoreError> {
+    /// Admits one message of the tenant's devices, answering the tenant's record (none for an
+    /// unmanaged tenant), or says why not.
+    pub async fn admit(
+        &self,
+        id: &str,
+    ) -> Result<Result<Option<Arc<Tenant>>, GateRefused>, StoreError> {
         let Some(tenant) = self.tenant(id).await? else {
-            return Ok(Ok(()));
+            return Ok(Ok(None));
         };
         if let Err(refused) = tenant.check_active() {
             return Ok(Err(refused.into()));
         }
         let Some(limit) = tenant.quotas.max_messages_per_second else {
-            return Ok(Ok(()));
+            return Ok(Ok(Some(tenant)));
         };
         let second = self.clock.now_ms() / SECOND;
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,7 +94,7 @@ impl TenantGate {
             }));
         }
         *count += 1;
-        Ok(Ok(()))
+        Ok(Ok(Some(tenant)))
     }
 }
 
