@@ -283,23 +283,13 @@ pub async fn from_platform(
     ));
     let mut tenants = vec![config.tenant.clone()];
     let mut suspended = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = catalog
-            .tenants_page(cursor, 1_000)
-            .await
-            .map_err(|e| e.to_string())?;
-        // A suspended or deleted tenant's devices and applications sign in nowhere.
-        for tenant in page.into_iter().filter(|t| t.id != config.tenant) {
-            match tenant.status {
-                iot_core::model::TenantStatus::Active => tenants.push(tenant.id),
-                iot_core::model::TenantStatus::Suspended => suspended.push(tenant.id),
-                iot_core::model::TenantStatus::Deleted => {}
-            }
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
+    let managed = catalog.tenants().await.map_err(|e| e.to_string())?;
+    // A suspended or deleted tenant's devices and applications sign in nowhere.
+    for tenant in managed.into_iter().filter(|t| t.id != config.tenant) {
+        match tenant.status {
+            iot_core::model::TenantStatus::Active => tenants.push(tenant.id),
+            iot_core::model::TenantStatus::Suspended => suspended.push(tenant.id),
+            iot_core::model::TenantStatus::Deleted => {}
         }
     }
     write_config(

@@ -42,6 +42,11 @@ impl Catalog {
         self.page_where(query, limit, |_: &Tenant| true).await
     }
 
+    /// Every managed tenant, by id (a platform has few enough to read at once).
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.list(Query::index("TENANTS")).await
+    }
+
     /// How many devices the tenant has, counting no further than `up_to`: enough to check a
     /// quota without reading a large fleet.
     pub async fn count_devices(&self, tenant: &str, up_to: usize) -> Result<usize, StoreError> {

@@ -24,9 +24,7 @@ pub use dry_run::{DryRun, dry_run};
 pub use inbox::InboxNotifier;
 pub use ingest::{InboundMessage, Ingest, IngestError, IngestOutcome};
 pub use notify::{NotifyOutcome, NotifyService, NotifyServiceError};
-pub use retention::{RetentionError, expire_telemetry};
+pub use retention::{EXPIRY_BATCH, RetentionError, expire_all, expire_telemetry};
 pub use stats::{StatsRun, StatsService, StatsServiceError};
 pub use tenant_gate::{GateRefused, TenantGate};
-pub use tenants::{
-    EXPIRY_BATCH, NewTenant, Purged, TenantError, TenantPorts, TenantService, expire_all,
-};
+pub use tenants::{NewTenant, Purged, TenantError, TenantPorts, TenantService};

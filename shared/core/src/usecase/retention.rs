@@ -5,7 +5,6 @@
 
 use thiserror::Error;
 
-use super::tenants::expire_all;
 use crate::model::TenantStatus;
 use crate::ports::{StoreError, TelemetryError, TelemetryStore};
 use crate::repo::Catalog;
@@ -19,8 +18,28 @@ pub enum RetentionError {
     Telemetry(#[from] TelemetryError),
 }
 
-/// Tenants read per page.
-const PAGE: usize = 100;
+/// Telemetry points deleted per call while purging or expiring.
+pub const EXPIRY_BATCH: usize = 10_000;
+
+/// Deletes the points before `before` under `uid_prefix`, batch by batch.
+pub async fn expire_all(
+    telemetry: &dyn TelemetryStore,
+    uid_prefix: &str,
+    before: Millis,
+) -> Result<Option<u64>, TelemetryError> {
+    let mut total = 0;
+    loop {
+        match telemetry.expire(uid_prefix, before, EXPIRY_BATCH).await? {
+            None => return Ok(None),
+            Some(n) => {
+                total += n;
+                if n < EXPIRY_BATCH as u64 {
+                    return Ok(Some(total));
+                }
+            }
+        }
+    }
+}
 
 /// Deletes, for every live tenant with a retention quota, its points older than the quota
 /// allows at `now`. Answers how many points went, `None` if the store expires them itself.
@@ -29,34 +48,24 @@ pub async fn expire_telemetry(
     telemetry: &dyn TelemetryStore,
     now: Millis,
 ) -> Result<Option<u64>, RetentionError> {
-    let mut cursor = None;
     let mut total = 0;
-    loop {
-        let (tenants, next) = catalog.tenants_page(cursor, PAGE).await?;
-        for tenant in tenants {
-            let (Some(days), Some(prefix)) = (tenant.quotas.retention_days, &tenant.uid_prefix)
-            else {
-                continue;
-            };
-            if tenant.status == TenantStatus::Deleted {
-                continue;
-            }
-            let before = now - i64::from(days) * DAY;
-            match expire_all(telemetry, prefix, before).await? {
-                None => return Ok(None),
-                Some(n) => {
-                    if n > 0 {
-                        tracing::info!(tenant = %tenant.id, points = n, days, "telemetry past the tenant's retention deleted");
-                    }
-                    total += n;
-                }
-            }
+    for tenant in catalog.tenants().await? {
+        let (Some(days), Some(prefix)) = (tenant.quotas.retention_days, &tenant.uid_prefix) else {
+            continue;
+        };
+        if tenant.status == TenantStatus::Deleted {
+            continue;
         }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(Some(total)),
+        let before = now - i64::from(days) * DAY;
+        let Some(n) = expire_all(telemetry, prefix, before).await? else {
+            return Ok(None);
+        };
+        if n > 0 {
+            tracing::info!(tenant = %tenant.id, points = n, days, "telemetry past the tenant's retention deleted");
         }
+        total += n;
     }
+    Ok(Some(total))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use thiserror::Error;
 
+use super::retention::expire_all;
 use crate::auth::{AuthError, AuthService};
 use crate::model::{Quotas, Tenant, TenantStatus, check_tenant_id, uid_prefix};
 use crate::ports::{
@@ -70,29 +71,6 @@ pub struct Purged {
     pub points: Option<u64>,
     /// Telemetry export files.
     pub exports: usize,
-}
-
-/// Telemetry points deleted per call while purging or expiring.
-pub const EXPIRY_BATCH: usize = 10_000;
-
-/// Deletes the points before `before` under `uid_prefix`, batch by batch.
-pub async fn expire_all(
-    telemetry: &dyn TelemetryStore,
-    uid_prefix: &str,
-    before: Millis,
-) -> Result<Option<u64>, TelemetryError> {
-    let mut total = 0;
-    loop {
-        match telemetry.expire(uid_prefix, before, EXPIRY_BATCH).await? {
-            None => return Ok(None),
-            Some(n) => {
-                total += n;
-                if n < EXPIRY_BATCH as u64 {
-                    return Ok(Some(total));
-                }
-            }
-        }
-    }
 }
 
 pub struct TenantService {
