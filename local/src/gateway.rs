@@ -175,23 +175,28 @@ impl DeviceCa {
                 .map(|bytes| SerialNumber::from_slice(&bytes))
                 .map_err(|_| CrlError::Serial(hex_serial.to_owned()))
         };
-        let mut revoked_certs = Vec::with_capacity(revoked.len() + held.len());
-        for certificate in revoked {
-            revoked_certs.push(RevokedCertParams {
-                serial_number: serial(&certificate.serial)?,
-                revocation_time: at(certificate.revoked_at),
-                reason_code: Some(RevocationReason::Superseded),
-                invalidity_date: None,
-            });
-        }
-        for hex_serial in held {
-            revoked_certs.push(RevokedCertParams {
-                serial_number: serial(hex_serial)?,
-                revocation_time: at(now),
-                reason_code: Some(RevocationReason::CertificateHold),
-                invalidity_date: None,
-            });
-        }
+        let revoked_certs = revoked
+            .iter()
+            .map(|c| {
+                (
+                    c.serial.as_str(),
+                    c.revoked_at,
+                    RevocationReason::Superseded,
+                )
+            })
+            .chain(
+                held.iter()
+                    .map(|s| (s.as_str(), now, RevocationReason::CertificateHold)),
+            )
+            .map(|(hex_serial, when, reason)| {
+                Ok(RevokedCertParams {
+                    serial_number: serial(hex_serial)?,
+                    revocation_time: at(when),
+                    reason_code: Some(reason),
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, CrlError>>()?;
         let this_update = at(now);
         let list = CertificateRevocationListParams {
             this_update,
