@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::error::LocalError;
 use crate::platform;
 
 pub struct BenchOptions {
@@ -55,7 +56,7 @@ fn summary(name: &str, samples: &mut [f64]) -> String {
     )
 }
 
-pub async fn run(options: BenchOptions) -> Result<(), String> {
+pub async fn run(options: BenchOptions) -> Result<(), LocalError> {
     let dir = std::env::temp_dir().join(format!("iot-local-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = Config {
@@ -73,7 +74,7 @@ pub async fn run(options: BenchOptions) -> Result<(), String> {
         config.mqtt.url = url.clone();
         config.mqtt.client_id = format!("iot-local-bench-{}", std::process::id());
     }
-    let running = platform::start(&config).await.map_err(|e| e.to_string())?;
+    let running = platform::start(&config).await?;
 
     // The webhook receiver: latency = arrival - the reading's own time (set at publish).
     let samples = Arc::new(Mutex::new(Samples::default()));
@@ -95,13 +96,12 @@ pub async fn run(options: BenchOptions) -> Result<(), String> {
             }
         }),
     );
+    let receiver = LocalError::part("the bench's webhook receiver");
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
-        .map_err(|e| e.to_string())?;
-    let hook = format!(
-        "http://{}/hook",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+        .and_then(|listener| Ok((listener.local_addr()?, listener)));
+    let (addr, listener) = listener.map_err(receiver)?;
+    let hook = format!("http://{addr}/hook");
     tokio::spawn(async move { axum::serve(listener, app).await });
     provision(&running.services, options.devices, &hook).await?;
 
@@ -111,10 +111,11 @@ pub async fn run(options: BenchOptions) -> Result<(), String> {
             let rest = url
                 .trim_start_matches("mqtt://")
                 .trim_start_matches("tcp://");
-            let (h, p) = rest.rsplit_once(':').ok_or("bad --mqtt-url")?;
-            (h.to_owned(), p.parse().map_err(|_| "bad --mqtt-url port")?)
+            let bad = || LocalError::Invalid(format!("--mqtt-url {url:?}: use mqtt://host:port"));
+            let (h, p) = rest.rsplit_once(':').ok_or_else(bad)?;
+            (h.to_owned(), p.parse().map_err(|_| bad())?)
         }
-        _ => return Err("no broker".into()),
+        _ => return Err(LocalError::Invalid("no broker: give --mqtt-url".into())),
     };
     println!(
         "bench: {} devices, {} msg/s offered for {} s, broker {}",
@@ -165,7 +166,7 @@ async fn provision(
     services: &crate::pipeline::Services,
     devices: usize,
     hook: &str,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     use iot_core::alarm::{AlarmRule, Band, Condition, Debounce, Direction, Level};
     use iot_core::model::{Device, ParserScript, Product, SignalDef};
     use iot_core::notify::{
@@ -173,7 +174,6 @@ async fn provision(
     };
     let catalog = &services.catalog;
     let tenant = "bench";
-    let err = |e: iot_core::ports::StoreError| e.to_string();
     catalog
         .put_product(&Product {
             id: "sensor".into(),
@@ -189,8 +189,7 @@ async fn provision(
                 SignalDef::number("co2"),
             ],
         })
-        .await
-        .map_err(err)?;
+        .await?;
     catalog
         .put_rule(&AlarmRule {
             id: "hot".into(),
@@ -212,8 +211,7 @@ async fn provision(
                 for_ms: 0,
             },
         })
-        .await
-        .map_err(err)?;
+        .await?;
     catalog
         .put_template(&NotificationTemplate {
             id: "t".into(),
@@ -222,8 +220,7 @@ async fn provision(
             subject: String::new(),
             body: r#"{"t": "${time_ms}", "e": "${event}"}"#.into(),
         })
-        .await
-        .map_err(err)?;
+        .await?;
     catalog
         .put_channel(&Channel {
             id: "hook".into(),
@@ -235,8 +232,7 @@ async fn provision(
                 secret_ref: None,
             },
         })
-        .await
-        .map_err(err)?;
+        .await?;
     catalog
         .put_route(&NotificationRoute {
             id: "r".into(),
@@ -247,8 +243,7 @@ async fn provision(
             template_id: "t".into(),
             channel_id: "hook".into(),
         })
-        .await
-        .map_err(err)?;
+        .await?;
     for n in 0..devices {
         let uid = format!("bench-{n:04}");
         catalog
@@ -257,8 +252,7 @@ async fn provision(
                 &iot_core::auth::secret::digest(&bench_secret(&uid)),
                 &iot_core::auth::secret::broker_password_hash(&bench_secret(&uid)),
             )
-            .await
-            .map_err(err)?;
+            .await?;
         catalog
             .put_device(&Device {
                 uid: format!("bench-{n:04}"),
@@ -270,8 +264,7 @@ async fn provision(
                 data_since: 0,
                 gateway_uid: None,
             })
-            .await
-            .map_err(err)?;
+            .await?;
     }
     Ok(())
 }
@@ -289,7 +282,7 @@ async fn device(
     offset: Duration,
     duration: Duration,
     samples: Arc<Mutex<Samples>>,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     let uid = format!("bench-{n:04}");
     let mut options = MqttOptions::new(&uid, host, port);
     options
@@ -328,7 +321,7 @@ async fn device(
                     }
                 }
                 Ok(_) => {}
-                Err(e) => return Err(format!("{uid}: {e}")),
+                Err(e) => return Err(LocalError::part(format!("device {uid}"))(e)),
             },
             // Done once the offered load is sent and every message acknowledged.
             _ = done_check.tick(), if Instant::now() >= end => {

@@ -477,22 +477,31 @@ impl Downlink {
     }
 }
 
+/// Why a connection ends: the peer sent what MQTT does not allow, or the socket failed.
+#[derive(Debug, thiserror::Error)]
+enum WireError {
+    #[error("malformed packet: {0}")]
+    Malformed(rumqttc::Error),
+    #[error("cannot encode a packet: {0}")]
+    Encode(rumqttc::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 async fn read_packet<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
     max_payload: usize,
-) -> Result<Option<Packet>, String> {
+) -> Result<Option<Packet>, WireError> {
     loop {
         match Packet::read(buf, max_payload) {
             Ok(packet) => return Ok(Some(packet)),
             Err(rumqttc::Error::InsufficientBytes(_)) => {}
-            Err(e) => return Err(format!("malformed packet: {e}")),
+            Err(e) => return Err(WireError::Malformed(e)),
         }
         buf.reserve(4096);
-        match stream.read_buf(buf).await {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(None);
         }
     }
 }
@@ -501,10 +510,10 @@ async fn write_packet<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut BytesMut,
     packet: &Packet,
-) -> Result<(), String> {
+) -> Result<(), WireError> {
     out.clear();
-    packet.write(out, usize::MAX).map_err(|e| e.to_string())?;
-    stream.write_all(out).await.map_err(|e| e.to_string())
+    packet.write(out, usize::MAX).map_err(WireError::Encode)?;
+    Ok(stream.write_all(out).await?)
 }
 
 #[cfg(test)]

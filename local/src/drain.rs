@@ -31,24 +31,28 @@ fn backoff(receive_count: u32) -> Duration {
 }
 
 /// A received message: its receipt, how often it was received, and its decoded body.
-struct Taken<T> {
+struct Taken<T, E> {
     seq: i64,
     receive_count: u32,
-    message: Result<T, String>,
+    message: Result<T, E>,
 }
 
 /// A handled message: which device's lane it frees, and whether it succeeded.
-struct Handled {
+struct Handled<E> {
     device: String,
     seq: i64,
     receive_count: u32,
-    result: Result<(), String>,
+    result: Result<(), E>,
 }
 
 /// Runs `handle` on one message.
-async fn run<T, Fut>(handle: impl FnOnce(T) -> Fut, device: String, taken: Taken<T>) -> Handled
+async fn run<T, E, Fut>(
+    handle: impl FnOnce(T) -> Fut,
+    device: String,
+    taken: Taken<T, E>,
+) -> Handled<E>
 where
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
 {
     let result = match taken.message {
         Ok(message) => handle(message).await,
@@ -75,15 +79,16 @@ async fn in_slot<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
 /// writes share commits). Deletes what succeeded, delays what failed (an undecodable message
 /// too, so it ends in the dead-letter queue). When `shutdown` turns true it stops taking
 /// messages, finishes those in hand, deletes them and returns.
-pub async fn drain_queue<T, F, Fut>(
+pub async fn drain_queue<T, E, F, Fut>(
     queue: SqliteQueue,
     mut shutdown: watch::Receiver<bool>,
-    decode: fn(&str) -> Result<T, String>,
+    decode: fn(&str) -> Result<T, E>,
     device: fn(&T) -> &str,
     handle: F,
 ) where
+    E: std::fmt::Display,
     F: Fn(T) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
 {
     let consumer: Consumer = loop {
         match queue.consumer().await {
@@ -98,7 +103,7 @@ pub async fn drain_queue<T, F, Fut>(
         }
     };
     // Devices with a message running, and their messages waiting behind it, in queue order.
-    let mut lanes: HashMap<String, VecDeque<Taken<T>>> = HashMap::new();
+    let mut lanes: HashMap<String, VecDeque<Taken<T, E>>> = HashMap::new();
     let mut running = FuturesUnordered::new();
     let mut in_hand = 0usize;
     let mut handled: Vec<i64> = Vec::new();
@@ -315,7 +320,7 @@ mod tests {
                     async move {
                         handled.lock().map_err(|e| e.to_string())?.push(m.1);
                         if m.1 == 2 {
-                            Err("refused".into())
+                            Err("refused".to_owned())
                         } else {
                             Ok(())
                         }

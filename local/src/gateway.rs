@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 use crate::broker::{Downlink, Identity};
+use crate::error::LocalError;
 
 /// Where the platform's own messages to devices go.
 #[derive(Clone)]
@@ -91,27 +92,28 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
 impl DeviceCa {
     /// Loads `device-ca.key` from the data directory, or makes the CA on the first start
     /// (the key readable by the owner only, the certificate beside it as `device-ca.pem`).
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, String> {
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, LocalError> {
+        const PART: &str = "the device CA";
         let key_path = data_dir.join("device-ca.key");
-        let failed = |e: &dyn std::fmt::Display| format!("the device CA: {e}");
+        let cert_path = data_dir.join("device-ca.pem");
         let key = match std::fs::read_to_string(&key_path) {
-            Ok(pem) => KeyPair::from_pem(&pem).map_err(|e| failed(&e))?,
+            Ok(pem) => KeyPair::from_pem(&pem).map_err(LocalError::part(PART))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| failed(&e))?;
+                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
+                    .map_err(LocalError::part(PART))?;
                 let certificate = ca_params()
                     .and_then(|p| p.self_signed(&key))
-                    .map_err(|e| failed(&e))?;
+                    .map_err(LocalError::part(PART))?;
                 crate::secrets::write_private(&key_path, &key.serialize_pem())
-                    .map_err(|e| failed(&e))?;
-                std::fs::write(data_dir.join("device-ca.pem"), certificate.pem())
-                    .map_err(|e| failed(&e))?;
+                    .map_err(LocalError::file(&key_path))?;
+                std::fs::write(&cert_path, certificate.pem())
+                    .map_err(LocalError::file(&cert_path))?;
                 key
             }
-            Err(e) => return Err(format!("{}: {e}", key_path.display())),
+            Err(e) => return Err(LocalError::file(&key_path)(e)),
         };
-        let pem =
-            std::fs::read_to_string(data_dir.join("device-ca.pem")).map_err(|e| failed(&e))?;
-        let params = ca_params().map_err(|e| failed(&e))?;
+        let pem = std::fs::read_to_string(&cert_path).map_err(LocalError::file(&cert_path))?;
+        let params = ca_params().map_err(LocalError::part(PART))?;
         Ok(Self {
             issuer: Issuer::new(params, key),
             pem,
@@ -386,29 +388,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ca_is_made_once_and_signs_device_certificates() -> Result<(), String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    fn the_ca_is_made_once_and_signs_device_certificates() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
         let ca = DeviceCa::load_or_create(dir.path())?;
-        let ca_pem =
-            std::fs::read_to_string(dir.path().join("device-ca.pem")).map_err(|e| e.to_string())?;
-        let (issued, certificate, key) = ca.issue("dev-1").map_err(|e| e.to_string())?;
+        let ca_pem = std::fs::read_to_string(dir.path().join("device-ca.pem"))?;
+        let (issued, certificate, key) = ca.issue("dev-1")?;
         assert_eq!(issued.certificate_id.len(), 64);
         let serial = issued.serial.clone().unwrap_or_default();
         assert_eq!(serial.len(), 40, "20 bytes: {serial}");
-        let (other, _, _) = ca.issue("dev-1").map_err(|e| e.to_string())?;
+        let (other, _, _) = ca.issue("dev-1")?;
         assert_ne!(other.serial, issued.serial, "a serial per certificate");
-        let list = ca
-            .revocation_list(
-                &[RevokedCertificate {
-                    uid: "dev-1".into(),
-                    certificate_id: issued.certificate_id.clone(),
-                    serial,
-                    revoked_at: 1_795_435_200_000,
-                }],
-                &[other.serial.unwrap_or_default()],
-                1_795_435_200_000,
-            )
-            .map_err(|e| e.to_string())?;
+        let list = ca.revocation_list(
+            &[RevokedCertificate {
+                uid: "dev-1".into(),
+                certificate_id: issued.certificate_id.clone(),
+                serial,
+                revoked_at: 1_795_435_200_000,
+            }],
+            &[other.serial.unwrap_or_default()],
+            1_795_435_200_000,
+        )?;
         assert!(list.starts_with("-----BEGIN X509 CRL-----"), "{list}");
         let bad = ca.revocation_list(&[], &["not hex".into()], 0);
         assert!(matches!(bad, Err(CrlError::Serial(_))));
@@ -416,14 +416,12 @@ mod tests {
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
         // A second start reuses the CA; the key stays private.
         DeviceCa::load_or_create(dir.path())?;
-        let again =
-            std::fs::read_to_string(dir.path().join("device-ca.pem")).map_err(|e| e.to_string())?;
+        let again = std::fs::read_to_string(dir.path().join("device-ca.pem"))?;
         assert_eq!(ca_pem, again);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("device-ca.key"))
-                .map_err(|e| e.to_string())?
+            let mode = std::fs::metadata(dir.path().join("device-ca.key"))?
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);

@@ -7,6 +7,7 @@ pub mod config;
 pub mod counters;
 pub mod demo;
 pub mod drain;
+pub mod error;
 pub mod gateway;
 pub mod mosquitto;
 mod mqtt_tls;

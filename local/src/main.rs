@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use iot_local::config::{Config, DEFAULT_CONFIG};
+use iot_local::error::LocalError;
 use iot_local::{bench, demo, platform, secrets, sim};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,9 +119,8 @@ enum Command {
     },
 }
 
-fn load(overrides: &Overrides) -> Result<Config, String> {
-    let mut config =
-        Config::load(overrides.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+fn load(overrides: &Overrides) -> Result<Config, LocalError> {
+    let mut config = Config::load(overrides.config.as_deref(), std::env::vars())?;
     if let Some(dir) = &overrides.data_dir {
         config.data_dir = dir.clone();
     }
@@ -148,15 +148,16 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn split_url(url: &str) -> Result<(String, u16), String> {
+fn split_url(url: &str) -> Result<(String, u16), LocalError> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("{url:?}: use mqtt://host:port"))?;
+        .ok_or_else(|| LocalError::Invalid(format!("{url:?}: use mqtt://host:port")))?;
     match rest.trim_end_matches('/').rsplit_once(':') {
         Some((host, port)) => Ok((
             host.to_owned(),
-            port.parse().map_err(|_| format!("{url:?}: bad port"))?,
+            port.parse()
+                .map_err(|_| LocalError::Invalid(format!("{url:?}: bad port")))?,
         )),
         None => Ok((rest.to_owned(), 1883)),
     }
@@ -168,10 +169,10 @@ async fn up(
     devices: usize,
     rate: f64,
     webhook: Option<String>,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     let config = load(&overrides)?;
     init_logging(&config.log.level);
-    let running = platform::start(&config).await.map_err(|e| e.to_string())?;
+    let running = platform::start(&config).await?;
     let api = format!("http://{}", running.http_addr);
     println!(
         "iot-local is running (data in {})",
@@ -212,7 +213,7 @@ async fn up(
             &key,
         )
         .await
-        .map_err(|e| format!("installing the demo: {e}"))?;
+        .map_err(LocalError::part("installing the demo"))?;
         let (host, port) = match running.mqtt_addr {
             Some(addr) => (addr.ip().to_string(), addr.port()),
             None => split_url(&config.mqtt.url)?,
@@ -259,7 +260,7 @@ async fn mosquitto_config(
     overrides: &Overrides,
     out: &std::path::Path,
     listen: &iot_local::mosquitto::Listen,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     let config = load(overrides)?;
     let files = iot_local::mosquitto::from_platform(&config, out, listen).await?;
     let (bind, port) = (&listen.bind, listen.port);

@@ -24,28 +24,30 @@ use iot_core::repo::{Catalog, IssuedCertificate};
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::error::LocalError;
+
 /// The platform's own user on the external broker.
 pub const PLATFORM_USER: &str = "iot-platform";
 const PLATFORM_PASSWORD: &str = "mosquitto-platform.password";
 
 /// The platform's password on the external broker, if `mosquitto-config` made one.
-pub fn platform_password(data_dir: &Path) -> Result<Option<String>, String> {
+pub fn platform_password(data_dir: &Path) -> Result<Option<String>, LocalError> {
     let path = data_dir.join(PLATFORM_PASSWORD);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(text.trim().to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(LocalError::file(&path)(e)),
     }
 }
 
-fn platform_password_or_create(data_dir: &Path) -> Result<String, String> {
+fn platform_password_or_create(data_dir: &Path) -> Result<String, LocalError> {
     if let Some(password) = platform_password(data_dir)? {
         return Ok(password);
     }
     let password = random_token(32);
     let path = data_dir.join(PLATFORM_PASSWORD);
     crate::secrets::write_private(&path, &format!("{password}\n"))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(LocalError::file(&path))?;
     Ok(password)
 }
 
@@ -191,7 +193,7 @@ async fn tls_files(
     data_dir: &Path,
     bind: &str,
     held: &[String],
-) -> Result<Vec<(&'static str, String)>, String> {
+) -> Result<Vec<(&'static str, String)>, LocalError> {
     let ca = crate::gateway::DeviceCa::load_or_create(data_dir)?;
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let loopback_or_any = bind
@@ -202,14 +204,11 @@ async fn tls_files(
     }
     let (cert, key) = ca
         .issue_server(&names)
-        .map_err(|e| format!("the server certificate: {e}"))?;
-    let revoked = catalog
-        .revoked_certificates()
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(LocalError::part("the server certificate"))?;
+    let revoked = catalog.revoked_certificates().await?;
     let crl = ca
         .revocation_list(&revoked, held, SystemClock.now_ms())
-        .map_err(|e| e.to_string())?;
+        .map_err(LocalError::part("the revocation list"))?;
     Ok(vec![
         (CA_FILE, ca.pem().to_owned()),
         (SERVER_CERT_FILE, cert),
@@ -227,8 +226,8 @@ pub async fn write_config(
     suspended: &[String],
     out: &Path,
     listen: &Listen,
-) -> Result<BrokerFiles, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+) -> Result<BrokerFiles, LocalError> {
+    std::fs::create_dir_all(out).map_err(LocalError::file(out))?;
     let platform = platform_password_or_create(data_dir)?;
     let files = broker_files(
         catalog,
@@ -236,9 +235,8 @@ pub async fn write_config(
         suspended,
         &broker_password_hash(&platform),
     )
-    .await
-    .map_err(|e| e.to_string())?;
-    let out = std::fs::canonicalize(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    .await?;
+    let out = std::fs::canonicalize(out).map_err(LocalError::file(out))?;
     let mut written = match listen.tls_port {
         Some(_) => tls_files(catalog, data_dir, &listen.bind, &files.held).await?,
         None => Vec::new(),
@@ -257,7 +255,7 @@ pub async fn write_config(
         let _ = std::fs::remove_file(&next);
         crate::secrets::write_private(&next, text)
             .and_then(|()| std::fs::rename(&next, &path))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(LocalError::file(&path))?;
     }
     Ok(files)
 }
@@ -269,21 +267,21 @@ pub async fn from_platform(
     config: &crate::config::Config,
     out: &Path,
     listen: &Listen,
-) -> Result<BrokerFiles, String> {
+) -> Result<BrokerFiles, LocalError> {
     let path = config.data_dir.join("iot.db");
     if !path.exists() {
-        return Err(format!(
+        return Err(LocalError::Invalid(format!(
             "{} does not exist: start the platform once (`iot-local up`) first",
             path.display()
-        ));
+        )));
     }
-    let db = iot_embedded::sqlite::Database::open(&path).map_err(|e| e.to_string())?;
+    let db = iot_embedded::sqlite::Database::open(&path)?;
     let catalog = Catalog::new(std::sync::Arc::new(
         iot_embedded::sqlite::SqliteMetaStore::new(db),
     ));
     let mut tenants = vec![config.tenant.clone()];
     let mut suspended = Vec::new();
-    let managed = catalog.tenants().await.map_err(|e| e.to_string())?;
+    let managed = catalog.tenants().await?;
     // A suspended or deleted tenant's devices and applications sign in nowhere.
     for tenant in managed.into_iter().filter(|t| t.id != config.tenant) {
         match tenant.status {

@@ -10,25 +10,28 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
+use crate::error::LocalError;
 use crate::gateway::DeviceCa;
 
 /// The acceptor: a server certificate of the device CA for `names`, and client certificates
 /// required and checked against the same CA.
-pub fn acceptor(ca: &DeviceCa, names: &[String]) -> Result<TlsAcceptor, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("the MQTT TLS listener: {e}");
+pub fn acceptor(ca: &DeviceCa, names: &[String]) -> Result<TlsAcceptor, LocalError> {
+    const PART: &str = "the MQTT TLS listener";
     let mut roots = RootCertStore::empty();
-    let ca_der = CertificateDer::from_pem_slice(ca.pem().as_bytes()).map_err(|e| failed(&e))?;
-    roots.add(ca_der).map_err(|e| failed(&e))?;
+    let ca_der =
+        CertificateDer::from_pem_slice(ca.pem().as_bytes()).map_err(LocalError::part(PART))?;
+    roots.add(ca_der).map_err(LocalError::part(PART))?;
     let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
         .build()
-        .map_err(|e| failed(&e))?;
-    let (cert_pem, key_pem) = ca.issue_server(names).map_err(|e| failed(&e))?;
-    let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| failed(&e))?];
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| failed(&e))?;
+        .map_err(LocalError::part(PART))?;
+    let (cert_pem, key_pem) = ca.issue_server(names).map_err(LocalError::part(PART))?;
+    let chain =
+        vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(LocalError::part(PART))?];
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(LocalError::part(PART))?;
     let config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| failed(&e))?;
+        .map_err(LocalError::part(PART))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::drain::drain_queue;
+use crate::error::LocalError;
 
 pub struct Services {
     pub db: Database,
@@ -47,8 +48,8 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn build(config: &Config, data_dir: &Path) -> Result<Self, String> {
-        let db = Database::open(&data_dir.join("iot.db")).map_err(|e| e.to_string())?;
+    pub fn build(config: &Config, data_dir: &Path) -> Result<Self, LocalError> {
+        let db = Database::open(&data_dir.join("iot.db"))?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ttl = config.pipeline.cache_ttl_ms.max(0);
         let catalog = Catalog::new(Arc::new(SqliteMetaStore::new(db.clone())));
@@ -56,8 +57,8 @@ impl Services {
         let alarm_queue = SqliteQueue::new(db.clone(), ALARM_REQUESTS_QUEUE, clock.clone());
         let event_queue = SqliteQueue::new(db.clone(), ALARM_EVENTS_TOPIC, clock.clone());
         let bus = QueueBus::default().subscribe(ALARM_EVENTS_TOPIC, event_queue.clone());
-        let dead_letters =
-            Arc::new(FsBlobStore::new(data_dir.join("blobs")).map_err(|e| e.to_string())?);
+        let blobs = data_dir.join("blobs");
+        let dead_letters = Arc::new(FsBlobStore::new(&blobs).map_err(LocalError::file(&blobs))?);
         let ingest = Ingest::new(
             catalog.clone(),
             telemetry.clone(),
@@ -77,7 +78,7 @@ impl Services {
         let outbound = config
             .pipeline
             .outbound_policy()
-            .map_err(|e| format!("pipeline.outbound_allow: {e}"))?;
+            .map_err(|e| LocalError::Invalid(format!("pipeline.outbound_allow: {e}")))?;
         let webhook = WebhookNotifier::new(
             Duration::from_millis(config.pipeline.webhook_timeout_ms),
             outbound.clone(),
@@ -198,12 +199,33 @@ impl DeviceIngest for LocalDeviceIngest {
     }
 }
 
+/// Why a queued alarm request or transition was not handled: it is tried again after a
+/// back-off, and after the queue's receive limit it is a dead letter.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error("unreadable {what}: {source}")]
+    Unreadable {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Alarm(#[from] iot_core::usecase::AlarmServiceError),
+    #[error(transparent)]
+    Notify(#[from] iot_core::usecase::NotifyServiceError),
+}
+
+impl WorkError {
+    fn unreadable(what: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
+        move |source| Self::Unreadable { what, source }
+    }
+}
+
 /// Evaluates alarm requests, each device's in order; transitions go to the event queue.
 pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.alarm_queue.clone();
     let decode = |body: &str| {
-        serde_json::from_str::<AlarmRequest>(body)
-            .map_err(|e| format!("unreadable alarm request: {e}"))
+        serde_json::from_str::<AlarmRequest>(body).map_err(WorkError::unreadable("alarm request"))
     };
     drain_queue(
         queue,
@@ -213,12 +235,8 @@ pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<boo
         |request| {
             let services = services.clone();
             async move {
-                services
-                    .alarms
-                    .evaluate(&request)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                services.alarms.evaluate(&request).await?;
+                Ok(())
             }
         },
     )
@@ -229,10 +247,9 @@ pub async fn alarm_worker(services: Arc<Services>, shutdown: watch::Receiver<boo
 pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bool>) {
     let queue = services.event_queue.clone();
     let decode = |body: &str| {
-        let event: BusEvent =
-            serde_json::from_str(body).map_err(|e| format!("unreadable event: {e}"))?;
+        let event: BusEvent = serde_json::from_str(body).map_err(WorkError::unreadable("event"))?;
         serde_json::from_str::<AlarmTransition>(&event.body)
-            .map_err(|e| format!("unreadable alarm transition: {e}"))
+            .map_err(WorkError::unreadable("alarm transition"))
     };
     drain_queue(
         queue,
@@ -242,12 +259,8 @@ pub async fn notify_worker(services: Arc<Services>, shutdown: watch::Receiver<bo
         |transition| {
             let services = services.clone();
             async move {
-                services
-                    .notify
-                    .notify(&transition)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                services.notify.notify(&transition).await?;
+                Ok(())
             }
         },
     )

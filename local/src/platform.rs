@@ -35,8 +35,8 @@ use crate::secrets;
 pub enum StartError {
     #[error("the data directory {path} is not usable: {reason}")]
     DataDir { path: String, reason: String },
-    #[error("cannot open the database: {0}")]
-    Database(String),
+    #[error("cannot open the platform's stores: {0}")]
+    Services(#[source] Box<crate::error::LocalError>),
     #[error(
         "{what} port {port} on {host} is in use or not allowed ({reason}); choose another with {flag}"
     )]
@@ -53,10 +53,18 @@ pub enum StartError {
     BrokerUrl(String),
     #[error("cannot set up authentication: {0}")]
     Auth(String),
+    #[error("cannot read the platform's secrets: {0}")]
+    Secrets(#[source] Box<crate::error::LocalError>),
     #[error("cannot set up {0}")]
-    DeviceCa(String),
+    DeviceCa(#[source] Box<crate::error::LocalError>),
     #[error("mqtt.bind {0:?} is not an IP address, e.g. 127.0.0.1 or 0.0.0.0")]
     BindAddress(String),
+}
+
+impl StartError {
+    fn secrets(e: crate::error::LocalError) -> Self {
+        Self::Secrets(Box::new(e))
+    }
 }
 
 /// A running platform; [`Running::shutdown`] stops it cleanly.
@@ -161,8 +169,8 @@ async fn build_auth(
     config: &Config,
     services: &Services,
 ) -> Result<(Arc<AuthService>, Option<String>), StartError> {
-    let signing = secrets::signing_keys(&config.data_dir).map_err(StartError::Auth)?;
-    let sealing = secrets::sealing_keys(&config.data_dir).map_err(StartError::Auth)?;
+    let signing = secrets::signing_keys(&config.data_dir).map_err(StartError::secrets)?;
+    let sealing = secrets::sealing_keys(&config.data_dir).map_err(StartError::secrets)?;
     let keys = TokenKeys::new(&key_ring(&signing), &key_ring(&sealing))
         .map_err(|e| StartError::Auth(e.to_string()))?;
     let settings = AuthSettings {
@@ -182,7 +190,7 @@ async fn build_auth(
     );
     let (password, generated) =
         secrets::admin_password(&config.data_dir, &config.auth.admin_password)
-            .map_err(StartError::Auth)?;
+            .map_err(StartError::secrets)?;
     let created = auth
         .bootstrap_tenant(&config.tenant, &config.auth.admin_user, &password)
         .await
@@ -194,7 +202,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let data_dir = config.data_dir.clone();
     prepare_data_dir(&data_dir)?;
     let prometheus = prometheus().clone();
-    let services = Arc::new(Services::build(config, &data_dir).map_err(StartError::Database)?);
+    let services = Arc::new(
+        Services::build(config, &data_dir).map_err(|e| StartError::Services(Box::new(e)))?,
+    );
     let http = bind(config.http.port, "the HTTP", "--http-port").await?;
     let http_addr = http.local_addr().map_err(|e| StartError::Port {
         what: "the HTTP",
@@ -206,7 +216,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let ca = DeviceCa::load_or_create(&data_dir).map_err(StartError::DeviceCa)?;
+    let ca = DeviceCa::load_or_create(&data_dir).map_err(|e| StartError::DeviceCa(Box::new(e)))?;
     let (mqtt_addr, mqtts_addr, link) = if config.mqtt.url.is_empty() {
         let host: IpAddr = config
             .mqtt
@@ -229,7 +239,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         if !host.is_unspecified() && !host.is_loopback() {
             names.push(host.to_string());
         }
-        let acceptor = crate::mqtt_tls::acceptor(&ca, &names).map_err(StartError::DeviceCa)?;
+        let acceptor = crate::mqtt_tls::acceptor(&ca, &names)
+            .map_err(|e| StartError::DeviceCa(Box::new(e)))?;
         let broker = Broker::new(services.clone(), config.mqtt.max_payload);
         let link = DeviceLink::Embedded(broker.downlink());
         tasks.spawn(
@@ -347,7 +358,7 @@ async fn connect_external(
     let mut options = MqttOptions::new(&config.mqtt.client_id, host, port);
     // Signed in as `mosquitto-config` set the broker up, if it did.
     if let Some(password) =
-        crate::mosquitto::platform_password(&config.data_dir).map_err(StartError::Auth)?
+        crate::mosquitto::platform_password(&config.data_dir).map_err(StartError::secrets)?
     {
         options.set_credentials(crate::mosquitto::PLATFORM_USER, password);
     }

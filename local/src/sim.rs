@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::demo::{device_uid, is_binary};
+use crate::error::LocalError;
 
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -105,11 +106,11 @@ fn now_ms() -> i64 {
 }
 
 /// Runs the simulation; returns the counters when the duration is over.
-pub async fn run(options: SimOptions) -> Result<Arc<SimCounters>, String> {
+pub async fn run(options: SimOptions) -> Result<Arc<SimCounters>, LocalError> {
     let counters = Arc::new(SimCounters::default());
     let per_device = options.rate / options.devices.max(1) as f64;
     if per_device <= 0.0 {
-        return Err("the rate must be > 0".into());
+        return Err(LocalError::Invalid("the rate must be > 0".into()));
     }
     let period = Duration::from_secs_f64(1.0 / per_device);
     let started = Instant::now();
@@ -134,7 +135,7 @@ async fn device(
     period: Duration,
     started: Instant,
     counters: Arc<SimCounters>,
-) -> Result<(), String> {
+) -> Result<(), LocalError> {
     let uid = device_uid(n);
     let mut mqtt = MqttOptions::new(&uid, &options.host, options.port);
     mqtt.set_keep_alive(Duration::from_secs(30))
@@ -175,7 +176,8 @@ async fn device(
                     connected = false;
                     failures += 1;
                     if failures == 10 {
-                        return Err(format!("device {uid} cannot reach {}:{}: {e}", options.host, options.port));
+                        let part = format!("device {uid} cannot reach {}:{}", options.host, options.port);
+                        return Err(LocalError::part(part)(e));
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use crate::alarm::alarm_bus;
 use crate::device_gateway::LazyIotGateway;
 use crate::env::{self, EnvError};
+use crate::start::StartError;
 use crate::stores::{TelemetryBackend, meta_store};
 
 /// The IAM actions this function uses (`template.yaml` grants exactly these; a test compares).
@@ -149,7 +150,7 @@ impl ApiConfig {
 }
 
 /// The API's router on the AWS adapters.
-pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, String> {
+pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let catalog = Catalog::new(meta_store(&dynamodb, &config.meta_table));
@@ -257,15 +258,18 @@ async fn client_addr(mut request: axum::extract::Request) -> axum::extract::Requ
     request
 }
 
-async fn secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, String> {
+async fn secret(client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, StartError> {
     client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| format!("reading secret {arn}: {}", describe(&e)))?
+        .map_err(|e| StartError::Secret {
+            arn: arn.to_owned(),
+            reason: describe(&e),
+        })?
         .secret_string
-        .ok_or_else(|| format!("secret {arn} has no string value"))
+        .ok_or_else(|| StartError::EmptySecret(arn.to_owned()))
 }
 
 /// The token service on the signing and sealing keys from Secrets Manager; on the first start, the default
@@ -275,22 +279,16 @@ async fn build_auth(
     config: &ApiConfig,
     catalog: &Catalog,
     clock: Arc<dyn Clock>,
-) -> Result<AuthService, String> {
+) -> Result<AuthService, StartError> {
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
     // Two services, two connections: asked at once, the cold start waits for one round trip.
-    let policy = async {
-        catalog
-            .policy(&config.default_tenant)
-            .await
-            .map_err(|e| e.to_string())
-    };
+    let policy = async { Ok(catalog.policy(&config.default_tenant).await?) };
     let (signing, sealing, policy) = tokio::try_join!(
         secret(&secrets, &config.signing_key_secret_arn),
         secret(&secrets, &config.totp_key_secret_arn),
         policy
     )?;
-    let keys =
-        TokenKeys::new(&key_ring(&signing), &key_ring(&sealing)).map_err(|e| e.to_string())?;
+    let keys = TokenKeys::new(&key_ring(&signing), &key_ring(&sealing))?;
     let jwks = HttpJwks::new(std::time::Duration::from_secs(5), config.outbound.clone());
     let auth = AuthService::new(catalog.clone(), clock, keys, AuthSettings::default())
         .with_jwks(Arc::new(jwks));
@@ -298,7 +296,7 @@ async fn build_auth(
         let password = secret(&secrets, &config.admin_password_secret_arn).await?;
         auth.bootstrap_tenant(&config.default_tenant, "admin", &password)
             .await
-            .map_err(|e| format!("creating the first administrator: {e}"))?;
+            .map_err(StartError::Bootstrap)?;
     }
     Ok(auth)
 }

@@ -114,7 +114,10 @@ fn summary(outcome: IngestOutcome) -> Value {
 }
 
 impl IngestFunction {
-    pub async fn new(sdk: &SdkConfig, config: &IngestConfig) -> Result<Self, String> {
+    pub async fn new(
+        sdk: &SdkConfig,
+        config: &IngestConfig,
+    ) -> Result<Self, crate::start::StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let meta = meta_store(&dynamodb, &config.meta_table);

@@ -14,6 +14,7 @@ pub mod device_gateway;
 pub mod env;
 pub mod ingest;
 pub mod notify;
+pub mod start;
 pub mod stats;
 pub mod stores;
 

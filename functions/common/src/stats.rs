@@ -50,7 +50,10 @@ pub struct StatsFunction {
 }
 
 impl StatsFunction {
-    pub async fn new(sdk: &SdkConfig, config: &StatsConfig) -> Result<Self, String> {
+    pub async fn new(
+        sdk: &SdkConfig,
+        config: &StatsConfig,
+    ) -> Result<Self, crate::start::StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let service = StatsService::new(

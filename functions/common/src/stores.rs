@@ -49,7 +49,7 @@ impl TelemetryBackend {
         &self,
         sdk: &SdkConfig,
         dynamodb: &aws_sdk_dynamodb::Client,
-    ) -> Result<Arc<dyn TelemetryStore>, String> {
+    ) -> Result<Arc<dyn TelemetryStore>, iot_aws::timestream::DiscoveryError> {
         Ok(match self {
             Self::DynamoDb {
                 table,

@@ -3,7 +3,7 @@
 //! the API into a request amplifier.
 
 use async_trait::async_trait;
-use iot_core::auth::oidc::JwksSource;
+use iot_core::auth::oidc::{JwksError, JwksSource};
 use iot_core::outbound::OutboundPolicy;
 use iot_notify::outbound::{guarded_client, read_limited};
 use jsonwebtoken::jwk::JwkSet;
@@ -44,12 +44,12 @@ impl HttpJwks {
         }
     }
 
-    fn client(&self) -> Result<&reqwest::Client, String> {
+    fn client(&self, uri: &str) -> Result<&reqwest::Client, JwksError> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
         let client = guarded_client(self.policy.clone(), self.timeout)
-            .map_err(|e| format!("the HTTPS client: {e}"))?;
+            .map_err(|e| JwksError::new(uri, format!("the HTTPS client: {e}")))?;
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -71,28 +71,31 @@ impl HttpJwks {
 
 #[async_trait]
 impl JwksSource for HttpJwks {
-    async fn jwks(&self, uri: &str, refresh: bool) -> Result<JwkSet, String> {
+    async fn jwks(&self, uri: &str, refresh: bool) -> Result<JwkSet, JwksError> {
         if let Some(set) = self.cached(uri, refresh) {
             return Ok(set);
         }
         // An address in the URL never reaches the guarded resolver: checked here.
         self.policy
             .check_url(uri)
-            .map_err(|e| format!("{uri}: {e}"))?;
+            .map_err(|e| JwksError::new(uri, e))?;
         let response = self
-            .client()?
+            .client(uri)?
             .get(uri)
             .send()
             .await
-            .map_err(|e| format!("{uri}: {e}"))?;
+            .map_err(|e| JwksError::new(uri, e))?;
         if !response.status().is_success() {
-            return Err(format!("{uri} answered {}", response.status()));
+            return Err(JwksError::new(
+                uri,
+                format!("answered {}", response.status()),
+            ));
         }
         let body = read_limited(response, MAX_BYTES)
             .await
-            .map_err(|e| format!("{uri}: {e}"))?;
-        let set: JwkSet =
-            serde_json::from_slice(&body).map_err(|e| format!("{uri} is not a JWK set: {e}"))?;
+            .map_err(|e| JwksError::new(uri, e))?;
+        let set: JwkSet = serde_json::from_slice(&body)
+            .map_err(|e| JwksError::new(uri, format!("not a JWK set: {e}")))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let forced_at = cache.get(uri).and_then(|c| c.forced_at);
         cache.insert(

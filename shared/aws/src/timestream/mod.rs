@@ -33,22 +33,40 @@ pub type QueryClient = aws_sdk_timestreamquery::Client;
 /// The WriteRecords limit.
 pub const MAX_RECORDS_PER_WRITE: usize = 100;
 
+/// Timestream's endpoint discovery failed (the account or region may lack Timestream).
+#[derive(Debug, thiserror::Error)]
+#[error("Timestream {side} endpoint discovery: {reason}")]
+pub struct DiscoveryError {
+    pub side: &'static str,
+    pub reason: String,
+}
+
 /// Builds both clients. On AWS, endpoint discovery is enabled and its reload tasks run for as
 /// long as the clients live.
-pub async fn clients(config: &aws_config::SdkConfig) -> Result<(WriteClient, QueryClient), String> {
+pub async fn clients(
+    config: &aws_config::SdkConfig,
+) -> Result<(WriteClient, QueryClient), DiscoveryError> {
     let write = WriteClient::new(config);
     let query = QueryClient::new(config);
     if crate::config::uses_custom_endpoint(config) {
         return Ok((write, query));
     }
-    let (write, reload_write) = write
-        .with_endpoint_discovery_enabled()
-        .await
-        .map_err(|e| format!("Timestream write endpoint discovery: {e}"))?;
-    let (query, reload_query) = query
-        .with_endpoint_discovery_enabled()
-        .await
-        .map_err(|e| format!("Timestream query endpoint discovery: {e}"))?;
+    let (write, reload_write) =
+        write
+            .with_endpoint_discovery_enabled()
+            .await
+            .map_err(|e| DiscoveryError {
+                side: "write",
+                reason: e.to_string(),
+            })?;
+    let (query, reload_query) =
+        query
+            .with_endpoint_discovery_enabled()
+            .await
+            .map_err(|e| DiscoveryError {
+                side: "query",
+                reason: e.to_string(),
+            })?;
     tokio::spawn(reload_write.reload_task());
     tokio::spawn(reload_query.reload_task());
     Ok((write, query))

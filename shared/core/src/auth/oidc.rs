@@ -74,7 +74,24 @@ impl OidcProvider {
 #[async_trait]
 pub trait JwksSource: Send + Sync {
     /// The key set at `uri`; `refresh` skips any cache (a token named a key not in it).
-    async fn jwks(&self, uri: &str, refresh: bool) -> Result<JwkSet, String>;
+    async fn jwks(&self, uri: &str, refresh: bool) -> Result<JwkSet, JwksError>;
+}
+
+/// A key set that could not be read: where from, and why.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{uri}: {reason}")]
+pub struct JwksError {
+    pub uri: String,
+    pub reason: String,
+}
+
+impl JwksError {
+    pub fn new(uri: &str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            uri: uri.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -84,7 +101,7 @@ pub enum OidcError {
     #[error("the ID token has expired; sign in at the identity provider again")]
     Expired,
     #[error("the identity provider's keys could not be read: {0}")]
-    Keys(String),
+    Keys(#[from] JwksError),
 }
 
 /// Asymmetric algorithms only: a provider never shares a secret with us, and accepting HS256
@@ -124,7 +141,12 @@ pub fn validate_id_token(
     .ok_or_else(|| {
         OidcError::Invalid("it is signed by a key the provider does not publish".into())
     })?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| OidcError::Keys(e.to_string()))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+        OidcError::Keys(JwksError::new(
+            &provider.jwks_uri,
+            format!("a key cannot be used: {e}"),
+        ))
+    })?;
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[provider.issuer.as_str()]);
     validation.set_audience(&[provider.client_id.as_str()]);

@@ -34,14 +34,14 @@ impl AuthService {
         let keys = jwks
             .jwks(&provider.jwks_uri, false)
             .await
-            .map_err(OidcError::Keys)?;
+            .map_err(OidcError::from)?;
         let claims = match validate_id_token(id_token, &provider, &keys, now) {
             // A key the cached set lacks: the provider may have rotated; read it again, once.
             Err(OidcError::Invalid(why)) if why.contains("does not publish") => {
                 let keys = jwks
                     .jwks(&provider.jwks_uri, true)
                     .await
-                    .map_err(OidcError::Keys)?;
+                    .map_err(OidcError::from)?;
                 validate_id_token(id_token, &provider, &keys, now)?
             }
             other => other?,
