@@ -714,3 +714,62 @@ async fn a_rotated_signing_secret_keeps_tokens_of_the_previous_key() -> TestResu
     assert_eq!(devices(&dropped, &new_token).await?.0, 200);
     Ok(())
 }
+
+/// `infra/smoke`, the post-deploy check, against the functions on the emulator: the API
+/// function's router served over HTTP as API Gateway would, the ingest, alarm and notify
+/// functions fed by their queues as the event source mappings would. The device publishes
+/// through `POST /v1/ingest`, since the emulator has no IoT rules engine to carry a message
+/// from the IoT data endpoint (`--via iot-data` on a real stack).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_post_deploy_smoke_test_passes_against_the_functions() -> TestResult {
+    let stack = Stack::create().await?;
+    let router = iot_functions::api::router(&stack.sdk, &stack.api_config()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
+    let alarm = AlarmFunction::new(&stack.sdk, &stack.alarm_config());
+    let notify = NotifyFunction::new(&stack.sdk, &stack.notify_config());
+    let functions = async {
+        let failed: Result<(), Error> = async {
+            loop {
+                pump!(stack, stack.ingest_queue, |e| ingest.handle(e));
+                pump!(stack, stack.alarm_queue, |e: Value| async {
+                    let event: iot_functions::SqsEvent = serde_json::from_value(e)?;
+                    Ok::<_, Error>(serde_json::to_value(alarm.handle(event).await?)?)
+                });
+                pump!(stack, stack.notify_queue, |e: Value| async {
+                    let event: iot_functions::SqsEvent = serde_json::from_value(e)?;
+                    Ok::<_, Error>(serde_json::to_value(notify.handle(event).await?)?)
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        .await;
+        failed
+    };
+    let options = iot_smoke::SmokeOptions {
+        api,
+        tenant: Some("acme".into()),
+        username: "admin".into(),
+        password: iot_e2e::aws::STACK_ADMIN_PASSWORD.into(),
+        department: "smoke".into(),
+        via: iot_smoke::Via::Http,
+        step_timeout: Duration::from_secs(30),
+        run: "emulator".into(),
+    };
+    let steps = tokio::select! {
+        steps = iot_smoke::run(&options) => steps?,
+        failed = functions => return Err(format!("a function failed: {failed:?}").into()),
+    };
+    let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names[3].contains("cleared"), "{names:?}");
+    // The run deleted what it made.
+    let catalog = Catalog::new(iot_functions::stores::meta_store(
+        &aws_sdk_dynamodb::Client::new(&stack.sdk),
+        &stack.meta_table,
+    ));
+    assert!(catalog.device("smoke-emulator").await?.is_none());
+    Ok(())
+}

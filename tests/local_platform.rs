@@ -317,6 +317,8 @@ async fn the_platform_works_end_to_end_on_the_embedded_broker() -> TestResult {
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
     full_flow(&api, &other, broker, dir.path()).await?;
     dashboards_name_what_the_platform_exports(&api).await?;
+    api_dashboards_read_routes_that_answer(&api).await?;
+    the_post_deploy_smoke_test_passes(running.http_addr, broker).await?;
 
     // A restart loses nothing that was acknowledged.
     running.shutdown().await;
@@ -542,12 +544,92 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
     Ok(())
 }
 
+/// Every panel of `infra/grafana/api` calls a route of this platform that answers, for the
+/// device of the flow above, JSON where the panel looks: its root, and in it the fields its
+/// columns name.
+async fn api_dashboards_read_routes_that_answer(api: &Api) -> TestResult {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/api");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let (from, to) = ((now - 6 * 3_600_000).to_string(), now.to_string());
+    let mut rows_checked = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        for panel in dashboard["panels"].as_array().ok_or("no panels")? {
+            for target in panel["targets"]
+                .as_array()
+                .ok_or("a panel without targets")?
+            {
+                let fill = |text: &str| {
+                    text.replace("${device}", "air-1")
+                        .replace("${signal}", "temperature")
+                        .replace("${__from}", &from)
+                        .replace("${__to}", &to)
+                };
+                let url = fill(target["url"].as_str().ok_or("a target without url")?);
+                let (status, answer) = api.get(&url).await?;
+                assert_eq!(status, 200, "{}: GET {url}: {answer}", path.display());
+                let root_selector = fill(target["root_selector"].as_str().unwrap_or_default());
+                let root = root_selector
+                    .split('.')
+                    .filter(|s| !s.is_empty())
+                    .fold(&answer, |value, key| &value[key]);
+                let rows = match root {
+                    Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                    Value::Object(_) => vec![root],
+                    other => return Err(format!("GET {url}: {root_selector} is {other}").into()),
+                };
+                for row in rows {
+                    for column in target["columns"].as_array().ok_or("no columns")? {
+                        let selector = column["selector"].as_str().unwrap_or_default();
+                        assert!(
+                            row.get(selector).is_some(),
+                            "GET {url}: no {selector} in {row}"
+                        );
+                    }
+                    rows_checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        rows_checked >= 5,
+        "the API dashboards found almost nothing: {rows_checked} rows"
+    );
+    Ok(())
+}
+
+/// `infra/smoke` against this platform, its device publishing over MQTT with its token.
+async fn the_post_deploy_smoke_test_passes(http: SocketAddr, broker: SocketAddr) -> TestResult {
+    let options = iot_smoke::SmokeOptions {
+        api: format!("http://{http}"),
+        tenant: Some("acme".into()),
+        username: "admin".into(),
+        password: iot_e2e::ADMIN_PASSWORD.into(),
+        department: "smoke".into(),
+        via: iot_smoke::Via::Mqtt {
+            host: broker.ip().to_string(),
+            port: broker.port(),
+        },
+        step_timeout: Duration::from_secs(20),
+        run: "local".into(),
+    };
+    let steps = iot_smoke::run(&options).await?;
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    let api = Api::new(http).await?;
+    let (status, _) = api.get("/v1/devices/smoke-local").await?;
+    assert_eq!(status, 404, "the run deletes what it made");
+    Ok(())
+}
+
 /// Every metric the Grafana dashboards in `infra/grafana` name is one the core or iot-local
 /// defines, or one this platform exported during the flow above; and what the core counts on every message is
 /// among them.
 async fn dashboards_name_what_the_platform_exports(api: &Api) -> TestResult {
     let exported = api.metrics().await?;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/prometheus");
     let mut named = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();

@@ -199,4 +199,73 @@ mod tests {
             "{sql}"
         );
     }
+
+    /// The Grafana dashboards in `infra/grafana/timestream` query this table's shape: the
+    /// reading measure, the dimensions it has, signals only as quoted columns, and a time filter
+    /// so no panel scans the whole table.
+    #[test]
+    fn the_timestream_dashboards_query_the_tables_shape() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infra/grafana/timestream"
+        );
+        let mut queries = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let dashboard: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(entry?.path())?)?;
+            let variables = dashboard["templating"]["list"]
+                .as_array()
+                .ok_or("no templating")?;
+            let panels = dashboard["panels"].as_array().ok_or("no panels")?;
+            queries.extend(
+                variables
+                    .iter()
+                    .filter_map(|v| v["query"].as_str())
+                    .filter(|q| q.starts_with("SELECT"))
+                    .map(str::to_owned),
+            );
+            for panel in panels {
+                for target in panel["targets"]
+                    .as_array()
+                    .ok_or("a panel without targets")?
+                {
+                    queries.push(
+                        target["rawQuery"]
+                            .as_str()
+                            .ok_or("a target without rawQuery")?
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        assert!(queries.len() >= 8, "{queries:?}");
+        let measure = format!("measure_name = {}", literal(MEASURE_NAME));
+        for sql in &queries {
+            assert!(sql.contains("FROM \"$__database\".\"$__table\""), "{sql}");
+            assert!(sql.contains(&measure), "{sql}");
+            assert!(
+                sql.contains("$__timeFilter") || sql.contains("ago("),
+                "no time filter: {sql}"
+            );
+            // Quoted identifiers: the table's macros or the signal variable.
+            for (n, quoted) in sql.split('"').enumerate() {
+                if n % 2 == 1 {
+                    assert!(
+                        ["$__database", "$__table", "${signal}"].contains(&quoted),
+                        "{quoted} in {sql}"
+                    );
+                }
+            }
+            // Compared columns: dimensions only.
+            for (at, _) in sql.match_indices(" = ") {
+                let column = sql[..at].rsplit(' ').next().unwrap_or_default();
+                assert!(
+                    RESERVED_COLUMNS.contains(&column),
+                    "{column} compared in {sql}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
