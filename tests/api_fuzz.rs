@@ -3,7 +3,7 @@
 //! running platform as its administrator, and as a department-scoped operator. It fails on any 5xx, on a response whose body or
 //! content type the document does not describe, and on an undocumented status.
 
-use iot_e2e::{Api, Error, TestResult, start_platform, tenant_admin, tenant_user};
+use iot_tests::{Api, Error, TestResult, start_platform, tenant_admin, tenant_user};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;

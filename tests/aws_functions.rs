@@ -8,13 +8,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use iot_core::repo::Catalog;
-use iot_e2e::aws::{CallRecorder, Queue, Stack, start_rule_bridge};
-use iot_e2e::{Device, Error, Mosquitto, TestResult, WebhookReceiver, eventually};
 use iot_functions::alarm::AlarmFunction;
 use iot_functions::backup::BackupFunction;
 use iot_functions::ingest::IngestFunction;
 use iot_functions::notify::NotifyFunction;
 use iot_functions::stats::StatsFunction;
+use iot_tests::aws::{CallRecorder, Queue, Stack, start_rule_bridge};
+use iot_tests::{Device, Error, Mosquitto, TestResult, WebhookReceiver, eventually};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -752,7 +752,7 @@ async fn the_post_deploy_smoke_test_passes_against_the_functions() -> TestResult
         api,
         tenant: Some("acme".into()),
         username: "admin".into(),
-        password: iot_e2e::aws::STACK_ADMIN_PASSWORD.into(),
+        password: iot_tests::aws::STACK_ADMIN_PASSWORD.into(),
         department: "smoke".into(),
         via: iot_smoke::Via::Http,
         step_timeout: Duration::from_secs(30),

@@ -1,12 +1,12 @@
 //! Trust boundaries held over HTTP against the running platform: what one tenant, department
 //! or role can reach of what is not its own.
 
-use iot_e2e::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
-use iot_e2e::{
+use iot_local::platform::Running;
+use iot_tests::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
+use iot_tests::{
     Api, Device, Error, TestResult, air_product, device_token, eventually, start_platform,
     tenant_admin, tenant_user,
 };
-use iot_local::platform::Running;
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -525,7 +525,7 @@ async fn nobody_grants_or_acts_on_rights_beyond_their_own() -> TestResult {
     ] {
         assert_eq!(status, 403, "{problem}");
     }
-    Api::login(running.http_addr, "acme", "ada", iot_e2e::USER_PASSWORD).await?;
+    Api::login(running.http_addr, "acme", "ada", iot_tests::USER_PASSWORD).await?;
     let (_, ada) = admin.get("/v1/users/ada").await?;
     assert_eq!(ada["roles"], json!(["admin"]));
 

@@ -1,11 +1,11 @@
 //! Who reads what from the brokers: application credentials on the embedded broker, and the
 //! password file and ACL `iot-local mosquitto-config` writes for Mosquitto.
 
-use iot_e2e::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
-use iot_e2e::{
+use iot_local::mosquitto::Listen;
+use iot_tests::mqtt::{TlsSession, connect_as, ended_without_puback, next_suback, received_topics};
+use iot_tests::{
     Api, Device, Error, TestResult, air_product, start_platform, tenant_admin, tenant_user,
 };
-use iot_local::mosquitto::Listen;
 use rumqttc::{ConnectReturnCode, QoS, SubscribeReasonCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -178,13 +178,13 @@ async fn managed_tenant(
     let (status, answer) = operator
         .post(
             "/v1/platform/tenants",
-            &json!({ "id": id, "name": id, "admin_user": "boss", "admin_password": iot_e2e::USER_PASSWORD }),
+            &json!({ "id": id, "name": id, "admin_user": "boss", "admin_password": iot_tests::USER_PASSWORD }),
         )
         .await?;
     if status != 201 {
         return Err(format!("creating {id}: {status} {answer}").into());
     }
-    Api::login(running.http_addr, id, "boss", iot_e2e::USER_PASSWORD).await
+    Api::login(running.http_addr, id, "boss", iot_tests::USER_PASSWORD).await
 }
 
 /// Publishes `payload` to `topic` at QoS 1 as a signed-in client.
@@ -268,14 +268,14 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
     .await?;
     let globex = managed_tenant(&running, &acme, "globex").await?;
     fleet(&globex, "globex_g-1").await?;
-    let a1 = iot_e2e::device_token(&acme, "a-1").await?;
-    let a2 = iot_e2e::device_token(&acme, "a-2").await?;
-    let g1 = iot_e2e::device_token(&globex, "globex_g-1").await?;
+    let a1 = iot_tests::device_token(&acme, "a-1").await?;
+    let a2 = iot_tests::device_token(&acme, "a-2").await?;
+    let g1 = iot_tests::device_token(&globex, "globex_g-1").await?;
     let (app, app_password) = app_credential(&acme, "dashboard").await?;
     running.shutdown().await;
 
     // What an operator runs: the files, then Mosquitto on them, then the platform on it.
-    let port = iot_e2e::free_port()?;
+    let port = iot_tests::free_port()?;
     let out = dir.path().join("mosquitto");
     let config = iot_local::config::Config {
         data_dir: dir.path().to_path_buf(),
@@ -285,7 +285,7 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
     let listen = plain(port);
     let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     assert_eq!((files.devices, files.applications), (3, 1));
-    let mosquitto = iot_e2e::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
+    let mosquitto = iot_tests::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
     let broker = mosquitto.addr();
     let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
     let acme = Api::new(running.http_addr).await?;
@@ -313,7 +313,7 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
         READING,
     )
     .await?;
-    iot_e2e::eventually("a-1's reading", Duration::from_secs(15), || async {
+    iot_tests::eventually("a-1's reading", Duration::from_secs(15), || async {
         Ok(latest_has(&acme, "a-1", "21.5").await?.then_some(()))
     })
     .await?;
@@ -337,7 +337,7 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
         READING,
     )
     .await?;
-    iot_e2e::eventually("a-2's reading", Duration::from_secs(15), || async {
+    iot_tests::eventually("a-2's reading", Duration::from_secs(15), || async {
         Ok(latest_has(&acme, "a-2", "22.5").await?.then_some(()))
     })
     .await?;
@@ -395,14 +395,14 @@ async fn the_generated_mosquitto_files_hold_each_identity_to_its_own_topics() ->
         &json!({ "uid": "a-3", "identification_code": "a-3", "product_id": "air", "department_id": "ops" }),
     )
     .await?;
-    let a3 = iot_e2e::device_token(&acme, "a-3").await?;
+    let a3 = iot_tests::device_token(&acme, "a-3").await?;
     assert_eq!(
         connect_as(broker, "a-3", Some(("a-3", &a3))).await?.err(),
         Some(ConnectReturnCode::NotAuthorized)
     );
     iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     mosquitto.reload()?;
-    iot_e2e::eventually("a-3 to sign in", Duration::from_secs(10), || async {
+    iot_tests::eventually("a-3 to sign in", Duration::from_secs(10), || async {
         Ok(connect_as(broker, "a-3", Some(("a-3", &a3)))
             .await?
             .ok()
@@ -466,7 +466,7 @@ async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_on
     let g1 = certificate(&globex, "globex_g-1").await?;
     running.shutdown().await;
 
-    let (port, tls_port) = (iot_e2e::free_port()?, iot_e2e::free_port()?);
+    let (port, tls_port) = (iot_tests::free_port()?, iot_tests::free_port()?);
     let out = dir.path().join("mosquitto");
     let config = iot_local::config::Config {
         data_dir: dir.path().to_path_buf(),
@@ -479,7 +479,7 @@ async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_on
     };
     let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     assert_eq!(files.devices, 2, "each device by its certificate alone");
-    let mosquitto = iot_e2e::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
+    let mosquitto = iot_tests::Mosquitto::with_config(&out.join("mosquitto.conf"), port).await?;
     let tls = SocketAddr::from(([127, 0, 0, 1], tls_port));
     let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
     let acme = Api::new(running.http_addr).await?;
@@ -487,14 +487,20 @@ async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_on
 
     // The certificate signs a-1 in, and what it sends on its own topic is stored; what it
     // sends for another tenant's device is dropped.
-    let globex = Api::login(running.http_addr, "globex", "boss", iot_e2e::USER_PASSWORD).await?;
+    let globex = Api::login(
+        running.http_addr,
+        "globex",
+        "boss",
+        iot_tests::USER_PASSWORD,
+    )
+    .await?;
     assert!(
         tls_reading(tls, &ca, &first, "globex_g-1", "66.5")
             .await?
             .is_ok()
     );
     assert_eq!(tls_reading(tls, &ca, &first, "a-1", "31.5").await?, Ok(()));
-    iot_e2e::eventually(
+    iot_tests::eventually(
         "a-1's reading over TLS",
         Duration::from_secs(15),
         || async { Ok(latest_has(&acme, "a-1", "31.5").await?.then_some(())) },
@@ -531,7 +537,7 @@ async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_on
     let files = iot_local::mosquitto::from_platform(&config, &out, &listen).await?;
     assert_eq!(files.held.len(), 1, "g-1's certificate is held");
     mosquitto.reload()?;
-    iot_e2e::eventually(
+    iot_tests::eventually(
         "the first certificate to be refused",
         Duration::from_secs(10),
         || async {
@@ -543,7 +549,7 @@ async fn mosquittos_tls_listener_admits_current_certificates_of_the_device_ca_on
     )
     .await?;
     assert_eq!(tls_reading(tls, &ca, &second, "a-1", "32.5").await?, Ok(()));
-    iot_e2e::eventually(
+    iot_tests::eventually(
         "a-1's reading by its new certificate",
         Duration::from_secs(15),
         || async { Ok(latest_has(&acme, "a-1", "32.5").await?.then_some(())) },

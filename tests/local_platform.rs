@@ -2,11 +2,11 @@
 //! over MQTT (the embedded broker, or a real Mosquitto), everything is checked through the
 //! HTTP API, a webhook receiver and `/metrics`.
 
-use iot_e2e::{
+use iot_local::platform::StartError;
+use iot_tests::{
     Api, Device, Error, Mosquitto, TestResult, WebhookReceiver, counter, eventually, free_port,
     start_platform, tenant_admin,
 };
-use iot_local::platform::StartError;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -607,7 +607,7 @@ async fn the_post_deploy_smoke_test_passes(http: SocketAddr, broker: SocketAddr)
         api: format!("http://{http}"),
         tenant: Some("acme".into()),
         username: "admin".into(),
-        password: iot_e2e::ADMIN_PASSWORD.into(),
+        password: iot_tests::ADMIN_PASSWORD.into(),
         department: "smoke".into(),
         via: iot_smoke::Via::Mqtt {
             host: broker.ip().to_string(),

@@ -3,8 +3,8 @@
 //! of globex's shows in any answer, nothing of it changes (read back as its owner), and no
 //! route answers with a server error. A route added without an entry here fails the test.
 
-use iot_e2e::{Api, Error, JSON_SENSOR, TestResult, device_token, eventually, start_platform};
 use iot_local::platform::Running;
+use iot_tests::{Api, Error, JSON_SENSOR, TestResult, device_token, eventually, start_platform};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;

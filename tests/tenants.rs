@@ -2,12 +2,12 @@
 //! operator (the administrator of the platform's own tenant, `acme` here) creates, limits,
 //! suspends and deletes them; a uid deleted and created again is a new device.
 
-use iot_e2e::mqtt::{connect_as, ended_without_puback};
-use iot_e2e::{
+use iot_local::platform::Running;
+use iot_tests::mqtt::{connect_as, ended_without_puback};
+use iot_tests::{
     Api, Error, TestResult, air_product, device_token, eventually, start_platform,
     start_platform_with, tenant_admin, tenant_user,
 };
-use iot_local::platform::Running;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet};
 use serde_json::{Value, json};
 use std::net::SocketAddr;

@@ -1,5 +1,9 @@
 //! `iot-local`: the whole platform on one machine, without AWS. The binary's commands are
 //! thin; everything is here so the end-to-end tests start the platform in-process.
+//!
+//! In a message's flow: [`broker`] reads the PUBLISH, `sessions` commits it through
+//! [`pipeline::Services::handle`] before the PUBACK, and [`drain`] runs the alarm and notify
+//! workers on the durable queues.
 
 pub mod bench;
 pub mod broker;

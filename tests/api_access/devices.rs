@@ -329,7 +329,7 @@ async fn devices_are_provisioned_configured_and_commanded_through_the_api() -> T
         .await?;
     eventually("the rejected report counted", WAIT, || async {
         let metrics = admin.metrics().await?;
-        Ok((iot_e2e::counter(&metrics, "shadow_updates_rejected_total") >= 1.0).then_some(()))
+        Ok((iot_tests::counter(&metrics, "shadow_updates_rejected_total") >= 1.0).then_some(()))
     })
     .await?;
     let (_, shadow) = admin.get("/v1/devices/air-1/shadow").await?;

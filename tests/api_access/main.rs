@@ -14,11 +14,11 @@ mod tokens;
 use iot_core::auth::TokenKeys;
 use iot_core::auth::mfa::TotpEnrollment;
 use iot_core::auth::token::{AUDIENCE, AccessClaims, ISSUER};
-use iot_e2e::{
+use iot_local::platform::Running;
+use iot_tests::{
     ADMIN_PASSWORD, Api, Device, Error, TestResult, USER_PASSWORD, air_product, device_token,
     eventually, start_platform, tenant_admin, tenant_user,
 };
-use iot_local::platform::Running;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -40,7 +40,7 @@ async fn totp_enrollment_login_recovery_and_a_tenant_that_requires_it() -> TestR
         .put("/v1/settings", &json!({ "require_mfa": true }))
         .await?;
     assert_eq!(status, 422, "{problem}");
-    let admin = enroll_and_log_in(&admin, "admin", iot_e2e::ADMIN_PASSWORD).await?;
+    let admin = enroll_and_log_in(&admin, "admin", iot_tests::ADMIN_PASSWORD).await?;
     let (status, settings) = admin
         .put("/v1/settings", &json!({ "require_mfa": true }))
         .await?;

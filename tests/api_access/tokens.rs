@@ -203,7 +203,7 @@ async fn rotated_keys_sign_anew_without_signing_anyone_out() -> TestResult {
     let (_, step) = anonymous
         .post(
             "/v1/auth/login",
-            &json!({ "tenant": "acme", "username": "bob", "password": iot_e2e::USER_PASSWORD }),
+            &json!({ "tenant": "acme", "username": "bob", "password": iot_tests::USER_PASSWORD }),
         )
         .await?;
     let next_step = TotpEnrollment {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::openapi::Page;
 
-/// The authenticated caller of a request, put there by the guard ([`crate::guard`]).
+/// The authenticated caller of a request, put there by the guard (`crate::guard`).
 #[derive(Clone)]
 pub struct Caller(pub Arc<Principal>);
 

@@ -1,6 +1,9 @@
 //! `iot-api`: the platform's HTTP API as one axum [`Router`], so the API Lambda and `iot-local`
 //! serve the very same routes. Handlers are thin: they read input, call the core, and map errors
 //! to problem details ([`error`]).
+//!
+//! Beside a message's flow: devices may enter it through `POST /v1/ingest` ([`device_ingest`]);
+//! operators read what it stored and act on its alarms.
 
 pub mod audit;
 mod described;

@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 description of the API, generated from the handlers' `#[utoipa::path]`
-//! attributes (see [`crate::described`]: a route cannot exist without its description), and
+//! attributes (see `crate::described`: a route cannot exist without its description), and
 //! served at `/openapi.json`.
 
 use utoipa::openapi::security::{

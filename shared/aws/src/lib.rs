@@ -1,5 +1,8 @@
 //! `iot-aws`: the platform's ports on AWS, with the AWS SDK for Rust. Clients are built once per
 //! process from [`config::load`]; `AWS_ENDPOINT_URL` points them at an emulator in tests.
+//!
+//! In a message's flow on AWS: records into DynamoDB or Timestream, alarm requests onto SQS,
+//! transitions onto SNS, dead letters into S3.
 
 pub mod batch;
 pub mod config;

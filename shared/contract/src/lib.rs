@@ -2,6 +2,8 @@
 //! `tests/` run each check against every backend (in memory, SQLite, and AWS on an emulator),
 //! so the adapters cannot drift apart. A check returns an error describing the first
 //! difference.
+//!
+//! Not in a message's flow: these checks keep each step's adapters alike on every backend.
 
 pub use iot_core;
 

@@ -1,5 +1,9 @@
 //! `iot-core`: the domain, the engines and the use cases of the IoT platform.
 //!
+//! In a message's flow: [`usecase::Ingest`] parses and stores it, [`usecase::AlarmService`]
+//! evaluates its alarm requests, and [`usecase::NotifyService`] delivers the transitions; each
+//! is called by an adapter's loop (`iot-local`) or a Lambda handler (`iot-functions`).
+//!
 //! This crate knows no AWS, no SQLite and no HTTP server. Everything outside the process is reached
 //! through the traits in [`ports`]; adapters live in other crates (`iot-aws`, `iot-embedded`).
 //!

@@ -1,6 +1,8 @@
 //! `iot-notify`: notifiers that need no AWS, shared by the notify Lambda and `iot-local`:
 //! webhooks over HTTP, the console (for SNS channels on one machine), and a router that sends
 //! each delivery through the notifier of its channel's kind.
+//!
+//! The last step of a message's flow: a transition's deliveries, by channel.
 
 use async_trait::async_trait;
 use iot_core::notify::{ChannelKind, Delivery};

@@ -182,7 +182,7 @@ pub const MAX_AGGREGATED_POINTS: usize = 1_000_000;
 
 impl AggregateQuery {
     /// The range query that reads this aggregate's points, oldest first: one more than
-    /// [`MAX_AGGREGATED_POINTS`], so a window over the bound is told, not cut.
+    /// `MAX_AGGREGATED_POINTS`, so a window over the bound is told, not cut.
     pub fn range(&self) -> RangeQuery {
         RangeQuery {
             device_uid: self.device_uid.clone(),

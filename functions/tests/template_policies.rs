@@ -32,7 +32,7 @@ fn used_actions(binary: &str) -> Option<&'static [&'static str]> {
 }
 
 fn template() -> Result<Value, Error> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
     Ok(serde_norway::from_str(&std::fs::read_to_string(path)?)?)
 }
 

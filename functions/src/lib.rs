@@ -4,6 +4,9 @@
 //! AWS expects (partial batch failures for SQS). The binaries in `functions/*` are thin: they
 //! build one handler from the environment at cold start and run it.
 //!
+//! In a message's flow: [`ingest`], then [`alarm`], then [`notify`], one function each, joined
+//! by SQS and SNS; [`api`], [`stats`] and [`backup`] stand beside it.
+//!
 //! Handlers take their configuration as a value, so tests build them against the emulator
 //! with the same code the binaries run.
 
