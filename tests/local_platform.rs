@@ -548,50 +548,40 @@ async fn start_up_problems_are_reported_clearly() -> TestResult {
 /// device of the flow above, JSON where the panel looks: its root, and in it the fields its
 /// columns name.
 async fn api_dashboards_read_routes_that_answer(api: &Api) -> TestResult {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/api");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis();
     let (from, to) = ((now - 6 * 3_600_000).to_string(), now.to_string());
     let mut rows_checked = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        for panel in dashboard["panels"].as_array().ok_or("no panels")? {
-            for target in panel["targets"]
-                .as_array()
-                .ok_or("a panel without targets")?
-            {
-                let fill = |text: &str| {
-                    text.replace("${device}", "air-1")
-                        .replace("${signal}", "temperature")
-                        .replace("${__from}", &from)
-                        .replace("${__to}", &to)
-                };
-                let url = fill(target["url"].as_str().ok_or("a target without url")?);
-                let (status, answer) = api.get(&url).await?;
-                assert_eq!(status, 200, "{}: GET {url}: {answer}", path.display());
-                let root_selector = fill(target["root_selector"].as_str().unwrap_or_default());
-                let root = root_selector
-                    .split('.')
-                    .filter(|s| !s.is_empty())
-                    .fold(&answer, |value, key| &value[key]);
-                let rows = match root {
-                    Value::Array(items) => items.iter().collect::<Vec<_>>(),
-                    Value::Object(_) => vec![root],
-                    other => return Err(format!("GET {url}: {root_selector} is {other}").into()),
-                };
-                for row in rows {
-                    for column in target["columns"].as_array().ok_or("no columns")? {
-                        let selector = column["selector"].as_str().unwrap_or_default();
-                        assert!(
-                            row.get(selector).is_some(),
-                            "GET {url}: no {selector} in {row}"
-                        );
-                    }
-                    rows_checked += 1;
-                }
+    for (path, target) in dashboard_targets("api")? {
+        let fill = |text: &str| {
+            text.replace("${device}", "air-1")
+                .replace("${signal}", "temperature")
+                .replace("${__from}", &from)
+                .replace("${__to}", &to)
+        };
+        let url = fill(target["url"].as_str().ok_or("a target without url")?);
+        let (status, answer) = api.get(&url).await?;
+        assert_eq!(status, 200, "{}: GET {url}: {answer}", path.display());
+        let root_selector = fill(target["root_selector"].as_str().unwrap_or_default());
+        let root = root_selector
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .fold(&answer, |value, key| &value[key]);
+        let rows = match root {
+            Value::Array(items) => items.iter().collect::<Vec<_>>(),
+            Value::Object(_) => vec![root],
+            other => return Err(format!("GET {url}: {root_selector} is {other}").into()),
+        };
+        for row in rows {
+            for column in target["columns"].as_array().ok_or("no columns")? {
+                let selector = column["selector"].as_str().unwrap_or_default();
+                assert!(
+                    row.get(selector).is_some(),
+                    "GET {url}: no {selector} in {row}"
+                );
             }
+            rows_checked += 1;
         }
     }
     assert!(
@@ -629,20 +619,10 @@ async fn the_post_deploy_smoke_test_passes(http: SocketAddr, broker: SocketAddr)
 /// among them.
 async fn dashboards_name_what_the_platform_exports(api: &Api) -> TestResult {
     let exported = api.metrics().await?;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/prometheus");
     let mut named = std::collections::BTreeSet::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-        for panel in dashboard["panels"].as_array().ok_or("no panels")? {
-            for target in panel["targets"]
-                .as_array()
-                .ok_or("a panel without targets")?
-            {
-                let expr = target["expr"].as_str().ok_or("a target without expr")?;
-                named.extend(metric_names(expr));
-            }
-        }
+    for (_, target) in dashboard_targets("prometheus")? {
+        let expr = target["expr"].as_str().ok_or("a target without expr")?;
+        named.extend(metric_names(expr));
     }
     assert!(!named.is_empty(), "no dashboard names a metric");
     for name in &named {
@@ -665,6 +645,25 @@ async fn dashboards_name_what_the_platform_exports(api: &Api) -> TestResult {
         );
     }
     Ok(())
+}
+
+/// Every panel target of the dashboards in `infra/grafana/{folder}`, with its file.
+fn dashboard_targets(folder: &str) -> Result<Vec<(std::path::PathBuf, Value)>, Error> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/grafana")
+        .join(folder);
+    let mut targets = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        for panel in dashboard["panels"].as_array().ok_or("no panels")? {
+            let panel_targets = panel["targets"]
+                .as_array()
+                .ok_or("a panel without targets")?;
+            targets.extend(panel_targets.iter().map(|t| (path.clone(), t.clone())));
+        }
+    }
+    Ok(targets)
 }
 
 /// The metric names in a PromQL expression: the words ending in `_total`, `_bucket`,
