@@ -1,6 +1,6 @@
 //! Who may call what.
 
-use crate::{TestResult, admin, api, call, fleet};
+use crate::{TestResult, admin, api, call, fleet, login};
 use serde_json::json;
 
 #[tokio::test]
@@ -42,12 +42,9 @@ async fn roles_and_departments_bound_what_a_user_reaches() -> TestResult {
         let (status, answer) = admin(&router, &token, "POST", path, Some(body)).await?;
         assert_eq!(status, 201, "{path}: {answer}");
     }
-    let login = json!({ "username": "vera", "password": "a viewer password" });
-    let (status, tokens) = call(&router, "POST", "/v1/auth/login", None, Some(login)).await?;
-    assert_eq!(status, 200, "{tokens}");
     let viewer = format!(
         "Bearer {}",
-        tokens["access_token"].as_str().ok_or("no token")?
+        login(&router, "vera", "a viewer password").await?
     );
 
     let (status, devices) = call(&router, "GET", "/v1/devices", Some(&viewer), None).await?;

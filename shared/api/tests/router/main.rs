@@ -1,14 +1,19 @@
 //! The API router on its own: driven with tower's `oneshot` over the core's in-memory ports,
 //! with no server, broker or database. A small in-memory pipeline stands behind
-//! `POST /v1/ingest` (the core's ingest, then its alarm service on what ingest queued), so a
-//! device's reading reaches the alarm routes. `tests/` at the workspace root keeps the true
+//! `POST /v1/ingest` (the core's ingest, its alarm service on what ingest queued, then the
+//! notify service with the in-system notifier on what alarms published), so a device's
+//! reading reaches the alarm routes and the users' inboxes. `tests/` at the workspace root keeps the true
 //! end-to-end runs. One module per part of the API.
 
 mod access;
 mod alarms;
+mod audit;
 mod devices;
+mod notify;
 mod products;
+mod stats;
 mod telemetry;
+mod users;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -16,7 +21,7 @@ use axum::body::Body;
 use axum::http::Request;
 use iot_api::device_ingest::{DeviceIngest, IngestReceipt, SubmitError};
 use iot_api::{ApiState, app};
-use iot_core::alarm::AlarmEvaluator;
+use iot_core::alarm::{AlarmEvaluator, AlarmTransition};
 use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
@@ -28,7 +33,8 @@ use iot_core::ports::memory::{
 use iot_core::repo::Catalog;
 use iot_core::stats::StatsEngine;
 use iot_core::usecase::{
-    AlarmRequest, AlarmService, InboundMessage, Ingest, IngestOutcome, StatsService,
+    ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService, InboundMessage, InboxNotifier, Ingest,
+    IngestOutcome, NotifyService, StatsService,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -40,11 +46,14 @@ pub const NOW: i64 = 1_795_435_200_000;
 pub const PASSWORD: &str = "admin password 1";
 const SCRIPT: &str = include_str!("../../../../examples/products/json-sensor.rhai");
 
-/// Ingest as the platform does it, then the alarm service on what it queued, at once.
+/// Ingest as the platform does it, the alarm service on what it queued, then notification
+/// of what the alarms published, at once.
 struct InMemoryPipeline {
     ingest: Ingest,
     queue: Arc<MemoryQueue>,
     alarms: Arc<AlarmService>,
+    bus: Arc<MemoryEventBus>,
+    notify: NotifyService,
 }
 
 #[async_trait]
@@ -61,6 +70,14 @@ impl DeviceIngest for InMemoryPipeline {
                 .await
                 .map_err(|e| SubmitError::Queue(e.to_string()))?;
         }
+        for event in self.bus.drain() {
+            assert_eq!(event.topic, ALARM_EVENTS_TOPIC);
+            let transition: AlarmTransition = serde_json::from_str(&event.body)?;
+            self.notify
+                .notify(&transition)
+                .await
+                .map_err(|e| SubmitError::Queue(e.to_string()))?;
+        }
         Ok(receipt)
     }
 }
@@ -70,9 +87,10 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
     let clock = Arc::new(ManualClock::new(NOW));
     let catalog = Catalog::new(Arc::new(MemoryMetaStore::with_clock(clock.clone())));
     let telemetry = Arc::new(MemoryTelemetry::default());
+    let bus = Arc::new(MemoryEventBus::default());
     let alarms = Arc::new(AlarmService::new(
         catalog.clone(),
-        Arc::new(MemoryEventBus::default()),
+        bus.clone(),
         clock.clone(),
         AlarmEvaluator::default(),
     ));
@@ -92,6 +110,11 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
         AuthSettings::default(),
     ));
     auth.bootstrap_tenant("acme", "admin", PASSWORD).await?;
+    let notify = NotifyService::new(
+        catalog.clone(),
+        Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),
+        clock.clone(),
+    );
     let state = ApiState {
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
@@ -112,6 +135,8 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
             ingest,
             queue,
             alarms,
+            bus,
+            notify,
         }),
         default_tenant: "acme".into(),
         audit_retention_ms: 365 * iot_core::time::DAY,
@@ -122,20 +147,22 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
         outbound: Default::default(),
     };
     let router = app(Arc::new(state));
-    let (status, tokens) = call(
-        &router,
-        "POST",
-        "/v1/auth/login",
-        None,
-        Some(json!({ "username": "admin", "password": PASSWORD })),
-    )
-    .await?;
-    assert_eq!(status, 200, "{tokens}");
-    let token = tokens["access_token"]
-        .as_str()
-        .ok_or("no token")?
-        .to_owned();
+    let token = login(&router, "admin", PASSWORD).await?;
     Ok((router, token))
+}
+
+/// Signs in: the access token, or the answer's status and body as the error.
+pub async fn login(
+    router: &Router,
+    username: &str,
+    password: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let body = json!({ "username": username, "password": password });
+    let (status, tokens) = call(router, "POST", "/v1/auth/login", None, Some(body)).await?;
+    match tokens["access_token"].as_str() {
+        Some(token) if status == 200 => Ok(token.to_owned()),
+        _ => Err(format!("sign-in of {username}: {status} {tokens}").into()),
+    }
 }
 
 /// One request through the router: the status and the JSON answer (`null` if none).
@@ -146,6 +173,21 @@ pub async fn call(
     authorization: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    let (status, bytes) = call_raw(router, method, path, authorization, body).await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// One request through the router: the status and the answer's bytes.
+pub async fn call_raw(
+    router: &Router,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -157,10 +199,7 @@ pub async fn call(
     let response = router.clone().oneshot(request.body(body)?).await?;
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+    Ok((status, bytes.to_vec()))
 }
 
 /// An administrator's request.

@@ -1,6 +1,6 @@
-//! The telemetry routes over what a device sent: latest, range, aggregate.
+//! The telemetry routes over what a device sent: latest, range, aggregate, export.
 
-use crate::{NOW, TestResult, admin, api, call, fleet};
+use crate::{NOW, TestResult, admin, api, call, call_raw, fleet};
 use serde_json::json;
 
 #[tokio::test]
@@ -51,5 +51,54 @@ async fn what_a_device_sent_is_read_back_latest_by_range_and_aggregated() -> Tes
     let backwards = format!("/v1/devices/air-1/telemetry?from={}&to={NOW}", NOW + 1);
     let (status, problem) = admin(&router, &token, "GET", &backwards, None).await?;
     assert_eq!(status, 400, "{problem}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_export_writes_the_chosen_signals_as_csv_to_download() -> TestResult {
+    let (router, token) = api().await?;
+    let device = format!("Device {}", fleet(&router, &token).await?);
+    for (offset_s, temp) in [(0, 20.5), (10, 22.0)] {
+        let reading = json!({ "ts": NOW / 1000 + offset_s, "temp": temp, "hum": 40, "co2": 600 });
+        let (status, receipt) =
+            call(&router, "POST", "/v1/ingest", Some(&device), Some(reading)).await?;
+        assert_eq!(status, 200, "{receipt}");
+    }
+    let body = json!({ "format": "csv", "signals": ["temperature"],
+                       "from": NOW.to_string(), "to": (NOW + 60_000).to_string() });
+    let (status, export) = admin(
+        &router,
+        &token,
+        "POST",
+        "/v1/devices/air-1/export",
+        Some(body),
+    )
+    .await?;
+    assert_eq!(status, 201, "{export}");
+    assert_eq!(export["points"], 2, "{export}");
+    let url = export["download_url"].as_str().ok_or("no download_url")?;
+    let (status, csv) =
+        call_raw(&router, "GET", url, Some(&format!("Bearer {token}")), None).await?;
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv)?;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "time,time_ms,signal,value", "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(
+        rows[1].ends_with(&format!(",{NOW},temperature,20.5")),
+        "{csv}"
+    );
+    let (status, _) = call_raw(&router, "GET", url, None, None).await?;
+    assert_eq!(status, 401, "the download needs the token too");
+    let bad = json!({ "format": "xlsx" });
+    let (status, problem) = admin(
+        &router,
+        &token,
+        "POST",
+        "/v1/devices/air-1/export",
+        Some(bad),
+    )
+    .await?;
+    assert_eq!(status, 422, "{problem}");
     Ok(())
 }
