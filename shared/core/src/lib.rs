@@ -12,6 +12,7 @@
 //! - [`parse`]: payload to records, by product script or native JSON mapping.
 //! - [`alarm`]: graded threshold bands, joint rules and the alarm state machine.
 //! - [`stats`]: scheduled statistics (CRON, lead time, calculation script).
+//! - [`ota`]: firmware packages, rollouts and their executions, with the rules of AWS IoT Jobs.
 //! - [`template`] and [`notify`]: `${var}` templates and notification channels.
 //! - [`auth`]: passwords, tokens, sessions, RBAC with domains, departments, audit entries.
 //! - [`usecase`]: ingest, alarm evaluation, notification, statistics run, dry-run.
@@ -22,6 +23,7 @@ pub mod counters;
 pub mod idempotency;
 pub mod model;
 pub mod notify;
+pub mod ota;
 pub mod outbound;
 pub mod parse;
 pub mod ports;
