@@ -16,12 +16,12 @@ use iot_core::auth::{AuthService, AuthSettings, TokenKeys};
 use iot_core::notify::ChannelTargets;
 use iot_core::outbound::OutboundPolicy;
 use iot_core::parse::Parser;
-use iot_core::ports::{Clock, SystemClock};
+use iot_core::ports::{Clock, DeviceGateway, SystemClock};
 use iot_core::repo::Catalog;
 use iot_core::stats::StatsEngine;
 use iot_core::time::DAY;
 use iot_core::usecase::InboundMessage;
-use iot_core::usecase::{AlarmService, StatsService};
+use iot_core::usecase::{AlarmService, OtaService, StatsService};
 use lambda_http::request::RequestContext;
 use std::sync::Arc;
 
@@ -114,6 +114,10 @@ pub struct ApiConfig {
     pub thing_group_prefix: String,
     /// The deny-all IoT policy a suspended tenant's thing group gets.
     pub suspended_policy_name: String,
+    /// Firmware images are uploaded to this bucket, under `firmware/`.
+    pub firmware_bucket: String,
+    /// The role IoT Jobs assumes to presign firmware downloads.
+    pub ota_presign_role_arn: String,
     /// The SNS topics and push endpoints channels may name (`SNS_ARN_PREFIX`,
     /// `RESOURCE_PREFIX`; see `iot_core::notify::ChannelTargets`).
     pub channel_targets: ChannelTargets,
@@ -140,6 +144,8 @@ impl ApiConfig {
             device_policy_name: env::required("DEVICE_POLICY_NAME")?,
             thing_group_prefix: env::required("THING_GROUP_PREFIX")?,
             suspended_policy_name: env::required("SUSPENDED_POLICY_NAME")?,
+            firmware_bucket: env::required("FIRMWARE_BUCKET")?,
+            ota_presign_role_arn: env::required("OTA_PRESIGN_ROLE_ARN")?,
             channel_targets: ChannelTargets {
                 sns_arn_prefix: env::required("SNS_ARN_PREFIX")?,
                 name_prefix: env::required("RESOURCE_PREFIX")?,
@@ -175,6 +181,25 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Start
         &config.scheduler_role_arn,
     );
     let auth = Arc::new(build_auth(sdk, config, &catalog, clock.clone()).await?);
+    let gateway: Arc<dyn DeviceGateway> = Arc::new(LazyIotGateway::new(
+        sdk.clone(),
+        IotSettings {
+            policy_name: config.device_policy_name.clone(),
+            thing_group_prefix: config.thing_group_prefix.clone(),
+            suspended_policy_name: config.suspended_policy_name.clone(),
+            firmware_bucket: config.firmware_bucket.clone(),
+            job_presign_role_arn: config.ota_presign_role_arn.clone(),
+        },
+    ));
+    let ota = OtaService::new(
+        catalog.clone(),
+        Arc::new(S3BlobStore::new(
+            LazyClient::new(sdk, iot_aws::s3::client),
+            &config.firmware_bucket,
+        )),
+        gateway.clone(),
+        clock.clone(),
+    );
     Ok(iot_api::app(Arc::new(ApiState {
         catalog,
         telemetry,
@@ -192,14 +217,8 @@ pub async fn router(sdk: &SdkConfig, config: &ApiConfig) -> Result<Router, Start
             sqs: LazyClient::new(sdk, aws_sdk_sqs::Client::new),
             queue_url: config.ingest_queue_url.clone(),
         }),
-        gateway: Arc::new(LazyIotGateway::new(
-            sdk.clone(),
-            IotSettings {
-                policy_name: config.device_policy_name.clone(),
-                thing_group_prefix: config.thing_group_prefix.clone(),
-                suspended_policy_name: config.suspended_policy_name.clone(),
-            },
-        )),
+        gateway,
+        ota: Arc::new(ota),
         default_tenant: config.default_tenant.clone(),
         audit_retention_ms: config.audit_retention_days.max(1) * DAY,
         channel_targets: config.channel_targets.clone(),

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use iot_aws::{IotGateway, IotSettings};
 use iot_core::model::Device;
-use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
+use iot_core::ota::Rollout;
+use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, RolloutJob};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -59,7 +60,11 @@ impl DeviceGateway for LazyIotGateway {
         self.get().await?.shadow(device_uid).await
     }
 
-    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
-        self.get().await?.start_ota(job, firmware_url).await
+    async fn start_rollout(&self, job: &RolloutJob<'_>) -> Result<(), GatewayError> {
+        self.get().await?.start_rollout(job).await
+    }
+
+    async fn cancel_rollout(&self, rollout: &Rollout, force: bool) -> Result<(), GatewayError> {
+        self.get().await?.cancel_rollout(rollout, force).await
     }
 }

@@ -9,9 +9,10 @@
 
 use async_trait::async_trait;
 use iot_core::model::{Device, ShadowSection, shadow_delta};
+use iot_core::ota::Rollout;
 use iot_core::ports::{
-    Clock, DeviceCredentials, DeviceGateway, GatewayError, OtaJob, SessionCredential, StoreError,
-    SystemClock,
+    Clock, DeviceCredentials, DeviceGateway, GatewayError, RolloutJob, SessionCredential,
+    StoreError, SystemClock,
 };
 use iot_core::repo::Catalog;
 use iot_core::repo::{IssuedCertificate, RevokedCertificate};
@@ -375,11 +376,13 @@ impl DeviceGateway for LocalGateway {
             .map_err(store_error)
     }
 
-    async fn start_ota(&self, job: &OtaJob, _firmware_url: &str) -> Result<String, GatewayError> {
-        Err(GatewayError::Unavailable(format!(
-            "firmware job {}: OTA needs AWS IoT Jobs; the local platform has no job service",
-            job.id
-        )))
+    /// The platform's OTA engine runs the rollout from the store (see `ota_jobs.rs`).
+    async fn start_rollout(&self, _job: &RolloutJob<'_>) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    async fn cancel_rollout(&self, _rollout: &Rollout, _force: bool) -> Result<(), GatewayError> {
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
 use iot_core::time::{DAY, SECOND};
 use iot_core::topics::{SHADOW_UPDATE_FILTER, TELEMETRY_FILTER, uplink_device};
+use iot_core::usecase::OtaService;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
@@ -267,6 +268,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ca,
         endpoint,
     ));
+    // Firmware images in the same directory as dead letters and exports, under `firmware/`.
+    let ota = Arc::new(OtaService::new(
+        services.catalog.clone(),
+        services.dead_letters.clone(),
+        gateway.clone(),
+        services.clock.clone(),
+    ));
 
     tasks.spawn(pipeline::alarm_worker(services.clone(), stop.clone()));
     tasks.spawn(pipeline::notify_worker(services.clone(), stop.clone()));
@@ -291,6 +299,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         // The same directory as dead letters, under `exports/`.
         exports: services.dead_letters.clone(),
         gateway,
+        ota,
         default_tenant: config.tenant.clone(),
         audit_retention_ms: config.auth.audit_retention_days.max(1) * DAY,
         channel_targets: ChannelTargets::local(),

@@ -37,6 +37,7 @@ pub struct Stack {
     pub alarm_events_topic_arn: String,
     pub raw_bucket: String,
     pub export_bucket: String,
+    pub firmware_bucket: String,
     pub schedule_group: String,
     pub signing_key_secret_arn: String,
     pub totp_key_secret_arn: String,
@@ -106,7 +107,8 @@ impl Stack {
         let s3 = iot_aws::s3::client(&sdk);
         let raw_bucket = unique_name("raw");
         let export_bucket = unique_name("exports");
-        for bucket in [&raw_bucket, &export_bucket] {
+        let firmware_bucket = unique_name("firmware");
+        for bucket in [&raw_bucket, &export_bucket, &firmware_bucket] {
             s3.create_bucket().bucket(bucket).send().await?;
         }
         // As in the template: the API's signing key and first admin password are secrets.
@@ -171,6 +173,7 @@ impl Stack {
             alarm_events_topic_arn,
             raw_bucket,
             export_bucket,
+            firmware_bucket,
             schedule_group,
         })
     }
@@ -233,6 +236,8 @@ impl Stack {
             device_policy_name: self.device_policy_name.clone(),
             thing_group_prefix: "tenant-".into(),
             suspended_policy_name: self.suspended_policy_name.clone(),
+            firmware_bucket: self.firmware_bucket.clone(),
+            ota_presign_role_arn: "arn:aws:iam::123456789012:role/ota-presign".into(),
             channel_targets: iot_core::notify::ChannelTargets {
                 sns_arn_prefix: "arn:aws:sns:us-east-1:123456789012:".into(),
                 name_prefix: "iot-test-".into(),

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iot_core::auth::AuthError;
 use iot_core::ports::{SchedulerError, StoreError, TelemetryError};
-use iot_core::usecase::{AlarmServiceError, StatsServiceError};
+use iot_core::usecase::{AlarmServiceError, OtaError, StatsServiceError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -209,6 +209,40 @@ impl From<StatsServiceError> for ApiError {
             ),
             StatsServiceError::Store(e) => e.into(),
             StatsServiceError::Telemetry(e) => e.into(),
+        }
+    }
+}
+
+impl From<OtaError> for ApiError {
+    fn from(e: OtaError) -> Self {
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        match e {
+            OtaError::Store(e) => e.into(),
+            OtaError::Blob(_) | OtaError::Gateway(_) => ApiError::unavailable(e),
+            OtaError::NoPackage(_) | OtaError::NoRollout(_) | OtaError::NoExecution { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            OtaError::Package(ref why) => {
+                ApiError::field(unprocessable, why.pointer(), e.to_string())
+            }
+            OtaError::Rollout(ref why) => {
+                ApiError::field(unprocessable, &why.pointer(), e.to_string())
+            }
+            OtaError::NotUploaded(_)
+            | OtaError::RolloutExists(_)
+            | OtaError::RolloutOver { .. }
+            | OtaError::Update(_)
+            | OtaError::Conflict => ApiError::conflict(e.to_string()),
+            OtaError::PackageNotReady { .. } => {
+                ApiError::field(unprocessable, "/package_id", e.to_string())
+            }
+            OtaError::UnknownDevice(_) | OtaError::OtherProduct { .. } => {
+                ApiError::field(unprocessable, "/target/uids", e.to_string())
+            }
+            OtaError::UnknownDepartment(_) => {
+                ApiError::field(unprocessable, "/target/department_id", e.to_string())
+            }
+            OtaError::EmptyTarget(_) => ApiError::field(unprocessable, "/target", e.to_string()),
         }
     }
 }

@@ -24,7 +24,7 @@ use iot_core::parse::Parser;
 use iot_core::ports::{BlobStore, Clock, DeviceGateway, Scheduler, TelemetryStore};
 use iot_core::repo::Catalog;
 use iot_core::time::Millis;
-use iot_core::usecase::{AlarmService, StatsService};
+use iot_core::usecase::{AlarmService, OtaService, StatsService};
 use std::sync::Arc;
 
 pub use input::{Caller, Tenant};
@@ -43,6 +43,8 @@ pub struct ApiState {
     pub exports: Arc<dyn BlobStore>,
     /// Device certificates, commands and shadows (AWS IoT Core, or the local broker).
     pub gateway: Arc<dyn DeviceGateway>,
+    /// Firmware packages and rollouts, over the firmware store and the gateway's jobs.
+    pub ota: Arc<OtaService>,
     /// Where `POST /v1/ingest` hands device messages.
     pub device_ingest: Arc<dyn device_ingest::DeviceIngest>,
     /// The tenant of logins that name none.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use iot_core::ports::{BlobError, BlobStore, check_key};
+use iot_core::ports::{BlobDigest, BlobError, BlobStore, DigestWriter, check_key};
 use std::time::Duration;
 
 use crate::LazyClient;
@@ -40,28 +40,6 @@ impl S3BlobStore {
             bucket: bucket.into(),
         }
     }
-
-    /// A URL a client can PUT the blob's bytes to for `expires_in_secs` (firmware uploads from
-    /// the web console, without the bytes passing through the API Lambda).
-    pub async fn upload_url(
-        &self,
-        key: &str,
-        content_type: &str,
-        expires_in_secs: u64,
-    ) -> Result<String, BlobError> {
-        check_key(key)?;
-        let request = self
-            .client
-            .get()
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .presigned(presigning(expires_in_secs)?)
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        Ok(request.uri().to_owned())
-    }
 }
 
 #[async_trait]
@@ -79,6 +57,51 @@ impl BlobStore for S3BlobStore {
             .await
             .map_err(|e| unavailable(describe(&e)))?;
         Ok(())
+    }
+
+    /// A presigned PUT: firmware uploads from the console or CI go straight to S3, not through
+    /// the API function (whose request limit is 6 MB).
+    async fn upload_url(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires_in_secs: u64,
+    ) -> Result<Option<String>, BlobError> {
+        check_key(key)?;
+        let request = self
+            .client
+            .get()
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(presigning(expires_in_secs)?)
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
+    /// Hashed as the object streams in, so a gigabyte image costs a buffer, not a gigabyte.
+    async fn digest(&self, key: &str) -> Result<Option<BlobDigest>, BlobError> {
+        check_key(key)?;
+        let mut output = match self
+            .client
+            .get()
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if code(&e) == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(unavailable(describe(&e))),
+        };
+        let mut digest = DigestWriter::default();
+        while let Some(chunk) = output.body.try_next().await.map_err(unavailable)? {
+            digest.update(&chunk);
+        }
+        Ok(Some(digest.finish()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {

@@ -9,7 +9,7 @@ use iot_aws::config::load_for_endpoint;
 use iot_aws::testing::{emulator_config, unique_name};
 use iot_aws::{IotGateway, IotSettings};
 use iot_core::model::Device;
-use iot_core::ports::{DeviceGateway, GatewayError, OtaJob};
+use iot_core::ports::{DeviceGateway, GatewayError, RolloutJob};
 use serde_json::json;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -37,6 +37,8 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
             policy_name: policy.clone(),
             thing_group_prefix: prefix.clone(),
             suspended_policy_name: unique_name("iot-dev-tenant-suspended"),
+            firmware_bucket: "firmware-bucket".into(),
+            job_presign_role_arn: "arn:aws:iam::123456789012:role/ota-presign".into(),
         },
     )
     .await?;
@@ -126,22 +128,52 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
         Err(GatewayError::UnknownDevice(_))
     ));
 
-    let job = OtaJob {
-        id: unique_name("fw"),
-        tenant_id: "acme".into(),
-        device_uids: vec![uid.clone()],
-        firmware_key: "firmware/pump/2.0.0.bin".into(),
-        version: "2.0.0".into(),
-    };
-    let job_id = gateway
-        .start_ota(&job, "https://example.invalid/fw.bin")
+    // A rollout as an IoT job: its rate, abort rules and timeout are the job's, and the
+    // document's URL is the placeholder IoT Jobs presigns at each delivery. The emulator
+    // stores the job; it runs no executions (the event tests feed those in).
+    let rollout = rollout(&unique_name("r"));
+    let package = package();
+    let devices = [uid.clone()];
+    gateway
+        .start_rollout(&RolloutJob {
+            rollout: &rollout,
+            package: &package,
+            devices: &devices,
+        })
         .await?;
+    let job_id = iot_core::ota::job_id("acme", &rollout.id);
     let described = iot.describe_job().job_id(&job_id).send().await?;
-    let targets = described
-        .job()
-        .map(|j| j.targets().to_vec())
+    let job = described.job().ok_or("no job")?;
+    assert_eq!(
+        job.targets(),
+        [thing.thing_arn().unwrap_or_default().to_owned()]
+    );
+    let presigned = job
+        .presigned_url_config()
+        .ok_or("no presigned URL config")?;
+    assert_eq!(
+        (presigned.role_arn(), presigned.expires_in_sec()),
+        (
+            Some("arn:aws:iam::123456789012:role/ota-presign"),
+            Some(3_600)
+        )
+    );
+    let rate = job
+        .job_executions_rollout_config()
+        .ok_or("no rollout config")?;
+    assert_eq!(rate.maximum_per_minute(), Some(5));
+    let criteria = job
+        .abort_config()
+        .map(|a| a.criteria_list().to_vec())
         .unwrap_or_default();
-    assert_eq!(targets, [thing.thing_arn().unwrap_or_default().to_owned()]);
+    assert_eq!(criteria.len(), 1, "{criteria:?}");
+    assert_eq!(criteria[0].threshold_percentage(), 30.0);
+    assert_eq!(criteria[0].min_number_of_executed_things(), 10);
+    assert_eq!(
+        job.timeout_config()
+            .and_then(|t| t.in_progress_timeout_in_minutes()),
+        Some(15)
+    );
     let document: serde_json::Value = serde_json::from_str(
         iot.get_job_document()
             .job_id(&job_id)
@@ -151,7 +183,17 @@ async fn devices_are_registered_commanded_updated_and_removed() -> TestResult {
             .unwrap_or_default(),
     )?;
     assert_eq!(document["version"], "2.0.0");
-    assert_eq!(document["url"], "https://example.invalid/fw.bin");
+    assert_eq!(document["sha256"], "ab".repeat(32));
+    assert_eq!(
+        document["url"],
+        "${aws:iot:s3-presigned-url:https://s3.amazonaws.com/firmware-bucket/firmware/acme/fw-2.bin}"
+    );
+    gateway.cancel_rollout(&rollout, false).await?;
+    let status = iot.describe_job().job_id(&job_id).send().await?;
+    assert_eq!(
+        status.job().and_then(|j| j.status()).map(|s| s.as_str()),
+        Some("CANCELED")
+    );
 
     gateway.deregister(&uid).await?;
     assert!(
@@ -195,6 +237,8 @@ async fn a_suspended_tenants_thing_group_carries_the_deny_policy_until_resumed()
             policy_name: unique_name("iot-dev-device"),
             thing_group_prefix: prefix.clone(),
             suspended_policy_name: suspended.clone(),
+            firmware_bucket: "firmware-bucket".into(),
+            job_presign_role_arn: "arn:aws:iam::123456789012:role/ota-presign".into(),
         },
     )
     .await?;
@@ -231,4 +275,49 @@ async fn a_suspended_tenants_thing_group_carries_the_deny_policy_until_resumed()
     assert!(attached().await?.is_empty());
     gateway.set_tenant_access("acme", true).await?;
     Ok(())
+}
+
+fn rollout(id: &str) -> iot_core::ota::Rollout {
+    use iot_core::ota::*;
+    Rollout {
+        id: id.into(),
+        tenant_id: "acme".into(),
+        package_id: "fw-2".into(),
+        version: "2.0.0".into(),
+        target: RolloutTarget::Product,
+        rate: RolloutRate {
+            max_per_minute: 5,
+            exponential: None,
+        },
+        abort: vec![AbortRule {
+            failure: FailureKind::All,
+            threshold_percent: 30.0,
+            min_executions: 10,
+        }],
+        in_progress_timeout_minutes: Some(15),
+        start_at: None,
+        status: RolloutStatus::InProgress,
+        reason: None,
+        skipped: vec![],
+        created_at: 0,
+        created_by: "admin".into(),
+        ended_at: None,
+    }
+}
+
+fn package() -> iot_core::ota::FirmwarePackage {
+    iot_core::ota::FirmwarePackage {
+        id: "fw-2".into(),
+        tenant_id: "acme".into(),
+        product_id: "pump".into(),
+        version: "2.0.0".into(),
+        notes: String::new(),
+        size: 3,
+        sha256: "ab".repeat(32),
+        signature: None,
+        status: iot_core::ota::PackageStatus::Ready,
+        rejection: None,
+        created_at: 0,
+        created_by: "admin".into(),
+    }
 }

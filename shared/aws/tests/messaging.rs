@@ -118,7 +118,8 @@ async fn presigned_urls_upload_and_download() -> TestResult {
 
     let upload = store
         .upload_url("firmware/p1/2.0.0.bin", "application/octet-stream", 300)
-        .await?;
+        .await?
+        .ok_or("S3 gives upload URLs")?;
     assert!(
         upload.starts_with(&iot_aws::testing::endpoint()?),
         "{upload}"
@@ -139,6 +140,12 @@ async fn presigned_urls_upload_and_download() -> TestResult {
         store.get("firmware/p1/2.0.0.bin").await?,
         Some(vec![1, 2, 3])
     );
+    assert_eq!(
+        store.digest("firmware/p1/2.0.0.bin").await?,
+        Some(iot_core::ports::BlobDigest::of(&[1, 2, 3])),
+        "hashed as it streams"
+    );
+    assert_eq!(store.digest("firmware/p1/none.bin").await?, None);
 
     let download = store.download_url("firmware/p1/2.0.0.bin", 300).await?;
     assert!(download.contains("X-Amz-Signature"), "{download}");

@@ -1,8 +1,12 @@
 //! [`BlobStore`] on the local file system: one file per key under a root directory.
 
 use async_trait::async_trait;
-use iot_core::ports::{BlobError, BlobStore, check_key};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use iot_core::ports::{BlobDigest, BlobError, BlobStore, DigestWriter, check_key};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 pub struct FsBlobStore {
     root: PathBuf,
@@ -97,6 +101,66 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    /// Chunk by chunk into a temporary file, renamed when complete.
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut chunks: BoxStream<'_, Result<Vec<u8>, BlobError>>,
+        _content_type: &str,
+    ) -> Result<u64, BlobError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let temporary =
+            path.with_extension(format!("tmp-{}-{}", std::process::id(), fastrand::u64(..)));
+        let written = async {
+            let mut file = tokio::fs::File::create(&temporary).await.map_err(io)?;
+            let mut size = 0u64;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await.map_err(io)?;
+                size += chunk.len() as u64;
+            }
+            file.sync_all().await.map_err(io)?;
+            Ok::<u64, BlobError>(size)
+        }
+        .await;
+        match written {
+            Ok(size) => {
+                tokio::fs::rename(&temporary, &path).await.map_err(io)?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Read and hashed a megabyte at a time.
+    async fn digest(&self, key: &str) -> Result<Option<BlobDigest>, BlobError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io(e)),
+            };
+            let mut digest = DigestWriter::default();
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buffer).map_err(io)?;
+                if n == 0 {
+                    return Ok(Some(digest.finish()));
+                }
+                digest.update(&buffer[..n]);
+            }
+        })
+        .await
+        .map_err(|e| BlobError::Unavailable(e.to_string()))?
+    }
+
     /// A `file://` URL: on one machine the file itself is the download (no expiry).
     async fn download_url(&self, key: &str, _expires_in_secs: u64) -> Result<String, BlobError> {
         Ok(format!("file://{}", self.path(key)?.display()))
@@ -138,6 +202,28 @@ mod tests {
             ]
         );
         assert_eq!(store.list("").await?.len(), 3);
+        assert_eq!(
+            store.digest("firmware/v1.bin").await?,
+            Some(BlobDigest::of(&[0, 1, 2]))
+        );
+        let chunks = futures_util::stream::iter([Ok(vec![3u8, 4]), Ok(vec![5])]).boxed();
+        let size = store
+            .put_stream("firmware/v3.bin", chunks, "application/octet-stream")
+            .await?;
+        assert_eq!(size, 3);
+        assert_eq!(store.get("firmware/v3.bin").await?, Some(vec![3, 4, 5]));
+        let broken = futures_util::stream::iter([
+            Ok(vec![9u8]),
+            Err(BlobError::Unavailable("client went away".into())),
+        ])
+        .boxed();
+        assert!(
+            store
+                .put_stream("firmware/v4.bin", broken, "x")
+                .await
+                .is_err()
+        );
+        assert_eq!(store.get("firmware/v4.bin").await?, None, "no half blob");
         store.delete("firmware/v1.bin").await?;
         store.delete("firmware/v1.bin").await?;
         assert_eq!(store.get("firmware/v1.bin").await?, None);

@@ -3,9 +3,11 @@ mod app_credentials;
 mod departments;
 mod devices;
 mod exports;
+mod firmware;
 mod fleet_limits;
 mod notify;
 mod products;
+mod rollouts;
 mod session;
 mod stats;
 mod tenants;
@@ -36,6 +38,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(exports::routes())
         .merge(alarms::routes())
         .merge(stats::routes())
+        .merge(firmware::routes())
+        .merge(rollouts::routes())
         .merge(notify::routes())
         .merge(tenants::routes())
         .merge(app_credentials::routes())

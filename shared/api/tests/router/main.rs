@@ -34,7 +34,7 @@ use iot_core::repo::Catalog;
 use iot_core::stats::StatsEngine;
 use iot_core::usecase::{
     ALARM_EVENTS_TOPIC, AlarmRequest, AlarmService, InboundMessage, InboxNotifier, Ingest,
-    IngestOutcome, NotifyService, StatsService,
+    IngestOutcome, NotifyService, OtaService, StatsService,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -115,6 +115,13 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
         Arc::new(InboxNotifier::new(catalog.clone(), clock.clone())),
         clock.clone(),
     );
+    let gateway = Arc::new(MemoryGateway::default());
+    let ota = Arc::new(OtaService::new(
+        catalog.clone(),
+        Arc::new(MemoryBlobs::default()),
+        gateway.clone(),
+        clock.clone(),
+    ));
     let state = ApiState {
         catalog: catalog.clone(),
         telemetry: telemetry.clone(),
@@ -130,7 +137,8 @@ pub async fn api() -> Result<(Router, String), Box<dyn std::error::Error>> {
         clock,
         auth,
         exports: Arc::new(MemoryBlobs::default()),
-        gateway: Arc::new(MemoryGateway::default()),
+        gateway,
+        ota,
         device_ingest: Arc::new(InMemoryPipeline {
             ingest,
             queue,

@@ -118,9 +118,11 @@ pub struct AuditEntry {
 /// The built-in roles, in the tenant's domain.
 ///
 /// - `admin`: every route and every department's data.
-/// - `operator`: runs the fleet: devices, products, rules, alarms, statistics, notifications;
+/// - `operator`: runs the fleet: devices, products, rules, alarms, statistics, notifications,
+///   firmware and rollouts;
 ///   reads departments; data of their own department subtree.
-/// - `viewer`: reads devices, telemetry, products, alarms, statistics and departments of their
+/// - `viewer`: reads devices, telemetry, products, alarms, statistics, firmware, rollouts and
+///   departments of their
 ///   own department subtree.
 pub fn default_policy(tenant: &str) -> Policy {
     let p = |sub: &str, obj: &str, act: &str| Permission {
@@ -138,6 +140,8 @@ pub fn default_policy(tenant: &str) -> Policy {
         "/v1/templates*",
         "/v1/channels*",
         "/v1/notification-routes*",
+        "/v1/firmware*",
+        "/v1/rollouts*",
     ] {
         permissions.push(p("operator", obj, "*"));
     }
@@ -152,6 +156,8 @@ pub fn default_policy(tenant: &str) -> Policy {
         "/v1/alarms*",
         "/v1/stat-jobs*",
         "/v1/departments*",
+        "/v1/firmware*",
+        "/v1/rollouts*",
     ] {
         permissions.push(p("viewer", obj, "GET"));
     }

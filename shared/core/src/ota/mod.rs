@@ -6,11 +6,13 @@
 //! way AWS IoT Jobs runs a job: on AWS it is one, and on one machine [`engine`] applies the
 //! same rules, so a device's OTA client works against both.
 
+mod document;
 pub mod engine;
 mod execution;
 mod package;
 mod rollout;
 
+pub use document::{JobDocument, job_id};
 pub use execution::{Execution, ExecutionStatus, ExecutionUpdateError, HistoryEntry};
 pub use package::{FirmwarePackage, PackageError, PackageStatus, firmware_key};
 pub use rollout::{

@@ -152,7 +152,7 @@ impl RolloutCounts {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rollout {
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{1,48}$"))]
     pub id: String,
     #[cfg_attr(feature = "openapi", schema(read_only))]
     pub tenant_id: String,
@@ -204,7 +204,7 @@ pub enum RolloutError {
     Abort(usize),
     #[error("in_progress_timeout_minutes must be between 1 and 10080 (7 days)")]
     Timeout,
-    #[error("id must be 1 to 64 letters, digits, `-` or `_`")]
+    #[error("id must be 1 to 48 letters, digits, `-` or `_`")]
     Id,
 }
 
@@ -224,7 +224,7 @@ impl Rollout {
     /// The limits AWS IoT Jobs sets, so a rollout accepted here is accepted there.
     pub fn check(&self) -> Result<(), RolloutError> {
         let id_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-        if self.id.is_empty() || self.id.len() > 64 || !self.id.chars().all(id_ok) {
+        if self.id.is_empty() || self.id.len() > 48 || !self.id.chars().all(id_ok) {
             return Err(RolloutError::Id);
         }
         let max = self.rate.max_per_minute;

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::Device;
+use crate::ota::{FirmwarePackage, Rollout};
 
 /// A device's identity, returned once at registration and never stored by the platform.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,14 +16,13 @@ pub struct DeviceCredentials {
     pub endpoint: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OtaJob {
-    pub id: String,
-    pub tenant_id: String,
-    pub device_uids: Vec<String>,
-    /// Blob key of the firmware image.
-    pub firmware_key: String,
-    pub version: String,
+/// A rollout's job as a gateway starts it: the devices are checked and their executions
+/// queued already.
+#[derive(Clone, Copy, Debug)]
+pub struct RolloutJob<'a> {
+    pub rollout: &'a Rollout,
+    pub package: &'a FirmwarePackage,
+    pub devices: &'a [String],
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -78,6 +78,10 @@ pub trait DeviceGateway: Send + Sync {
     /// The device shadow document (`{"state": {"desired": ..., "reported": ...}, ...}`), or
     /// `None` if nothing was ever set.
     async fn shadow(&self, device_uid: &str) -> Result<Option<serde_json::Value>, GatewayError>;
-    /// Starts a firmware update; returns the job id.
-    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError>;
+    /// Starts a rollout's job. On AWS an IoT job with the rollout's rate, abort and timeout
+    /// settings; where the platform runs jobs itself, nothing to do (its engine reads the
+    /// store).
+    async fn start_rollout(&self, job: &RolloutJob<'_>) -> Result<(), GatewayError>;
+    /// Cancels a rollout's job: queued executions, and with `force` those in progress too.
+    async fn cancel_rollout(&self, rollout: &Rollout, force: bool) -> Result<(), GatewayError>;
 }

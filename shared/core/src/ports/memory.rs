@@ -1,6 +1,7 @@
 //! In-memory adapters of every port, for unit tests of the core and as a reference for what
 //! each adapter must do. They keep state in a mutex and never hold it across an await.
 
+use crate::ota::Rollout;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -409,7 +410,8 @@ pub struct MemoryGateway {
     registered: Mutex<BTreeSet<String>>,
     commands: Mutex<Vec<(String, serde_json::Value)>>,
     shadows: Mutex<BTreeMap<String, serde_json::Value>>,
-    jobs: Mutex<Vec<(OtaJob, String)>>,
+    jobs: Mutex<Vec<(String, Vec<String>)>>,
+    canceled: Mutex<Vec<String>>,
     refused_tenants: Mutex<BTreeSet<String>>,
 }
 
@@ -429,8 +431,14 @@ impl MemoryGateway {
             .map(|shadow| shadow["state"]["desired"].clone())
     }
 
-    pub fn jobs(&self) -> Vec<(OtaJob, String)> {
+    /// The rollouts started, with their devices.
+    pub fn jobs(&self) -> Vec<(String, Vec<String>)> {
         lock(&self.jobs).clone()
+    }
+
+    /// The rollouts cancelled.
+    pub fn canceled(&self) -> Vec<String> {
+        lock(&self.canceled).clone()
     }
 
     fn known(&self, uid: &str) -> Result<(), GatewayError> {
@@ -502,12 +510,17 @@ impl DeviceGateway for MemoryGateway {
         Ok(lock(&self.shadows).get(device_uid).cloned())
     }
 
-    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
-        for uid in &job.device_uids {
+    async fn start_rollout(&self, job: &RolloutJob<'_>) -> Result<(), GatewayError> {
+        for uid in job.devices {
             self.known(uid)?;
         }
-        lock(&self.jobs).push((job.clone(), firmware_url.to_owned()));
-        Ok(job.id.clone())
+        lock(&self.jobs).push((job.rollout.id.clone(), job.devices.to_vec()));
+        Ok(())
+    }
+
+    async fn cancel_rollout(&self, rollout: &Rollout, _force: bool) -> Result<(), GatewayError> {
+        lock(&self.canceled).push(rollout.id.clone());
+        Ok(())
     }
 }
 

@@ -12,9 +12,9 @@ mod notifier;
 mod scheduler;
 mod telemetry;
 
-pub use blob::{BlobError, BlobStore, check_key};
+pub use blob::{BlobDigest, BlobError, BlobStore, DigestWriter, check_key};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob, SessionCredential};
+pub use gateway::{DeviceCredentials, DeviceGateway, GatewayError, RolloutJob, SessionCredential};
 pub use messaging::{BusEvent, EventBus, MessageQueue, QueueError, QueueMessage};
 pub use meta::{
     Condition, Item, Key, MAX_TRANSACTION_WRITES, MetaStore, Page, Query, SortKey, StoreError,

@@ -236,6 +236,9 @@ impl Catalog {
                 token_key(uid),
                 certificate_key(uid),
                 shadow_key(uid),
+                // Its executions stay, as their rollouts' history; a later device of the
+                // uid ignores them by its `data_since`.
+                Key::new(format!("DEVICE#{uid}"), "FIRMWARE"),
             ]
             .into_iter()
             .map(|key| Write::Delete {

@@ -17,17 +17,21 @@
 //! | alarm (record) | `TENANT#{t}#ALARMS` | `{raised_at, 20 digits}#{alarm id}` | `DEVICE#{uid}#ALARMS` / same sk |
 //! | in-system message | `TENANT#{t}#INBOX#{user}` | `MSG#{id}` | same pk / `{created_at, 20 digits}#{id}` |
 //! | idempotency mark | `DONE#{key}` | `DONE` (with TTL) | |
+//! | firmware package / rollout | `TENANT#{t}` | `FIRMWARE#{id}` / `ROLLOUT#{id}` | |
+//! | job execution | `DEVICE#{uid}` | `JOB#{rollout}` | `TENANT#{t}#ROLLOUT#{rollout}` / `{uid}` |
+//! | firmware a device runs | `DEVICE#{uid}` | `FIRMWARE` | |
 //!
 //! The keys are made here; the entities' reads and writes are one module per aggregate:
 //! `devices.rs`, `products.rs` (and rules), `alarms.rs`, `stats.rs`, `notifications.rs` (and
 //! inboxes), `tenants.rs`, `access.rs` (users, roles, sessions, audit), `app_credentials.rs`,
-//! `certificates.rs`, and what a deleted tenant leaves behind in `purge.rs`.
+//! `certificates.rs`, `firmware.rs` (packages, rollouts, executions), and what a deleted tenant leaves behind in `purge.rs`.
 
 mod access;
 mod alarms;
 mod app_credentials;
 mod certificates;
 mod devices;
+mod firmware;
 mod notifications;
 mod products;
 mod purge;

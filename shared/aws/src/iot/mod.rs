@@ -1,18 +1,21 @@
 //! [`DeviceGateway`] on AWS IoT Core: a thing per device (in its tenant's thing group), one
 //! X.509 certificate per device with the platform's device policy attached (the policy scopes
 //! topics to `${iot:Connection.Thing.ThingName}`), commands published through IoT Data, desired
-//! state in the classic shadow, and firmware updates as IoT Jobs.
+//! state in the classic shadow, and firmware rollouts as IoT Jobs (`jobs.rs`).
 //!
 //! The private key is returned once, to the caller of `register`, and never stored or logged.
 
 use async_trait::async_trait;
-use aws_sdk_iot::types::{AttributePayload, CertificateStatus, TargetSelection};
+use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
 use aws_sdk_iotdataplane::primitives::Blob;
 use iot_core::model::Device;
-use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, OtaJob};
+use iot_core::ota::Rollout;
+use iot_core::ports::{DeviceCredentials, DeviceGateway, GatewayError, RolloutJob};
 use serde_json::json;
 
 use crate::error::{code, describe};
+
+mod jobs;
 
 pub type IotClient = aws_sdk_iot::Client;
 pub type IotDataClient = aws_sdk_iotdataplane::Client;
@@ -26,6 +29,11 @@ pub struct IotSettings {
     /// A deny-all policy (declared in the SAM template) attached to a suspended tenant's thing
     /// group: an explicit deny outweighs the device policy for every thing in it.
     pub suspended_policy_name: String,
+    /// The bucket firmware images are uploaded to.
+    pub firmware_bucket: String,
+    /// The role IoT Jobs assumes to presign firmware download links (declared in the SAM
+    /// template; this function may pass it, nothing more).
+    pub job_presign_role_arn: String,
 }
 
 #[derive(Clone)]
@@ -335,36 +343,11 @@ impl DeviceGateway for IotGateway {
         self.read_shadow(device_uid).await
     }
 
-    /// A snapshot job over the devices' things; the document tells each device what to fetch.
-    async fn start_ota(&self, job: &OtaJob, firmware_url: &str) -> Result<String, GatewayError> {
-        let mut targets = Vec::with_capacity(job.device_uids.len());
-        for uid in &job.device_uids {
-            targets.push(self.thing_arn(uid).await?);
-        }
-        let document = json!({
-            "operation": "ota",
-            "version": job.version,
-            "url": firmware_url,
-            "firmware_key": job.firmware_key,
-        });
-        self.iot
-            .create_job()
-            .job_id(&job.id)
-            .set_targets(Some(targets))
-            .target_selection(TargetSelection::Snapshot)
-            .document(document.to_string())
-            .description(format!(
-                "firmware {} for tenant {}",
-                job.version, job.tenant_id
-            ))
-            .send()
-            .await
-            .map_err(|e| match code(&e) {
-                Some("ResourceAlreadyExistsException") => {
-                    GatewayError::Unavailable(format!("job {} already exists", job.id))
-                }
-                _ => unavailable(&e),
-            })?;
-        Ok(job.id.clone())
+    async fn start_rollout(&self, job: &RolloutJob<'_>) -> Result<(), GatewayError> {
+        self.create_rollout_job(job).await
+    }
+
+    async fn cancel_rollout(&self, rollout: &Rollout, force: bool) -> Result<(), GatewayError> {
+        self.cancel_rollout_job(rollout, force).await
     }
 }
