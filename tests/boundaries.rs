@@ -702,3 +702,126 @@ async fn the_tls_listener_signs_in_devices_by_their_certificate_of_the_device_ca
     running.shutdown().await;
     Ok(())
 }
+
+/// A ready package `fw-2` of `air` in the admin's tenant.
+async fn ready_package(admin: &Api) -> TestResult {
+    let image = b"air firmware 2.0.0";
+    admin
+        .create(
+            "/v1/firmware",
+            &json!({ "id": "fw-2", "product_id": "air", "version": "2.0.0", "size": image.len(),
+                     "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(image)) }),
+        )
+        .await?;
+    let (status, ready) = admin.put_bytes("/v1/firmware/fw-2/content", image).await?;
+    assert_eq!(
+        (status, &ready["status"]),
+        (200, &json!("ready")),
+        "{ready}"
+    );
+    Ok(())
+}
+
+fn rollout(id: &str, target: Value) -> Value {
+    json!({ "id": id, "package_id": "fw-2", "target": target, "rate": { "max_per_minute": 100 } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_and_rollouts_stay_within_their_tenant_and_the_callers_departments() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), None).await?;
+    let acme = Api::new(running.http_addr).await?;
+    two_departments(&running, &acme).await?;
+    ready_package(&acme).await?;
+    let rival = tenant_admin(&running, "rival").await?;
+    air_product(&rival).await?;
+
+    // Another tenant's package, rollouts and devices are not there for rival.
+    for path in ["/v1/firmware/fw-2", "/v1/devices/n-1/firmware"] {
+        assert_eq!(rival.get(path).await?.0, 404, "{path}");
+    }
+    let listed = rival.all_pages("/v1/firmware", 10).await?;
+    assert!(listed.is_empty(), "{listed:?}");
+    let (status, _) = rival
+        .post("/v1/rollouts", &rollout("r", json!({ "type": "product" })))
+        .await?;
+    assert_eq!(status, 404, "acme's package is not rival's");
+    ready_package(&rival).await?;
+    let named = json!({ "type": "devices", "uids": ["n-1"] });
+    let (status, problem) = rival.post("/v1/rollouts", &rollout("r", named)).await?;
+    assert_eq!(
+        (status, &problem["errors"][0]["pointer"]),
+        (422, &json!("/target/uids")),
+        "{problem}"
+    );
+    let (status, problem) = rival
+        .post("/v1/rollouts", &rollout("r", json!({ "type": "product" })))
+        .await?;
+    assert_eq!(
+        (status, &problem["errors"][0]["pointer"]),
+        (422, &json!("/target")),
+        "rival has no devices: {problem}"
+    );
+
+    // An operator of north reaches north's devices only.
+    let north = tenant_user(
+        &running,
+        &acme,
+        "acme",
+        "nora",
+        &["operator"],
+        Some("north"),
+    )
+    .await?;
+    for (target, pointer) in [
+        (
+            json!({ "type": "devices", "uids": ["s-1"] }),
+            "/target/uids",
+        ),
+        (
+            json!({ "type": "department", "department_id": "south" }),
+            "/target/department_id",
+        ),
+    ] {
+        let (status, problem) = north.post("/v1/rollouts", &rollout("r", target)).await?;
+        assert_eq!(
+            (status, problem["errors"][0]["pointer"].as_str()),
+            (422, Some(pointer)),
+            "{problem}"
+        );
+    }
+    let mine = north
+        .create(
+            "/v1/rollouts",
+            &rollout("north-only", json!({ "type": "product" })),
+        )
+        .await?;
+    assert_eq!(mine["counts"]["queued"], 1, "n-1 only: {mine}");
+    let everyone = acme
+        .create(
+            "/v1/rollouts",
+            &rollout("all", json!({ "type": "product" })),
+        )
+        .await?;
+    assert_eq!(everyone["counts"]["queued"], 2, "{everyone}");
+    let seen = north.all_pages("/v1/rollouts/all/executions", 10).await?;
+    let uids: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| e["device_uid"].as_str())
+        .collect();
+    assert_eq!(uids, ["n-1"], "north sees its own devices' executions");
+    let (status, problem) = north.post("/v1/rollouts/all/cancel", &json!({})).await?;
+    assert_eq!(status, 403, "it reaches south too: {problem}");
+    let (status, cancelled) = north
+        .post("/v1/rollouts/north-only/cancel", &json!({}))
+        .await?;
+    assert_eq!(
+        (status, &cancelled["status"]),
+        (200, &json!("canceled")),
+        "{cancelled}"
+    );
+    assert_eq!(rival.get("/v1/rollouts/all").await?.0, 404);
+    running.shutdown().await;
+    Ok(())
+}

@@ -286,6 +286,25 @@ impl Api {
         ))
     }
 
+    /// A PUT of raw bytes (a firmware image); the answer as JSON.
+    pub async fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<(u16, Value), Error> {
+        let mut request = self
+            .client
+            .put(format!("{}{path}", self.base))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     /// POSTs and expects 201 Created.
     pub async fn create(&self, path: &str, body: &Value) -> Result<Value, Error> {
         let (status, answer) = self.post(path, body).await?;

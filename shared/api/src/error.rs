@@ -236,7 +236,9 @@ impl From<OtaError> for ApiError {
             OtaError::PackageNotReady { .. } => {
                 ApiError::field(unprocessable, "/package_id", e.to_string())
             }
-            OtaError::UnknownDevice(_) | OtaError::OtherProduct { .. } => {
+            OtaError::UnknownDevice(_)
+            | OtaError::OtherProduct { .. }
+            | OtaError::NoIdentity(_) => {
                 ApiError::field(unprocessable, "/target/uids", e.to_string())
             }
             OtaError::UnknownDepartment(_) => {

@@ -2,6 +2,7 @@
 //! progress, each device's execution and history, cancel; and what firmware a device runs.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -173,9 +174,19 @@ async fn cancel(
     State(state): State<Arc<ApiState>>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Option<Json<CancelBody>>, JsonRejection>,
+    body: Bytes,
 ) -> ApiResult<Json<Rollout>> {
-    let force = body?.map(|b| b.0.force).unwrap_or(false);
+    let force = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<CancelBody>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body must be {{\"force\": true}} or empty: {e}"
+                ))
+            })?
+            .force
+    };
     state.ota.rollout(&caller.tenant, &id).await?;
     check_reach(&state, &caller, &id).await?;
     Ok(Json(

@@ -9,6 +9,7 @@ mod access;
 mod alarms;
 mod audit;
 mod devices;
+mod firmware;
 mod notify;
 mod products;
 mod stats;

@@ -138,6 +138,18 @@ impl Catalog {
             .await
     }
 
+    /// Deletes a rollout that never started, with its executions.
+    pub async fn delete_rollout(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
+        for execution in self.executions(tenant, id).await? {
+            self.store
+                .delete(&execution_key(&execution.device_uid, id), Condition::Always)
+                .await?;
+        }
+        self.store
+            .delete(&rollout_key(tenant, id), Condition::Always)
+            .await
+    }
+
     pub async fn execution(
         &self,
         device: &str,

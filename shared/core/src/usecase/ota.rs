@@ -50,6 +50,10 @@ pub enum OtaError {
         product: String,
         wanted: String,
     },
+    #[error(
+        "device {0:?} has no certificate, so it cannot take jobs: provision it (POST /v1/devices/{0}/certificate) or leave it out"
+    )]
+    NoIdentity(String),
     #[error("department {0:?} does not exist")]
     UnknownDepartment(String),
     #[error(
@@ -262,13 +266,13 @@ impl OtaService {
             devices: &devices,
         };
         if let Err(e) = self.gateway.start_rollout(&job).await {
-            // Nothing reached a device: the rollout ends here, saying why.
-            rollout.status = RolloutStatus::Canceled;
-            rollout.reason = Some(format!("could not start: {e}"));
-            rollout.ended_at = Some(now);
-            self.end_executions(&rollout, true, now).await?;
-            self.catalog.put_rollout(&rollout).await?;
-            return Err(e.into());
+            // Nothing reached a device: the rollout is taken back, so it can be fixed and
+            // started again under its id.
+            self.catalog.delete_rollout(&tenant, &rollout.id).await?;
+            return Err(match e {
+                GatewayError::UnknownDevice(uid) => OtaError::NoIdentity(uid),
+                e => e.into(),
+            });
         }
         Ok(rollout)
     }
