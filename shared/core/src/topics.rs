@@ -9,6 +9,8 @@
 //! | `things/{uid}/down/command` | the platform | a command |
 //! | `$aws/things/{uid}/shadow/update` | the device | its reported state |
 //! | `$aws/things/{uid}/shadow/update/delta` | the platform (IoT Core) | desired state not yet reported |
+//! | `$aws/things/{uid}/jobs/get`, `.../start-next`, `.../{jobId}/get`, `.../{jobId}/update` | the device | the AWS IoT Jobs MQTT API |
+//! | the same with `/accepted` or `/rejected`, and `.../jobs/notify-next` | the platform (IoT Core) | its answers |
 
 /// Every device's uplink: what ingest takes (the IoT Core rule selects the same).
 pub const TELEMETRY_FILTER: &str = "things/+/up/#";
@@ -46,6 +48,57 @@ pub fn shadow_update_device(topic: &str) -> Option<&str> {
         .strip_prefix("$aws/things/")?
         .strip_suffix("/shadow/update")
         .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+}
+
+/// The requests of the AWS IoT Jobs MQTT API, which the platform answers itself where it
+/// runs jobs (one machine); on AWS, IoT Core answers them.
+pub const JOBS_REQUEST_FILTERS: [&str; 4] = [
+    "$aws/things/+/jobs/get",
+    "$aws/things/+/jobs/start-next",
+    "$aws/things/+/jobs/+/get",
+    "$aws/things/+/jobs/+/update",
+];
+
+/// A device's request of the jobs API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobsRequest<'a> {
+    /// `jobs/get`: its pending executions.
+    Pending,
+    /// `jobs/start-next`: start (or resume) the next pending execution.
+    StartNext,
+    /// `jobs/{jobId}/get` (`$next`: the next pending one).
+    Describe(&'a str),
+    /// `jobs/{jobId}/update`.
+    Update(&'a str),
+}
+
+/// The device and request of a jobs API topic; `None` for any other topic, replies included.
+pub fn jobs_request(topic: &str) -> Option<(&str, JobsRequest<'_>)> {
+    let rest = topic.strip_prefix("$aws/things/")?;
+    let (uid, rest) = rest.split_once("/jobs/")?;
+    if uid.is_empty() || uid.contains('/') {
+        return None;
+    }
+    let request = match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["get"] => JobsRequest::Pending,
+        ["start-next"] => JobsRequest::StartNext,
+        [job, "get"] if !job.is_empty() => JobsRequest::Describe(job),
+        [job, "update"] if !job.is_empty() => JobsRequest::Update(job),
+        _ => return None,
+    };
+    Some((uid, request))
+}
+
+/// Where the answer to a jobs request goes: the request topic with `/accepted` or
+/// `/rejected`.
+pub fn jobs_reply_topic(request_topic: &str, accepted: bool) -> String {
+    let outcome = if accepted { "accepted" } else { "rejected" };
+    format!("{request_topic}/{outcome}")
+}
+
+/// Where a device hears that its next pending job execution changed.
+pub fn jobs_notify_next_topic(uid: &str) -> String {
+    format!("$aws/things/{uid}/jobs/notify-next")
 }
 
 /// Whether `uid` may publish to `topic`.
@@ -103,6 +156,33 @@ mod tests {
         );
         assert_eq!(shadow_update_device(&shadow_delta_topic("dev-1")), None);
         assert_eq!(shadow_update_device("$aws/things/a/b/shadow/update"), None);
+    }
+
+    #[test]
+    fn jobs_requests_are_told_from_their_replies() {
+        use JobsRequest as R;
+        for (topic, request) in [
+            ("$aws/things/d-1/jobs/get", R::Pending),
+            ("$aws/things/d-1/jobs/start-next", R::StartNext),
+            ("$aws/things/d-1/jobs/j-7/get", R::Describe("j-7")),
+            ("$aws/things/d-1/jobs/$next/get", R::Describe("$next")),
+            ("$aws/things/d-1/jobs/j-7/update", R::Update("j-7")),
+        ] {
+            assert_eq!(jobs_request(topic), Some(("d-1", request)), "{topic}");
+        }
+        for topic in [
+            "$aws/things/d-1/jobs/get/accepted",
+            "$aws/things/d-1/jobs/j-7/update/rejected",
+            "$aws/things/d-1/jobs/notify-next",
+            "$aws/things/d-1/shadow/update",
+            "$aws/things//jobs/get",
+        ] {
+            assert_eq!(jobs_request(topic), None, "{topic}");
+        }
+        assert_eq!(
+            jobs_reply_topic("$aws/things/d-1/jobs/j-7/update", false),
+            "$aws/things/d-1/jobs/j-7/update/rejected"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod delegation;
 mod department;
+mod download_link;
 pub mod mfa;
 pub mod oidc;
 pub mod password;
@@ -19,6 +20,7 @@ pub mod token;
 mod user;
 
 pub use department::DepartmentTree;
+pub use download_link::{DOWNLOAD_AUDIENCE, DownloadGrant};
 pub use policy::{Grouping, Permission, Policy, PolicyError};
 pub use principal::{DataScope, Principal, data_scope};
 pub use second_factor::MfaEnrollment;

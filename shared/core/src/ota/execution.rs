@@ -107,6 +107,17 @@ impl Execution {
         }
     }
 
+    /// Its device may now be told of it (the rate allowed it); a device's view only, so the
+    /// version a device compares stays.
+    pub fn release(&mut self, at: Millis) {
+        self.released_at.get_or_insert(at);
+    }
+
+    /// Waiting for or running on its device, and told to it.
+    pub fn is_pending(&self) -> bool {
+        !self.status.is_terminal() && self.released_at.is_some()
+    }
+
     /// A device's report.
     pub fn device_update(
         &mut self,

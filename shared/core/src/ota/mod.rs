@@ -9,6 +9,7 @@
 mod document;
 pub mod engine;
 mod execution;
+pub mod jobs_api;
 mod package;
 mod rollout;
 

@@ -9,7 +9,7 @@ use crate::model::Device;
 use crate::ota::{
     DeviceFirmware, Execution, ExecutionStatus, ExecutionUpdateError, FirmwarePackage,
     PackageError, PackageStatus, Rollout, RolloutCounts, RolloutError, RolloutStatus,
-    RolloutTarget, firmware_key,
+    RolloutTarget, engine, firmware_key,
 };
 use crate::ports::{
     BlobError, BlobStore, Clock, DeviceGateway, GatewayError, RolloutJob, StoreError,
@@ -66,6 +66,15 @@ pub enum OtaError {
     Update(#[from] ExecutionUpdateError),
     #[error("the execution changed while it was being updated; read it and try again")]
     Conflict,
+}
+
+/// What [`OtaService::advance`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Advanced {
+    /// Devices whose next pending execution changed.
+    pub notify: Vec<String>,
+    /// Rollouts an abort rule cancelled.
+    pub aborted: Vec<Rollout>,
 }
 
 /// A rollout with its executions counted by status.
@@ -317,7 +326,7 @@ impl OtaService {
     }
 
     /// Cancels the queued executions of a rollout (and those in progress, with `force`).
-    pub(crate) async fn end_executions(
+    pub async fn end_executions(
         &self,
         rollout: &Rollout,
         force: bool,
@@ -412,6 +421,58 @@ impl OtaService {
             return Ok(execution);
         }
         Err(OtaError::Conflict)
+    }
+
+    /// Applies the jobs rules to every active rollout at `now`, where the platform runs jobs
+    /// itself: starts what is due, releases devices at the rate, times out stalled
+    /// executions, aborts on a broken rule, completes what has ended. Answers the devices
+    /// whose next pending execution changed (to tell them), and the rollouts it aborted.
+    pub async fn advance(&self, now: Millis) -> Result<Advanced, OtaError> {
+        let mut advanced = Advanced::default();
+        for mut rollout in self.catalog.active_rollouts().await? {
+            let (tenant, id) = (rollout.tenant_id.clone(), rollout.id.clone());
+            let executions = self.catalog.executions(&tenant, &id).await?;
+            let plan = engine::plan(&rollout, &executions, now);
+            let mut changed = plan.start;
+            if plan.start {
+                rollout.status = RolloutStatus::InProgress;
+            }
+            for uid in &plan.time_out {
+                self.record(uid, &id, ExecutionStatus::TimedOut, BTreeMap::new(), now)
+                    .await?;
+                advanced.notify.push(uid.clone());
+            }
+            if let Some(reason) = plan.abort {
+                let pending: Vec<String> = executions
+                    .iter()
+                    .filter(|e| e.is_pending() && e.status == ExecutionStatus::Queued)
+                    .map(|e| e.device_uid.clone())
+                    .collect();
+                self.end_executions(&rollout, false, now).await?;
+                advanced.notify.extend(pending);
+                rollout.status = RolloutStatus::Aborted;
+                rollout.reason = Some(reason);
+                rollout.ended_at = Some(now);
+                advanced.aborted.push(rollout.clone());
+                changed = true;
+            } else if plan.complete {
+                rollout.status = RolloutStatus::Completed;
+                rollout.ended_at = Some(now);
+                changed = true;
+            }
+            for uid in &plan.release {
+                if let Some(mut execution) = self.catalog.execution(uid, &id).await? {
+                    let version = execution.version_number;
+                    execution.release(now);
+                    self.catalog.update_execution(&execution, version).await?;
+                    advanced.notify.push(uid.clone());
+                }
+            }
+            if changed {
+                self.catalog.put_rollout(&rollout).await?;
+            }
+        }
+        Ok(advanced)
     }
 
     async fn installed(&self, execution: &Execution) -> Result<(), OtaError> {
