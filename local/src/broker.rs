@@ -375,7 +375,8 @@ impl Broker {
             return Err(());
         }
         if (matches(&publish.topic, TELEMETRY_FILTER)
-            || topic_matches(&publish.topic, SHADOW_UPDATE_FILTER))
+            || topic_matches(&publish.topic, SHADOW_UPDATE_FILTER)
+            || iot_core::topics::jobs_request(&publish.topic).is_some())
             && let Err(error) = self
                 .sessions
                 .commit(publish.topic.clone(), publish.payload.clone())

@@ -34,6 +34,9 @@ max_payload = 262144             # IOT_LOCAL_MQTT_MAX_PAYLOAD
 [http]
 # The API and /metrics listen on 127.0.0.1 at this port (0 picks a free port).
 port = 8080                      # IOT_LOCAL_HTTP_PORT, --http-port
+# How devices reach this API, for the firmware download links of OTA jobs; empty: this
+# machine's loopback address and the port above.
+public_url = ""                  # IOT_LOCAL_HTTP_PUBLIC_URL
 
 [pipeline]
 # How long an edited product script or alarm rule may take to apply, in ms.
@@ -45,6 +48,8 @@ webhook_timeout_ms = 10000       # IOT_LOCAL_PIPELINE_WEBHOOK_TIMEOUT_MS
 outbound_allow = ""              # IOT_LOCAL_PIPELINE_OUTBOUND_ALLOW
 # How often telemetry past each tenant's retention quota is deleted, in seconds.
 retention_sweep_s = 3600         # IOT_LOCAL_PIPELINE_RETENTION_SWEEP_S
+# How often firmware rollouts advance (release devices at their rate, time out, abort), in ms.
+ota_tick_ms = 1000               # IOT_LOCAL_PIPELINE_OTA_TICK_MS
 
 [auth]
 # The tenant's first administrator, created on the first start.
@@ -90,6 +95,7 @@ pub struct MqttConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub port: u16,
+    pub public_url: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +105,7 @@ pub struct PipelineConfig {
     pub webhook_timeout_ms: u64,
     pub outbound_allow: String,
     pub retention_sweep_s: u64,
+    pub ota_tick_ms: u64,
 }
 
 impl PipelineConfig {

@@ -248,6 +248,16 @@ impl LocalGateway {
         }
     }
 
+    /// Publishes to a device of `tenant` (jobs answers and notices).
+    pub(crate) async fn publish_to(
+        &self,
+        tenant: &str,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> Result<(), GatewayError> {
+        self.link.publish(tenant, topic, payload).await
+    }
+
     /// As on AWS, where a device without a thing has no shadow and cannot be sent anything:
     /// the device must have been provisioned.
     /// The tenant of a registered device (one with a certificate).

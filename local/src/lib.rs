@@ -15,6 +15,8 @@ pub mod error;
 pub mod gateway;
 pub mod mosquitto;
 mod mqtt_tls;
+pub mod ota_client;
+pub mod ota_jobs;
 pub mod pipeline;
 pub mod platform;
 pub mod secrets;

@@ -73,6 +73,9 @@ enum Command {
         /// The running platform's data directory, whose simulator key signs the devices in.
         #[arg(long, default_value = ".iot-local")]
         data_dir: PathBuf,
+        /// The share of devices (0 to 1, the first by number) whose firmware installs fail.
+        #[arg(long, default_value_t = 0.0)]
+        ota_fail: f64,
     },
     /// Measure the platform under load (see docs/benchmarks.md).
     Bench {
@@ -226,6 +229,7 @@ async fn up(
                 rate,
                 duration: None,
                 key,
+                ota_fail: 0.0,
             };
             if let Err(e) = sim::run(options).await {
                 tracing::error!(error = %e, "the simulator stopped");
@@ -338,6 +342,7 @@ async fn main() -> ExitCode {
             mqtt_url,
             duration,
             data_dir,
+            ota_fail,
         } => {
             init_logging("info");
             let key = secrets::existing_simulator_key(&data_dir);
@@ -350,13 +355,18 @@ async fn main() -> ExitCode {
                         rate,
                         duration: duration.map(Duration::from_secs),
                         key,
+                        ota_fail: ota_fail.clamp(0.0, 1.0),
                     };
                     println!(
                         "simulating {devices} devices at {rate} msg/s against {mqtt_url}; Ctrl-C stops"
                     );
                     tokio::select! {
                         result = sim::run(options) => result.map(|c| {
-                            println!("published {}, acknowledged {}", c.published.load(std::sync::atomic::Ordering::Relaxed), c.acknowledged.load(std::sync::atomic::Ordering::Relaxed));
+                            let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                            println!(
+                                "published {}, acknowledged {}; firmware installed {}, failed {}",
+                                n(&c.published), n(&c.acknowledged), n(&c.ota.succeeded), n(&c.ota.failed)
+                            );
                         }),
                         _ = tokio::signal::ctrl_c() => Ok(()),
                     }

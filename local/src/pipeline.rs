@@ -44,6 +44,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Where webhooks and identity providers may be (`pipeline.outbound_allow`), parsed once.
     pub outbound: OutboundPolicy,
+    /// The jobs API, set once the device link exists (the platform starts it after these).
+    pub jobs: std::sync::OnceLock<Arc<crate::ota_jobs::LocalJobs>>,
     next_message: AtomicU64,
 }
 
@@ -109,6 +111,7 @@ impl Services {
             dead_letters,
             clock,
             outbound,
+            jobs: std::sync::OnceLock::new(),
             next_message: AtomicU64::new(0),
         })
     }
@@ -118,6 +121,9 @@ impl Services {
     pub async fn handle(&self, topic: String, payload: bytes::Bytes) -> Result<(), HandleError> {
         if let Some(uid) = iot_core::topics::shadow_update_device(&topic) {
             return self.record_reported(uid, &payload).await;
+        }
+        if let Some((uid, request)) = iot_core::topics::jobs_request(&topic) {
+            return self.answer_jobs(&topic, uid, request, &payload).await;
         }
         metrics::counter!(crate::counters::MQTT_MESSAGES_RECEIVED).increment(1);
         let received_at = self.clock.now_ms();
@@ -129,6 +135,29 @@ impl Services {
             received_at,
         };
         Ok(self.ingest_message(message).await.map(|_| ())?)
+    }
+
+    /// A device's jobs API request, answered on its reply topic. Store failures are errors,
+    /// so the broker does not acknowledge and the device asks again.
+    async fn answer_jobs(
+        &self,
+        topic: &str,
+        uid: &str,
+        request: iot_core::topics::JobsRequest<'_>,
+        payload: &[u8],
+    ) -> Result<(), HandleError> {
+        let Some(jobs) = self.jobs.get() else {
+            tracing::warn!(device = %uid, "a jobs request before the jobs API started; dropped");
+            return Ok(());
+        };
+        let tenant = match self.catalog.device(uid).await {
+            Ok(Some(device)) => device.tenant_id,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(HandleError::Jobs(e.into())),
+        };
+        jobs.answer(&tenant, topic, uid, request, payload)
+            .await
+            .map_err(HandleError::Jobs)
     }
 
     /// A device's report of its state, merged into its shadow's `reported`. A report that is
@@ -182,6 +211,8 @@ pub enum HandleError {
     Ingest(#[from] IngestError),
     #[error("storing a shadow report: {0}")]
     Shadow(StoreError),
+    #[error("answering a jobs request: {0}")]
+    Jobs(iot_core::usecase::OtaError),
 }
 
 /// `POST /v1/ingest` on one machine: the message goes through the pipeline at once, and the

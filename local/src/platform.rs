@@ -13,7 +13,7 @@ use iot_core::notify::ChannelTargets;
 use iot_core::parse::Parser;
 use iot_core::time::{DAY, SECOND};
 use iot_core::topics::{SHADOW_UPDATE_FILTER, TELEMETRY_FILTER, uplink_device};
-use iot_core::usecase::OtaService;
+use iot_core::usecase::{DeviceJobs, OtaService};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::gateway::{DeviceCa, DeviceLink, LocalGateway};
+use crate::ota_jobs::{LocalJobs, SignedLinks, ota_timer};
 use crate::pipeline::{self, Services};
 use crate::secrets;
 
@@ -286,6 +287,31 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     ));
 
     let (auth, generated_admin_password) = build_auth(config, &services).await?;
+    let download_base = if config.http.public_url.is_empty() {
+        format!("http://{http_addr}")
+    } else {
+        config.http.public_url.trim_end_matches('/').to_owned()
+    };
+    let jobs = Arc::new(LocalJobs {
+        jobs: DeviceJobs::new(
+            ota.clone(),
+            services.catalog.clone(),
+            services.clock.clone(),
+            Arc::new(SignedLinks {
+                auth: auth.clone(),
+                base: download_base,
+            }),
+        ),
+        ota: ota.clone(),
+        gateway: gateway.clone(),
+    });
+    let _ = services.jobs.set(jobs.clone());
+    tasks.spawn(ota_timer(
+        jobs,
+        services.clock.clone(),
+        Duration::from_millis(config.pipeline.ota_tick_ms.max(10)),
+        stop.clone(),
+    ));
     let api = Arc::new(ApiState {
         catalog: services.catalog.clone(),
         telemetry: services.telemetry.clone(),
@@ -400,18 +426,26 @@ async fn connect_external(
         Ok(Err(reason)) => return Err(broker_err(reason)),
         Err(_) => return Err(broker_err("no answer within 5 s".into())),
     }
-    for filter in [TELEMETRY_FILTER, SHADOW_UPDATE_FILTER] {
+    for filter in platform_filters() {
         client
             .subscribe(filter, QoS::AtLeastOnce)
             .await
             .map_err(|e| broker_err(e.to_string()))?;
     }
-    tracing::info!(%url, "subscribed to {TELEMETRY_FILTER} and {SHADOW_UPDATE_FILTER} on the external broker");
+    tracing::info!(%url, "subscribed to telemetry, shadow reports and jobs requests on the external broker");
     Ok(ExternalSubscriber {
         client,
         eventloop,
         services,
     })
+}
+
+/// What the platform takes from an external broker: telemetry, shadow reports and jobs
+/// requests.
+fn platform_filters() -> impl Iterator<Item = &'static str> {
+    [TELEMETRY_FILTER, SHADOW_UPDATE_FILTER]
+        .into_iter()
+        .chain(iot_core::topics::JOBS_REQUEST_FILTERS)
 }
 
 /// Messages from the external broker handled at once (across devices).
@@ -480,7 +514,7 @@ impl ExternalSubscriber {
                         }
                     }
                     Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
-                        for filter in [TELEMETRY_FILTER, SHADOW_UPDATE_FILTER] {
+                        for filter in platform_filters() {
                             let _ = self.client.try_subscribe(filter, QoS::AtLeastOnce);
                         }
                     }

@@ -1,6 +1,7 @@
 //! The device simulator: N devices publishing at a total rate over MQTT (QoS 1), with drift,
 //! noise, occasional out-of-range values, heat excursions that raise alarms, and every fourth
-//! device sending 12-byte binary frames.
+//! device sending 12-byte binary frames. Each device runs an OTA client too
+//! (`ota_client.rs`): it takes firmware jobs, downloads and checks the image, and reports.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::demo::{device_uid, is_binary};
 use crate::error::LocalError;
+use crate::ota_client::{OtaClient, OtaCounters};
 
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -22,12 +24,16 @@ pub struct SimOptions {
     pub duration: Option<Duration>,
     /// The simulator key of the platform's data directory (the devices' credentials).
     pub key: String,
+    /// The share of devices whose firmware installs fail (the first ones by number), to try
+    /// a rollout's abort rules; the others succeed.
+    pub ota_fail: f64,
 }
 
 #[derive(Debug, Default)]
 pub struct SimCounters {
     pub published: AtomicU64,
     pub acknowledged: AtomicU64,
+    pub ota: Arc<OtaCounters>,
 }
 
 /// One device's signals.
@@ -145,6 +151,8 @@ async fn device(
             crate::secrets::simulated_device_secret(&options.key, &uid),
         );
     let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+    let fails = (n as f64) <= (options.devices as f64 * options.ota_fail).round();
+    let ota = OtaClient::new(&uid, client.clone(), fails, counters.ota.clone());
     let topic = iot_core::topics::uplink_topic(&uid, "telemetry");
     let mut model = DeviceModel::new(n);
     // Spread the devices over one period so they do not publish in lockstep.
@@ -167,7 +175,14 @@ async fn device(
                 }
             }
             event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => { connected = true; failures = 0; }
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    failures = 0;
+                    ota.on_connect();
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    ota.on_message(&publish.topic, &publish.payload);
+                }
                 Ok(Event::Incoming(Packet::PubAck(_))) => {
                     counters.acknowledged.fetch_add(1, Ordering::Relaxed);
                 }

@@ -202,6 +202,8 @@ async fn each_role_reaches_exactly_its_routes_and_nobody_reaches_any_without_a_t
         ("POST", "/v1/auth/mfa/verify"),
         ("POST", "/v1/auth/oidc"),
         ("POST", "/v1/ingest"),
+        // Its token is the grant; tests/ota_local.rs downloads through it.
+        ("GET", "/v1/firmware-downloads/{token}"),
         ("POST", "/v1/auth/logout"),
         ("POST", "/v1/auth/mfa/enroll"),
     ] {

@@ -218,7 +218,9 @@ impl From<OtaError> for ApiError {
         let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
         match e {
             OtaError::Store(e) => e.into(),
-            OtaError::Blob(_) | OtaError::Gateway(_) => ApiError::unavailable(e),
+            OtaError::Blob(_) | OtaError::Gateway(_) | OtaError::Link(_) => {
+                ApiError::unavailable(e)
+            }
             OtaError::NoPackage(_) | OtaError::NoRollout(_) | OtaError::NoExecution { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, e.to_string())
             }

@@ -138,6 +138,32 @@ impl BlobStore for FsBlobStore {
         }
     }
 
+    /// A megabyte at a time.
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<BoxStream<'static, Result<Vec<u8>, BlobError>>>, BlobError> {
+        use tokio::io::AsyncReadExt;
+        let file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buffer = vec![0u8; 1 << 20];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok(buffer), Some(file)))
+                }
+                Err(e) => Some((Err(io(e)), None)),
+            }
+        });
+        Ok(Some(chunks.boxed()))
+    }
+
     /// Read and hashed a megabyte at a time.
     async fn digest(&self, key: &str) -> Result<Option<BlobDigest>, BlobError> {
         let path = self.path(key)?;
@@ -212,6 +238,15 @@ mod tests {
             .await?;
         assert_eq!(size, 3);
         assert_eq!(store.get("firmware/v3.bin").await?, Some(vec![3, 4, 5]));
+        use futures_util::TryStreamExt;
+        let streamed: Vec<Vec<u8>> = store
+            .get_stream("firmware/v3.bin")
+            .await?
+            .ok_or("no stream")?
+            .try_collect()
+            .await?;
+        assert_eq!(streamed.concat(), [3, 4, 5]);
+        assert!(store.get_stream("firmware/none.bin").await?.is_none());
         let broken = futures_util::stream::iter([
             Ok(vec![9u8]),
             Err(BlobError::Unavailable("client went away".into())),

@@ -37,6 +37,11 @@ pub fn routes() -> ApiRouter<Arc<ApiState>> {
         )
 }
 
+/// The download links of job documents on one machine, which carry their own grant.
+pub fn public_routes() -> ApiRouter<Arc<ApiState>> {
+    ApiRouter::new().routes(routes!(download))
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PackageBody {
@@ -251,4 +256,45 @@ async fn upload(
         .await
         .map_err(ApiError::unavailable)?;
     Ok(Json(state.ota.check_package(&tenant, &id).await?))
+}
+
+/// A firmware image by the link of a job document (one machine; on AWS the link is a
+/// presigned S3 URL). The link is the grant: a signed token for one package, valid an hour
+/// from the delivery that minted it.
+#[utoipa::path(
+    get, path = "/v1/firmware-downloads/{token}", tag = "firmware", security(()),
+    responses(
+        (status = 200, description = "The image", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, description = "The link is not valid, or has expired: ask for the job again"),
+    )
+)]
+async fn download(
+    State(state): State<Arc<ApiState>>,
+    Path(token): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let grant = state.auth.verify_download(&token).map_err(|e| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the download link is not valid ({e}); ask for the job again for a new one"),
+        )
+    })?;
+    let package = package_of(&state, &grant.tenant, &grant.package_id).await?;
+    let chunks = state
+        .ota
+        .firmware_store()
+        .get_stream(&firmware_key(&grant.tenant, &package.id))
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::not_found(format!("the image of {:?}", package.id)))?;
+    tracing::info!(tenant = %grant.tenant, package = %package.id, device = %grant.device_uid, "firmware download");
+    let body = Body::from_stream(chunks.map_ok(axum::body::Bytes::from));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, IMAGE_TYPE.to_owned()),
+            (axum::http::header::CONTENT_LENGTH, package.size.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -50,6 +50,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let (routed, description) = ApiRouter::new()
         .routes(routes!(health))
         .merge(session::public_routes())
+        .merge(firmware::public_routes())
         .merge(crate::device_ingest::routes())
         .merge(protected)
         .into_parts();

@@ -65,6 +65,18 @@ pub trait BlobStore: Send + Sync {
         Ok(size)
     }
 
+    /// The blob's bytes in chunks, `None` if absent. Stores that can should not hold the
+    /// whole blob in memory.
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<BoxStream<'static, Result<Vec<u8>, BlobError>>>, BlobError> {
+        Ok(self
+            .get(key)
+            .await?
+            .map(|bytes| futures_util::stream::once(async move { Ok(bytes) }).boxed()))
+    }
+
     /// The blob's size and SHA-256, `None` if absent. Stores that can should hash it as it
     /// streams rather than holding it whole.
     async fn digest(&self, key: &str) -> Result<Option<BlobDigest>, BlobError> {

@@ -54,6 +54,8 @@ pub enum OtaError {
         "device {0:?} has no certificate, so it cannot take jobs: provision it (POST /v1/devices/{0}/certificate) or leave it out"
     )]
     NoIdentity(String),
+    #[error("a download link could not be made: {0}")]
+    Link(String),
     #[error("department {0:?} does not exist")]
     UnknownDepartment(String),
     #[error(
@@ -104,6 +106,11 @@ impl OtaService {
             gateway,
             clock,
         }
+    }
+
+    /// The tenant of a device, if it exists.
+    pub async fn device_tenant(&self, uid: &str) -> Result<Option<String>, OtaError> {
+        Ok(self.catalog.device(uid).await?.map(|d| d.tenant_id))
     }
 
     pub fn firmware_store(&self) -> &Arc<dyn BlobStore> {
