@@ -9,7 +9,7 @@
 use iot_local::demo::{self, JSON_PRODUCT};
 use iot_local::ota_client::{OtaClient, OtaCounters};
 use iot_local::{secrets, sim};
-use iot_tests::{Api, TestResult, device_token, eventually, start_platform};
+use iot_tests::{Api, Mosquitto, TestResult, device_token, eventually, start_platform};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -89,12 +89,35 @@ async fn lone_device(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firmware_reaches_a_simulated_fleet_and_a_bad_release_aborts() -> TestResult {
+async fn firmware_reaches_a_simulated_fleet_on_the_embedded_broker() -> TestResult {
     let dir = tempfile::tempdir()?;
     let running = start_platform(dir.path(), None).await?;
     let broker = running.mqtt_addr.ok_or("no embedded broker")?;
+    rollouts(&running, broker, dir.path()).await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// The same over Mosquitto: the platform answers the jobs API through its own connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_reaches_a_simulated_fleet_on_mosquitto() -> TestResult {
+    let mosquitto = Mosquitto::start().await?;
+    let dir = tempfile::tempdir()?;
+    let running = start_platform(dir.path(), Some(&mosquitto.url())).await?;
+    rollouts(&running, mosquitto.addr(), dir.path()).await?;
+    running.shutdown().await;
+    mosquitto.stop().await;
+    Ok(())
+}
+
+/// A good release completes and a bad one aborts, over the broker at `broker`.
+async fn rollouts(
+    running: &iot_local::platform::Running,
+    broker: std::net::SocketAddr,
+    dir: &std::path::Path,
+) -> TestResult {
     let api = Api::new(running.http_addr).await?;
-    let key = secrets::simulator_key(dir.path())?;
+    let key = secrets::simulator_key(dir)?;
     demo::install(&running.services, "acme", DEVICES, None, &key).await?;
     // One more device of the product, offline when the rollout starts.
     api.create(
@@ -192,6 +215,5 @@ async fn firmware_reaches_a_simulated_fleet_and_a_bad_release_aborts() -> TestRe
         "a failed install keeps the old version: {firmware}"
     );
     fleet.abort();
-    running.shutdown().await;
     Ok(())
 }

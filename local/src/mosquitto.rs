@@ -86,7 +86,10 @@ pub async fn broker_files(
         files.acl,
         "# Written by iot-local mosquitto-config: run it again after devices or credentials change.\n\n\
          user {PLATFORM_USER}\ntopic read things/+/up/#\ntopic read $aws/things/+/shadow/update\n\
-         topic write things/+/down/#\ntopic write $aws/things/+/shadow/update/delta\n"
+         topic write things/+/down/#\ntopic write $aws/things/+/shadow/update/delta\n\
+         topic read $aws/things/+/jobs/get\ntopic read $aws/things/+/jobs/start-next\n\
+         topic read $aws/things/+/jobs/+/get\ntopic read $aws/things/+/jobs/+/update\n\
+         topic write $aws/things/+/jobs/#\n"
     );
     for tenant in tenants {
         let devices = catalog.devices(tenant, None).await?;
