@@ -773,3 +773,121 @@ async fn the_post_deploy_smoke_test_passes_against_the_functions() -> TestResult
     assert!(catalog.device("smoke-emulator").await?.is_none());
     Ok(())
 }
+
+/// Firmware on AWS, as far as the emulator runs it: an image uploaded to its presigned S3
+/// URL and checked, a rollout created as an IoT job, and the IoT Jobs events (fed in the shape
+/// IoT Core publishes them; the emulator runs no executions and publishes no events) recording
+/// a device's success and a rollout cancelled by its abort rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firmware_rollouts_run_as_iot_jobs_and_their_events_are_recorded() -> TestResult {
+    use sha2::Digest;
+    let stack = Stack::create().await?;
+    let router =
+        signed_in(iot_functions::api::router(&stack.sdk, &stack.api_config()).await?).await?;
+    provision(&router, "http://127.0.0.1:9/unused").await?;
+    // Things are the emulator's, shared by the tests: this one's device has a name of its own.
+    let uid = format!("pump-{}", fastrand::u32(..));
+    create(
+        &router,
+        "/v1/devices",
+        json!({ "uid": uid, "identification_code": uid,
+                                            "product_id": "air", "department_id": "hq" }),
+    )
+    .await?;
+    let (status, _) = api(
+        &router,
+        "POST",
+        &format!("/v1/devices/{uid}/certificate"),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 201, "{uid} gets its thing");
+    let of_device = |mut event: Value| {
+        event["thingArn"] = json!(format!("arn:aws:iot:us-east-1:123456789012:thing/{uid}"));
+        event
+    };
+
+    let image = b"air firmware 2.0.0".repeat(100);
+    for (id, version) in [("fw-2", "2.0.0"), ("fw-3", "3.0.0")] {
+        let declared = json!({ "id": id, "product_id": "air", "version": version,
+                               "size": image.len(), "sha256": hex::encode(sha2::Sha256::digest(&image)) });
+        let (status, created) = api(&router, "POST", "/v1/firmware", Some(&declared)).await?;
+        assert_eq!(status, 201, "{created}");
+        let url = created["upload"]["url"].as_str().ok_or("no upload url")?;
+        assert!(url.contains("X-Amz-Signature"), "a presigned S3 PUT: {url}");
+        let put = reqwest::Client::new()
+            .put(url)
+            .header("content-type", "application/octet-stream")
+            .body(image.clone())
+            .send()
+            .await?;
+        assert!(put.status().is_success(), "{}", put.status());
+        let (status, ready) =
+            api(&router, "POST", &format!("/v1/firmware/{id}/check"), None).await?;
+        assert_eq!(
+            (status, &ready["status"]),
+            (200, &json!("ready")),
+            "{ready}"
+        );
+    }
+
+    let rollout = |id: &str, package: &str| {
+        json!({ "id": id, "package_id": package, "target": { "type": "devices", "uids": [uid.clone()] },
+                "rate": { "max_per_minute": 10 }, "in_progress_timeout_minutes": 30,
+                "abort": [{ "failure": "ALL", "threshold_percent": 50, "min_executions": 1 }] })
+    };
+    let (status, started) = api(
+        &router,
+        "POST",
+        "/v1/rollouts",
+        Some(&rollout("spring", "fw-2")),
+    )
+    .await?;
+    assert_eq!(status, 201, "{started}");
+    let iot = aws_sdk_iot::Client::new(&stack.sdk);
+    let job = iot
+        .describe_job()
+        .job_id(iot_core::ota::job_id("acme", "spring"))
+        .send()
+        .await?;
+    let config = job.job().and_then(|j| j.job_executions_rollout_config());
+    assert_eq!(config.and_then(|c| c.maximum_per_minute()), Some(10));
+
+    let ingest = IngestFunction::new(&stack.sdk, &stack.ingest_config()).await?;
+    let succeeded = of_device(sample("ingest/job-execution-succeeded.json")?);
+    let recorded = ingest.handle(succeeded.clone()).await?;
+    assert_eq!(recorded["status"], "SUCCEEDED", "{recorded}");
+    let (_, firmware) = api(&router, "GET", &format!("/v1/devices/{uid}/firmware"), None).await?;
+    assert_eq!(firmware["installed"]["version"], "2.0.0", "{firmware}");
+    assert_eq!(
+        firmware["executions"][0]["status_details"]["reason"], "installed",
+        "{firmware}"
+    );
+    // Through the queue, as the rule delivers it, a repeat changes nothing.
+    let batch = json!({ "Records": [{ "messageId": "m-1", "body": succeeded.to_string(),
+                                      "eventSource": "aws:sqs" }] });
+    let answer = ingest.handle(batch).await?;
+    assert_eq!(failures(&answer), 0, "{answer}");
+    let (_, executions) = api(&router, "GET", "/v1/rollouts/spring/executions", None).await?;
+    let history = executions["items"][0]["history"].as_array().map(Vec::len);
+    assert_eq!(history, Some(2), "queued, succeeded: {executions}");
+
+    // A rollout IoT Jobs cancels by its abort rules ends as aborted.
+    let (status, _) = api(
+        &router,
+        "POST",
+        "/v1/rollouts",
+        Some(&rollout("risky", "fw-3")),
+    )
+    .await?;
+    assert_eq!(status, 201);
+    let ended = ingest.handle(sample("ingest/job-canceled.json")?).await?;
+    assert_eq!(ended["status"], "aborted", "{ended}");
+    let (_, risky) = api(&router, "GET", "/v1/rollouts/risky", None).await?;
+    assert_eq!(risky["status"], "aborted", "{risky}");
+    // An event of a job that is no rollout is ignored, not retried.
+    let mut stray = sample("ingest/job-canceled.json")?;
+    stray["jobId"] = json!("someone-elses-job");
+    assert!(ingest.handle(stray).await?["ignored"].is_string());
+    Ok(())
+}

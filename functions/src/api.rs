@@ -44,7 +44,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     "timestream:DescribeEndpoints",
     // acknowledged and cleared alarms
     "sns:Publish",
-    // statistics jobs as schedules, which run as the scheduler role
+    // statistics jobs as schedules, which run as the scheduler role (and rollouts' jobs,
+    // which presign as the OTA role)
     "scheduler:CreateSchedule",
     "scheduler:UpdateSchedule",
     "scheduler:DeleteSchedule",
@@ -52,7 +53,8 @@ pub const IAM_ACTIONS: &[&str] = &[
     // HTTP device ingest hands messages to the ingest queue, as the IoT rule does
     "sqs:SendMessage",
     // telemetry exports: written, then downloaded through presigned URLs this role signs;
-    // listed and deleted with their tenant
+    // listed and deleted with their tenant; firmware images: uploaded through presigned URLs,
+    // read back to check, deleted with their package
     "s3:PutObject",
     "s3:GetObject",
     "s3:DeleteObject",
@@ -77,6 +79,9 @@ pub const IAM_ACTIONS: &[&str] = &[
     "iot:ListThingPrincipals",
     "iot:UpdateCertificate",
     "iot:DeleteCertificate",
+    // firmware rollouts as IoT jobs, whose document links IoT presigns with the OTA role
+    "iot:CreateJob",
+    "iot:CancelJob",
     // commands and desired configuration
     "iot:Publish",
     "iot:UpdateThingShadow",

@@ -1,7 +1,8 @@
 //! The ingest function. The telemetry topic rule hands it each device message, either through
 //! the ingest queue (an SQS batch; the usual path) or by invoking it directly; the presence rule
 //! hands it connect and disconnect events. Telemetry goes through the core's ingest use case
-//! once per message id; presence updates the device's online status.
+//! once per message id; presence updates the device's online status; the job rules hand it
+//! IoT Jobs events, which record each device's execution of a rollout and the rollout's end.
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -9,12 +10,15 @@ use base64::Engine as _;
 use iot_aws::{LazyClient, S3BlobStore, SqsQueue};
 use iot_core::idempotency::{Handled, Idempotency};
 use iot_core::model::Presence;
+use iot_core::ota::ExecutionStatus;
 use iot_core::parse::Parser;
 use iot_core::ports::{Clock, SystemClock};
 use iot_core::repo::Catalog;
-use iot_core::usecase::{InboundMessage, Ingest, IngestOutcome};
+use iot_core::time::SECOND;
+use iot_core::usecase::{InboundMessage, Ingest, IngestOutcome, OtaService};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::env::{self, EnvError};
@@ -23,7 +27,8 @@ use crate::stores::{TelemetryBackend, meta_store};
 /// The IAM actions this function uses, with the DynamoDB telemetry backend or Timestream
 /// (`template.yaml` grants exactly these; a test compares).
 pub const IAM_ACTIONS: &[&str] = &[
-    // device, product and code lookups; idempotency claims; presence
+    // device, product and code lookups; idempotency claims; presence; job statuses from
+    // IoT Jobs events (executions, rollouts, each device's firmware version)
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
@@ -87,8 +92,33 @@ pub struct PresenceEvent {
     pub disconnect_reason: Option<String>,
 }
 
+/// An AWS IoT Jobs event from `$aws/events/jobExecution/{jobId}/{status}`: a device's
+/// execution reached an end (or was removed).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecutionEvent {
+    pub job_id: String,
+    pub thing_arn: String,
+    pub status: ExecutionStatus,
+    #[serde(default)]
+    pub status_details: BTreeMap<String, String>,
+    /// Seconds since the epoch.
+    pub timestamp: i64,
+}
+
+/// An AWS IoT Jobs event from `$aws/events/job/{jobId}/{operation}`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEvent {
+    pub job_id: String,
+    /// `completed`, `canceled`, `deleted`, ...
+    pub operation: String,
+    pub timestamp: i64,
+}
+
 pub struct IngestFunction {
     ingest: Ingest,
+    ota: OtaService,
     catalog: Catalog,
     idempotency: Idempotency,
     clock: Arc<dyn Clock>,
@@ -139,6 +169,7 @@ impl IngestFunction {
         );
         Ok(Self {
             ingest,
+            ota: OtaService::recorder(catalog.clone(), clock.clone()),
             catalog,
             idempotency: Idempotency::new(meta, clock.clone()),
             clock,
@@ -181,6 +212,23 @@ impl IngestFunction {
     }
 
     async fn handle_one(&self, event: Value, queue_id: Option<&str>) -> Result<Value, Retry> {
+        match event.get("eventType").and_then(Value::as_str) {
+            Some("JOB_EXECUTION") => {
+                return match serde_json::from_value::<JobExecutionEvent>(event) {
+                    Ok(e) => self.job_execution(&e).await,
+                    Err(e) => {
+                        Ok(json!({ "ignored": format!("unreadable job execution event: {e}") }))
+                    }
+                };
+            }
+            Some("JOB") => {
+                return match serde_json::from_value::<JobEvent>(event) {
+                    Ok(e) => self.job(&e).await,
+                    Err(e) => Ok(json!({ "ignored": format!("unreadable job event: {e}") })),
+                };
+            }
+            _ => {}
+        }
         if event.get("eventType").is_some() && event.get("clientId").is_some() {
             return match serde_json::from_value::<PresenceEvent>(event) {
                 Ok(presence) => self.presence(&presence).await,
@@ -246,6 +294,44 @@ impl IngestFunction {
                 Some(format!("the payload is not base64: {e}")),
             ),
         }
+    }
+
+    /// A device's execution of a rollout reached an end: recorded (a success sets the
+    /// device's firmware version). Events of jobs that are no rollout, or of things that are
+    /// no device of it, are ignored.
+    async fn job_execution(&self, event: &JobExecutionEvent) -> Result<Value, Retry> {
+        // The thing's name is the device uid.
+        let uid = event.thing_arn.rsplit('/').next().unwrap_or_default();
+        let recorded = self
+            .ota
+            .job_execution_event(
+                &event.job_id,
+                uid,
+                event.status,
+                event.status_details.clone(),
+                event.timestamp * SECOND,
+            )
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
+        Ok(match recorded {
+            Some(execution) => json!({ "device": uid, "status": execution.status }),
+            None => {
+                json!({ "ignored": format!("job {} of {uid:?} is no rollout's", event.job_id) })
+            }
+        })
+    }
+
+    /// A rollout's job completed, or was cancelled by its abort rules.
+    async fn job(&self, event: &JobEvent) -> Result<Value, Retry> {
+        let changed = self
+            .ota
+            .job_event(&event.job_id, &event.operation, event.timestamp * SECOND)
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
+        Ok(match changed {
+            Some(rollout) => json!({ "rollout": rollout.id, "status": rollout.status }),
+            None => json!({ "ignored": format!("job {} {}", event.job_id, event.operation) }),
+        })
     }
 
     async fn presence(&self, event: &PresenceEvent) -> Result<Value, Retry> {

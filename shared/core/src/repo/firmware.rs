@@ -5,7 +5,7 @@
 //! on the condition that nobody changed it since it was read, as a device's `expectedVersion`.
 
 use super::{Catalog, tenant_pk, to_json};
-use crate::ota::{DeviceFirmware, Execution, FirmwarePackage, Rollout};
+use crate::ota::{DeviceFirmware, Execution, FirmwarePackage, Rollout, job_id};
 use crate::ports::{Condition, Item, Key, Query, StoreError, Write};
 
 fn package_key(tenant: &str, id: &str) -> Key {
@@ -18,6 +18,10 @@ fn rollout_key(tenant: &str, id: &str) -> Key {
 
 fn execution_key(device: &str, rollout: &str) -> Key {
     Key::new(format!("DEVICE#{device}"), format!("JOB#{rollout}"))
+}
+
+fn job_key(job: &str) -> Key {
+    Key::new(format!("JOB#{job}"), "JOB")
 }
 
 fn executions_pk(tenant: &str, rollout: &str) -> String {
@@ -133,9 +137,25 @@ impl Catalog {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             self.store.transact(writes).await?;
         }
+        let pointer = serde_json::json!({ "tenant": rollout.tenant_id, "rollout": rollout.id });
+        let job = job_id(&rollout.tenant_id, &rollout.id);
+        self.store
+            .put(Item::new(job_key(&job), pointer), Condition::Always)
+            .await?;
         self.store
             .put(rollout_item(rollout)?, Condition::NotExists)
             .await
+    }
+
+    /// The tenant and rollout of an IoT job id (events name the job only).
+    pub async fn rollout_of_job(&self, job: &str) -> Result<Option<(String, String)>, StoreError> {
+        let pointer: Option<serde_json::Value> = self.get(job_key(job)).await?;
+        Ok(pointer.and_then(|p| {
+            Some((
+                p["tenant"].as_str()?.to_owned(),
+                p["rollout"].as_str()?.to_owned(),
+            ))
+        }))
     }
 
     /// Deletes a rollout that never started, with its executions.

@@ -20,6 +20,7 @@
 //! | firmware package / rollout | `TENANT#{t}` | `FIRMWARE#{id}` / `ROLLOUT#{id}` | |
 //! | job execution | `DEVICE#{uid}` | `JOB#{rollout}` | `TENANT#{t}#ROLLOUT#{rollout}` / `{uid}` |
 //! | firmware a device runs | `DEVICE#{uid}` | `FIRMWARE` | |
+//! | IoT job id of a rollout | `JOB#{job id}` | `JOB` | |
 //!
 //! The keys are made here; the entities' reads and writes are one module per aggregate:
 //! `devices.rs`, `products.rs` (and rules), `alarms.rs`, `stats.rs`, `notifications.rs` (and

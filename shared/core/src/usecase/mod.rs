@@ -9,6 +9,7 @@ mod ingest;
 mod notify;
 mod ota;
 mod ota_jobs;
+mod ota_recorder;
 mod retention;
 mod stats;
 mod tenant_gate;

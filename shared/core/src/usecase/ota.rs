@@ -108,6 +108,64 @@ impl OtaService {
         }
     }
 
+    /// Only what records statuses ([`Self::record`], [`Self::job_event`]): for the function
+    /// that reads IoT Core's job events, which never stores images nor starts jobs.
+    pub fn recorder(catalog: Catalog, clock: Arc<dyn Clock>) -> Self {
+        Self::new(
+            catalog,
+            Arc::new(super::ota_recorder::NoImages),
+            Arc::new(super::ota_recorder::NoJobs),
+            clock,
+        )
+    }
+
+    /// An IoT Core job event: the rollout completed, or was cancelled (by a user, recorded
+    /// already; otherwise by its abort rules). Answers the rollout if this changed it.
+    pub async fn job_event(
+        &self,
+        job: &str,
+        operation: &str,
+        at: Millis,
+    ) -> Result<Option<Rollout>, OtaError> {
+        let Some((tenant, id)) = self.catalog.rollout_of_job(job).await? else {
+            return Ok(None);
+        };
+        let mut rollout = self.rollout(&tenant, &id).await?;
+        if rollout.status.is_over() {
+            return Ok(None);
+        }
+        match operation {
+            "completed" => rollout.status = RolloutStatus::Completed,
+            "canceled" => {
+                rollout.status = RolloutStatus::Aborted;
+                rollout.reason = Some("cancelled by its abort rules (AWS IoT Jobs)".into());
+            }
+            _ => return Ok(None),
+        }
+        rollout.ended_at = Some(at);
+        self.catalog.put_rollout(&rollout).await?;
+        Ok(Some(rollout))
+    }
+
+    /// A job execution event of IoT Core: `job` of the thing `device`.
+    pub async fn job_execution_event(
+        &self,
+        job: &str,
+        device: &str,
+        status: ExecutionStatus,
+        details: BTreeMap<String, String>,
+        at: Millis,
+    ) -> Result<Option<Execution>, OtaError> {
+        let Some((_, rollout)) = self.catalog.rollout_of_job(job).await? else {
+            return Ok(None);
+        };
+        match self.record(device, &rollout, status, details, at).await {
+            Ok(execution) => Ok(Some(execution)),
+            Err(OtaError::NoExecution { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The tenant of a device, if it exists.
     pub async fn device_tenant(&self, uid: &str) -> Result<Option<String>, OtaError> {
         Ok(self.catalog.device(uid).await?.map(|d| d.tenant_id))
