@@ -44,7 +44,8 @@ impl MetaStore for Counted {
         self.inner.query(query).await
     }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        self.writes.fetch_add(writes.len() as u64, Ordering::Relaxed);
+        self.writes
+            .fetch_add(writes.len() as u64, Ordering::Relaxed);
         self.inner.transact(writes).await
     }
 }
@@ -97,7 +98,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let image = vec![7u8; 1 << 20];
     blobs
-        .put(&firmware_key("acme", "fw-2"), image.clone(), "application/octet-stream")
+        .put(
+            &firmware_key("acme", "fw-2"),
+            image.clone(),
+            "application/octet-stream",
+        )
         .await?;
     let digest = BlobDigest::of(&image);
     catalog
@@ -116,7 +121,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created_by: "bench".into(),
         })
         .await?;
-    let ota = Arc::new(OtaService::new(catalog.clone(), blobs, gateway, clock.clone()));
+    let ota = Arc::new(OtaService::new(
+        catalog.clone(),
+        blobs,
+        gateway,
+        clock.clone(),
+    ));
     let started = Instant::now();
     ota.check_package("acme", "fw-2").await?;
     let check = started.elapsed();
@@ -156,8 +166,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exchange_writes = store.writes.load(Ordering::Relaxed) - before;
     let per = |d: std::time::Duration, n: usize| d.as_secs_f64() * 1e3 / n.max(1) as f64;
 
-    println!("rollout of a 1 MiB image to {devices} registered devices (SQLite, synchronous = FULL)");
-    println!("  package check (SHA-256 of the image):  {:>8.1} ms", check.as_secs_f64() * 1e3);
+    println!(
+        "rollout of a 1 MiB image to {devices} registered devices (SQLite, synchronous = FULL)"
+    );
+    println!(
+        "  package check (SHA-256 of the image):  {:>8.1} ms",
+        check.as_secs_f64() * 1e3
+    );
     println!(
         "  start:            {:>8.1} ms  ({:.3} ms and {:.2} store writes per device)",
         start.as_secs_f64() * 1e3,
