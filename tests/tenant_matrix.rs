@@ -43,6 +43,10 @@ fn resource(ids: &BTreeMap<&str, String>, before: &str, param: &str) -> Option<S
         ("departments", "{id}") => "department",
         ("exports", "{id}") => "export",
         ("app-credentials", "{id}") => "app_credential",
+        ("firmware", "{id}") => "firmware",
+        ("rollouts", "{id}") => "rollout",
+        // A link's token is its own grant: the attacker can only guess one.
+        ("firmware-downloads", "{token}") => "download",
         _ => return None,
     };
     ids.get(key).cloned()
@@ -185,6 +189,26 @@ async fn furnish(globex: &Api) -> Result<BTreeMap<&'static str, String>, Error> 
                      "script": "#{ n: count(series.temperature) }", "enabled": true }),
         )
         .await?;
+    let image = b"globex firmware 9.9.9";
+    globex
+        .create(
+            "/v1/firmware",
+            &json!({ "id": "gx-fw", "product_id": "gx-air", "version": "9.9.9", "notes": secret("firmware"),
+                     "size": image.len(), "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(image)) }),
+        )
+        .await?;
+    let (status, answer) = globex
+        .put_bytes("/v1/firmware/gx-fw/content", image)
+        .await?;
+    assert_eq!(status, 200, "{answer}");
+    // Scheduled far ahead, so the engine's timer changes nothing between the snapshots.
+    globex
+        .create(
+            "/v1/rollouts",
+            &json!({ "id": "gx-rollout", "package_id": "gx-fw", "target": { "type": "product" },
+                     "start_at": "2030-01-01T00:00:00Z" }),
+        )
+        .await?;
     let credential = globex
         .create(
             "/v1/app-credentials",
@@ -210,6 +234,9 @@ async fn furnish(globex: &Api) -> Result<BTreeMap<&'static str, String>, Error> 
         ("admin", "gina".into()),
         ("role", "gx-role".into()),
         ("department", "gx-ops".into()),
+        ("firmware", "gx-fw".into()),
+        ("rollout", "gx-rollout".into()),
+        ("download", "forged-link-token".into()),
     ]))
 }
 

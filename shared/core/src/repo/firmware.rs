@@ -20,11 +20,11 @@ fn execution_key(device: &str, rollout: &str) -> Key {
     Key::new(format!("DEVICE#{device}"), format!("JOB#{rollout}"))
 }
 
-fn job_key(job: &str) -> Key {
+pub(super) fn job_key(job: &str) -> Key {
     Key::new(format!("JOB#{job}"), "JOB")
 }
 
-fn executions_pk(tenant: &str, rollout: &str) -> String {
+pub(super) fn executions_pk(tenant: &str, rollout: &str) -> String {
     format!("TENANT#{tenant}#ROLLOUT#{rollout}")
 }
 

@@ -14,7 +14,7 @@ const PAGE: usize = 100;
 impl Catalog {
     /// Deletes the tenant's configuration (users and their credentials, sessions and inboxes,
     /// roles and policy, settings, departments, products, rules, templates, channels, routes,
-    /// statistics jobs and exports), its alarms, the statistics results of `device_uids` and
+    /// statistics jobs, exports, firmware packages, rollouts and their executions), its alarms, the statistics results of `device_uids` and
     /// its application credentials. Answers how many items went; safe to run again.
     pub async fn purge_tenant(
         &self,
@@ -24,11 +24,17 @@ impl Catalog {
         let config = self.keys(Query::partition(tenant_pk(tenant))).await?;
         let mut partitions = vec![alarms_pk(tenant)];
         let mut indexes = vec![super::app_credentials::app_credentials_index(tenant)];
+        let mut extra: Vec<Key> = Vec::new();
         for key in &config {
             if let Some(user) = key.sk.strip_prefix("USER#") {
                 partitions.push(format!("{}#USER#{user}", tenant_pk(tenant)));
                 partitions.push(inbox_pk(tenant, user));
                 indexes.push(super::access::sessions_pk(tenant, user));
+            } else if let Some(rollout) = key.sk.strip_prefix("ROLLOUT#") {
+                // Its executions (in the devices' partitions) through its index, and the
+                // pointer from its IoT job id.
+                indexes.push(super::firmware::executions_pk(tenant, rollout));
+                extra.push(super::firmware::job_key(&crate::ota::job_id(tenant, rollout)));
             } else if let Some(job) = key.sk.strip_prefix("STATJOB#") {
                 partitions.extend(
                     device_uids
@@ -37,7 +43,7 @@ impl Catalog {
                 );
             }
         }
-        let mut doomed: Vec<Key> = Vec::new();
+        let mut doomed: Vec<Key> = extra;
         for pk in partitions {
             doomed.extend(self.keys(Query::partition(pk)).await?);
         }
