@@ -34,7 +34,9 @@ impl Catalog {
                 // Its executions (in the devices' partitions) through its index, and the
                 // pointer from its IoT job id.
                 indexes.push(super::firmware::executions_pk(tenant, rollout));
-                extra.push(super::firmware::job_key(&crate::ota::job_id(tenant, rollout)));
+                extra.push(super::firmware::job_key(&crate::ota::job_id(
+                    tenant, rollout,
+                )));
             } else if let Some(job) = key.sk.strip_prefix("STATJOB#") {
                 partitions.extend(
                     device_uids
