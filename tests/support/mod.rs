@@ -268,31 +268,30 @@ impl Api {
         path: &str,
         text: &str,
     ) -> Result<(u16, Value), Error> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .header("content-type", "text/csv")
-            .body(text.to_owned());
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let text = response.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        self.send_raw(method, path, "text/csv", text.as_bytes().to_vec())
+            .await
     }
 
     /// A PUT of raw bytes (a firmware image); the answer as JSON.
     pub async fn put_bytes(&self, path: &str, bytes: &[u8]) -> Result<(u16, Value), Error> {
+        self.send_raw("PUT", path, "application/octet-stream", bytes.to_vec())
+            .await
+    }
+
+    /// A body of `content_type` with any method; the answer as JSON, or as text if not JSON.
+    async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Value), Error> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut request = self
             .client
-            .put(format!("{}{path}", self.base))
-            .header("content-type", "application/octet-stream")
-            .body(bytes.to_vec());
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -13,6 +13,7 @@ use iot_core::ota::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
@@ -149,18 +150,33 @@ struct CancelBody {
     force: bool,
 }
 
+/// The uids of the tenant's devices the caller's departments cover, read in one listing
+/// rather than a device at a time.
+async fn reachable(state: &ApiState, caller: &Principal) -> ApiResult<HashSet<String>> {
+    Ok(state
+        .catalog
+        .devices(&caller.tenant, None)
+        .await?
+        .into_iter()
+        .filter(|d| caller.scope.allows(&d.department_id))
+        .map(|d| d.uid)
+        .collect())
+}
+
 /// A caller scoped to departments cancels only a rollout whose devices are all theirs.
 async fn check_reach(state: &ApiState, caller: &Principal, id: &str) -> ApiResult<()> {
-    for execution in state.catalog.executions(&caller.tenant, id).await? {
-        let device = state.catalog.device(&execution.device_uid).await?;
-        if !device.is_some_and(|d| caller.scope.allows(&d.department_id)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "rollout {id:?} reaches devices outside the departments you manage; ask someone who manages them all"
-                ),
-            ));
-        }
+    let reachable = reachable(state, caller).await?;
+    let executions = state.catalog.executions(&caller.tenant, id).await?;
+    if executions
+        .iter()
+        .any(|e| !reachable.contains(&e.device_uid))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "rollout {id:?} reaches devices outside the departments you manage; ask someone who manages them all"
+            ),
+        ));
     }
     Ok(())
 }
@@ -220,16 +236,14 @@ async fn executions(
 ) -> ApiResult<Json<Page<Execution>>> {
     let status = filter?.0.status;
     state.ota.rollout(&caller.tenant, &id).await?;
-    let mut items = Vec::new();
-    for execution in state.catalog.executions(&caller.tenant, &id).await? {
-        if status.is_some_and(|s| s != execution.status) {
-            continue;
-        }
-        let device = state.catalog.device(&execution.device_uid).await?;
-        if device.is_some_and(|d| caller.scope.allows(&d.department_id)) {
-            items.push(execution);
-        }
-    }
+    let reachable = reachable(&state, &caller).await?;
+    let items = state
+        .catalog
+        .executions(&caller.tenant, &id)
+        .await?
+        .into_iter()
+        .filter(|e| status.is_none_or(|s| s == e.status) && reachable.contains(&e.device_uid))
+        .collect();
     page(items, &paging?.0, |e| e.device_uid.clone())
 }
 

@@ -525,13 +525,16 @@ impl OtaService {
                 rollout.ended_at = Some(now);
                 changed = true;
             }
-            for uid in &plan.release {
-                if let Some(mut execution) = self.catalog.execution(uid, &id).await? {
-                    let version = execution.version_number;
-                    execution.release(now);
-                    self.catalog.update_execution(&execution, version).await?;
-                    advanced.notify.push(uid.clone());
-                }
+            // Executions not yet released are as read above: no device can see them to change
+            // them, and timeouts only touch those in progress.
+            for mut execution in executions
+                .into_iter()
+                .filter(|e| plan.release.contains(&e.device_uid))
+            {
+                let version = execution.version_number;
+                execution.release(now);
+                self.catalog.update_execution(&execution, version).await?;
+                advanced.notify.push(execution.device_uid);
             }
             if changed {
                 self.catalog.put_rollout(&rollout).await?;

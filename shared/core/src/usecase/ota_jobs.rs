@@ -121,6 +121,10 @@ impl DeviceJobs {
             .ok()
             .and_then(|v| v["clientToken"].as_str().map(str::to_owned));
         let token = client_token.as_deref();
+        let not_found = |wanted: &str| {
+            let why = format!("no job {wanted} for this thing");
+            reply(false, rejected("ResourceNotFound", &why, None, token, now))
+        };
         let executions = self.executions(uid).await?;
         match request {
             JobsRequest::Pending => {
@@ -175,16 +179,7 @@ impl DeviceJobs {
                     executions.iter().find(|(job, _)| job == wanted)
                 };
                 let Some((job, execution)) = found else {
-                    return Ok(vec![reply(
-                        false,
-                        rejected(
-                            "ResourceNotFound",
-                            &format!("no job {wanted} for this thing"),
-                            None,
-                            token,
-                            now,
-                        ),
-                    )]);
+                    return Ok(vec![not_found(wanted)]);
                 };
                 let document = self.document(execution).await?;
                 let fields =
@@ -193,16 +188,7 @@ impl DeviceJobs {
             }
             JobsRequest::Update(wanted) => {
                 let Some((_, execution)) = executions.iter().find(|(job, _)| job == wanted) else {
-                    return Ok(vec![reply(
-                        false,
-                        rejected(
-                            "ResourceNotFound",
-                            &format!("no job {wanted} for this thing"),
-                            None,
-                            token,
-                            now,
-                        ),
-                    )]);
+                    return Ok(vec![not_found(wanted)]);
                 };
                 let parsed = serde_json::from_slice::<UpdateRequest>(payload)
                     .map_err(|e| format!("the request is not valid: {e}"));
