@@ -37,26 +37,30 @@ pub struct LocalJobs {
 }
 
 impl LocalJobs {
-    async fn send(&self, tenant: &str, messages: Vec<JobsMessage>) {
+    async fn send(&self, messages: Vec<JobsMessage>) {
         for message in messages {
             let bytes = message.payload.to_string().into_bytes();
-            if let Err(e) = self.gateway.publish_to(tenant, message.topic, bytes).await {
+            if let Err(e) = self
+                .gateway
+                .publish_to(&message.tenant, message.topic, bytes)
+                .await
+            {
                 tracing::warn!(error = %e, "a jobs answer was not sent");
             }
         }
     }
 
-    /// A device's jobs request: answered on its `/accepted` or `/rejected` topic.
+    /// A device's jobs request: answered on its `/accepted` or `/rejected` topic (a device
+    /// that does not exist gets no answer).
     pub async fn answer(
         &self,
-        tenant: &str,
         topic: &str,
         uid: &str,
         request: JobsRequest<'_>,
         payload: &[u8],
     ) -> Result<(), OtaError> {
         let messages = self.jobs.answer(topic, uid, request, payload).await?;
-        self.send(tenant, messages).await;
+        self.send(messages).await;
         Ok(())
     }
 
@@ -68,12 +72,8 @@ impl LocalJobs {
                 reason = rollout.reason.as_deref().unwrap_or(""), "rollout aborted");
         }
         for uid in advanced.notify {
-            let tenant = match self.ota.device_tenant(&uid).await? {
-                Some(tenant) => tenant,
-                None => continue,
-            };
             let next = self.jobs.notify_next(&uid).await?;
-            self.send(&tenant, vec![next]).await;
+            self.send(next.into_iter().collect()).await;
         }
         Ok(())
     }

@@ -150,12 +150,7 @@ impl Services {
             tracing::warn!(device = %uid, "a jobs request before the jobs API started; dropped");
             return Ok(());
         };
-        let tenant = match self.catalog.device(uid).await {
-            Ok(Some(device)) => device.tenant_id,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(HandleError::Jobs(e.into())),
-        };
-        jobs.answer(&tenant, topic, uid, request, payload)
+        jobs.answer(topic, uid, request, payload)
             .await
             .map_err(HandleError::Jobs)
     }

@@ -154,7 +154,9 @@ impl Fleet {
     ) -> Result<Advanced, Box<dyn std::error::Error>> {
         let advanced = self.ota.advance(self.clock.now_ms()).await?;
         for uid in &advanced.notify {
-            let next = self.jobs.notify_next(uid).await?;
+            let Some(next) = self.jobs.notify_next(uid).await? else {
+                continue;
+            };
             let Some(job) = next.payload["execution"]["jobId"].as_str() else {
                 continue;
             };

@@ -166,11 +166,6 @@ impl OtaService {
         }
     }
 
-    /// The tenant of a device, if it exists.
-    pub async fn device_tenant(&self, uid: &str) -> Result<Option<String>, OtaError> {
-        Ok(self.catalog.device(uid).await?.map(|d| d.tenant_id))
-    }
-
     pub fn firmware_store(&self) -> &Arc<dyn BlobStore> {
         &self.firmware
     }

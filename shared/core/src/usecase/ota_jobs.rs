@@ -21,9 +21,10 @@ pub trait DownloadLinks: Send + Sync {
     fn url(&self, tenant: &str, package_id: &str, device_uid: &str) -> Result<String, OtaError>;
 }
 
-/// A message to publish to a device.
+/// A message to publish to a device of `tenant`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobsMessage {
+    pub tenant: String,
     pub topic: String,
     pub payload: Value,
 }
@@ -50,11 +51,14 @@ impl DeviceJobs {
         }
     }
 
-    /// The device's executions it may see, oldest first (each with its job id): of its
-    /// tenant, since it was registered, and told to it.
-    async fn executions(&self, uid: &str) -> Result<Vec<(String, Execution)>, OtaError> {
+    /// The device's tenant and the executions it may see, oldest first (each with its job
+    /// id): of its tenant, since it was registered, and told to it. `None` for no device.
+    async fn executions(
+        &self,
+        uid: &str,
+    ) -> Result<Option<(String, Vec<(String, Execution)>)>, OtaError> {
         let Some(device) = self.catalog.device(uid).await? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let mut executions: Vec<(String, Execution)> = self
             .catalog
@@ -66,7 +70,7 @@ impl DeviceJobs {
             .map(|e| (job_id(&e.tenant_id, &e.rollout_id), e))
             .collect();
         executions.sort_by_key(|(_, e)| (e.queued_at, e.rollout_id.clone()));
-        Ok(executions)
+        Ok(Some((device.tenant_id, executions)))
     }
 
     /// The next pending one: in progress first, then the oldest queued (as IoT Core picks).
@@ -90,21 +94,26 @@ impl DeviceJobs {
         Ok(JobDocument::new(&rollout, &package, url))
     }
 
-    /// `notify-next` for a device: its next pending execution, or none.
-    pub async fn notify_next(&self, uid: &str) -> Result<JobsMessage, OtaError> {
-        let executions = self.executions(uid).await?;
+    /// `notify-next` for a device: its next pending execution, or none; `None` if there is
+    /// no such device.
+    pub async fn notify_next(&self, uid: &str) -> Result<Option<JobsMessage>, OtaError> {
+        let Some((tenant, executions)) = self.executions(uid).await? else {
+            return Ok(None);
+        };
         let mut payload = json!({});
         if let Some((job, execution)) = Self::next(&executions) {
             let document = self.document(execution).await?;
             payload["execution"] = execution_data(job, execution, Some(&document));
         }
-        Ok(JobsMessage {
+        Ok(Some(JobsMessage {
+            tenant,
             topic: jobs_notify_next_topic(uid),
             payload: accepted(payload, None, self.clock.now_ms()),
-        })
+        }))
     }
 
-    /// The answers to one request: its reply, and `notify-next` when it changed what is next.
+    /// The answers to one request: its reply, and `notify-next` when it changed what is next;
+    /// none for a device that does not exist.
     pub async fn answer(
         &self,
         topic: &str,
@@ -113,7 +122,11 @@ impl DeviceJobs {
         payload: &[u8],
     ) -> Result<Vec<JobsMessage>, OtaError> {
         let now = self.clock.now_ms();
+        let Some((tenant, executions)) = self.executions(uid).await? else {
+            return Ok(Vec::new());
+        };
         let reply = |accepted_: bool, payload: Value| JobsMessage {
+            tenant: tenant.clone(),
             topic: jobs_reply_topic(topic, accepted_),
             payload,
         };
@@ -125,7 +138,6 @@ impl DeviceJobs {
             let why = format!("no job {wanted} for this thing");
             reply(false, rejected("ResourceNotFound", &why, None, token, now))
         };
-        let executions = self.executions(uid).await?;
         match request {
             JobsRequest::Pending => {
                 let summaries = |status| -> Vec<Value> {
@@ -227,7 +239,7 @@ impl DeviceJobs {
                 }
                 let mut messages = vec![reply(true, accepted(fields, token, now))];
                 if updated.status.is_terminal() {
-                    messages.push(self.notify_next(uid).await?);
+                    messages.extend(self.notify_next(uid).await?);
                 }
                 Ok(messages)
             }
