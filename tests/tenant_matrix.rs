@@ -201,12 +201,17 @@ async fn furnish(globex: &Api) -> Result<BTreeMap<&'static str, String>, Error> 
         .put_bytes("/v1/firmware/gx-fw/content", image)
         .await?;
     assert_eq!(status, 200, "{answer}");
-    // Scheduled far ahead, so the engine's timer changes nothing between the snapshots.
+    // Scheduled a year ahead of now, so the engine's timer changes nothing between the
+    // snapshots.
+    let a_year_ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        + 365 * 24 * 3_600_000;
     globex
         .create(
             "/v1/rollouts",
             &json!({ "id": "gx-rollout", "package_id": "gx-fw", "target": { "type": "product" },
-                     "start_at": "2030-01-01T00:00:00Z" }),
+                     "start_at": a_year_ahead as i64 }),
         )
         .await?;
     let credential = globex
